@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything vode_ros needs, on a bare Python 3.11 machine or on one
+# with a sourced ROS 2 install. Re-running it only checks and returns.
+#
+#   .venv/                      Python venv (torch, onnxruntime, rosbags, ROS 2 Kilted wheels)
+#   .venv/ros_ws/install/       interface packages built with rosidl + colcon when not importable:
+#                               tf2_msgs (not on PyPI) and vode_ros_msgs (this repo's msg/)
+#   .venv/vode_env.sh           the environment the built interfaces need (sourced by scripts/)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY_BIN="${PYTHON:-python3.11}"
+command -v "$PY_BIN" >/dev/null || PY_BIN=python3
+STAMP="$VENV/.vode_setup_ok"
+# The stamp records the inputs; any change to them re-runs the install.
+INPUTS_HASH="$(cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/requirements.txt" "$ROOT/setup.py" "$ROOT"/msg/*.msg | sha1sum | cut -c1-12)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$INPUTS_HASH" ]]; then
+  exit 0
+fi
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+[[ -x "$VENV/bin/python" ]] || { log "creating venv with $PY_BIN"; "$PY_BIN" -m venv "$VENV"; }
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip wheel setuptools
+
+HAVE_SYSTEM_ROS=0
+if [[ -n "${ROS_DISTRO:-}" ]] && python3 -c 'import rclpy' 2>/dev/null; then
+  HAVE_SYSTEM_ROS=1
+  log "using the sourced ROS 2 $ROS_DISTRO install"
+fi
+
+log "installing Python packages (torch==2.13.0 CPU, onnxruntime, rosbags, ...)"
+"${PIP[@]}" install -r "$ROOT/scripts/requirements.txt"
+if [[ $HAVE_SYSTEM_ROS == 0 ]]; then
+  log "installing ROS 2 Kilted wheels (rclpy + Fast DDS + messages + rosidl build tools)"
+  "${PIP[@]}" install -r "$ROOT/scripts/requirements-ros.txt"
+  # The ROS wheels pull the old lark-parser, which shadows lark (needed by rosidl).
+  "${PIP[@]}" install --force-reinstall --no-deps lark
+fi
+"${PIP[@]}" install --no-deps -e "$ROOT"
+
+if [[ $HAVE_SYSTEM_ROS == 0 ]]; then
+  "$VENV/bin/python" "$ROOT/scripts/build_interfaces.py" --venv "$VENV" --repo "$ROOT"
+fi
+echo "$INPUTS_HASH" > "$STAMP"
+log "done"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Tests: set up (idempotent), then pytest. pytest's "no tests collected" (exit 5) is a failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh" || exit 1
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+cd "$ROOT"
+"$ROOT/.venv/bin/python" -m pytest "$@"
+rc=$?
+if [[ $rc == 5 ]]; then
+  echo "pytest collected no tests: treating as failure" >&2
+  exit 1
+fi
+exit $rc

@@ -1,0 +1,39 @@
+"""ament_python package vode_ros (run time) + vode_training (offline PyTorch, folder training/)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "vode_ros"
+training_packages = ["vode_training"] + [
+    "vode_training." + p for p in find_packages(where="training")
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["vode_ros", "vode_ros.*"]) + training_packages,
+    # The folder reads as the pipeline stage; the import name cannot clash with another
+    # project's top-level `training` package.
+    package_dir={"vode_training": "training"},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
+        ("share/" + PACKAGE + "/models", glob("models/*")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="vode_ros developers",
+    maintainer_email="vode-ros@example.com",
+    description="Self-supervised depth and visual odometry (SfMLearner family) for ROS 2",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "vode = vode_ros.cli.main:main",
+            "depth_node = vode_ros.nodes.depth_node:main",
+            "odometry_node = vode_ros.nodes.odometry_node:main",
+        ],
+    },
+)

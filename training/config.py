@@ -1,0 +1,194 @@
+"""Training configuration: YAML file + dotted command-line overrides, validated.
+
+A config has the sections ``method`` (a registered method name), ``data``, ``train`` (common to
+all methods, defaults below) and ``model``, ``loss`` (the method's own, defaults in its class's
+``DEFAULTS``). Missing keys take the defaults; unknown keys and wrongly typed values raise
+ConfigError naming the key and what is allowed.
+
+    cfg = load_config("config/train/sfmlearner.yaml", ["train.steps=50", "data.stereo=false"])
+
+Override values are parsed as YAML (``3``, ``2e-4``, ``true``, ``[-1, 1]``, ``gray``).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "method": "sfmlearner",
+    "data": {
+        "path": "data/kitti_odometry_06_0000-0050",   # KITTI odometry folder (relative: to the cwd)
+        "width": 416,
+        "height": 128,
+        "color": "gray",                 # gray | rgb
+        "stereo": True,                  # right image at t as an extra source (metric scale)
+        "offsets": [-1, 1],              # source frames relative to the target
+        "augment": True,                 # brightness / contrast jitter of the network inputs
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "max_frames": 0,                 # 0 = all
+    },
+    "train": {
+        "steps": 500,
+        "batch_size": 4,
+        "lr": 2.0e-4,
+        "lr_decay_steps": [],            # multiply lr by lr_decay_factor at these steps
+        "lr_decay_factor": 0.1,
+        "weight_decay": 0.0,
+        "grad_clip": 0.0,                # 0 = off
+        "seed": 0,
+        "num_threads": 2,
+        "num_workers": 0,
+        "log_every": 10,
+        "ckpt_every": 100,
+    },
+}
+
+# Keys whose value may be of any type (None in the defaults would otherwise fix the type).
+_FREE_KEYS: set[str] = set()
+
+
+class ConfigError(ValueError):
+    """Invalid training config; the message names the key."""
+
+
+def defaults_for(method: str) -> dict[str, Any]:
+    """Full default config for a method (common sections + the method's model/loss)."""
+    from .methods import get_method
+
+    try:
+        cls = get_method(method)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+    out = copy.deepcopy(COMMON_DEFAULTS)
+    out["method"] = method
+    for section, vals in cls.DEFAULTS.items():
+        out[section] = copy.deepcopy(vals)
+    return out
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, list)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _merge(defaults: dict[str, Any], given: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    if not isinstance(given, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(given).__name__}")
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        path = prefix + str(key)
+        if key not in defaults:
+            raise ConfigError(f"unknown config key '{path}'; allowed here: {', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if isinstance(default, dict):
+            out[key] = _merge(default, value if value is not None else {}, path + ".")
+        elif isinstance(default, float) and isinstance(value, str) and _is_float(value):
+            out[key] = float(value)      # PyYAML reads '2e-4' (no dot) as a string
+        elif path in _FREE_KEYS or _type_ok(default, value):
+            out[key] = float(value) if isinstance(default, float) else value
+        else:
+            raise ConfigError(f"config key '{path}': expected {type(default).__name__} like {default!r}, "
+                              f"got {value!r} ({type(value).__name__})")
+    return out
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """['train.steps=50', 'data.stereo=false'] -> nested dict."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. train.steps=50")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key part")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        node = nested
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{p}' is set both as a value and a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def _deep_update(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in upd.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate(given: dict[str, Any]) -> dict[str, Any]:
+    """Merge a (partial) config dict with the defaults of its method and check it."""
+    if not isinstance(given, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    method = given.get("method", COMMON_DEFAULTS["method"])
+    if not isinstance(method, str):
+        raise ConfigError(f"config key 'method': expected a method name, got {method!r}")
+    cfg = _merge(defaults_for(method), given)
+    data, train = cfg["data"], cfg["train"]
+    for key in ("width", "height"):
+        if data[key] <= 0 or data[key] % 32:
+            raise ConfigError(f"config key 'data.{key}': must be a positive multiple of 32, got {data[key]}")
+    if data["color"] not in ("gray", "rgb"):
+        raise ConfigError(f"config key 'data.color': must be 'gray' or 'rgb', got {data['color']!r}")
+    if not data["offsets"] or 0 in data["offsets"] or not all(isinstance(o, int) for o in data["offsets"]):
+        raise ConfigError(f"config key 'data.offsets': non-zero integers needed, got {data['offsets']}")
+    for key in ("steps", "batch_size", "num_threads", "log_every", "ckpt_every"):
+        if train[key] <= 0:
+            raise ConfigError(f"config key 'train.{key}': must be > 0, got {train[key]}")
+    if train["lr"] <= 0:
+        raise ConfigError(f"config key 'train.lr': must be > 0, got {train['lr']}")
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML file (or only defaults when path is None), apply overrides, validate."""
+    given: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            given = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(given, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    given = _deep_update(given, parse_overrides(overrides))
+    try:
+        return validate(given)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
+def dump_config(cfg: dict[str, Any]) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,206 @@
+"""Figures for evaluation reports and a fast depth colouring for the ROS node.
+
+numpy + matplotlib only (no torch, no pyplot): figures are built on
+``matplotlib.figure.Figure`` with the Agg canvas, so no global backend is switched and no
+display is needed; this is safe to import inside a ROS node. PNG files are written
+atomically (temporary file in the same folder, then ``os.replace``).
+
+- :func:`depth_colormap`: depth (m) -> BGR uint8 image, inverse-depth 'magma' colouring via a
+  256-entry LUT built once (near = bright, far = dark, invalid = black).
+- :func:`plot_trajectory_topview`: estimate vs. ground truth seen from above.
+- :func:`save_depth_panel`: image / prediction / reference stacked, with colour bars.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_PLANE_AXES = {"xz": (0, 2), "xy": (0, 1), "yz": (1, 2), "zx": (2, 0), "yx": (1, 0), "zy": (2, 1)}
+
+
+@functools.lru_cache(maxsize=8)
+def colormap_lut(name: str = "magma") -> np.ndarray:
+    """(256, 3) uint8 BGR lookup table of a matplotlib colour map (built once, cached)."""
+    from matplotlib import colormaps
+
+    rgba = colormaps[name](np.linspace(0.0, 1.0, 256))
+    lut = np.round(rgba[:, 2::-1] * 255.0).astype(np.uint8)  # RGB -> BGR
+    lut.setflags(write=False)
+    return lut
+
+
+def depth_colormap(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None,
+                   cmap: str = "magma") -> np.ndarray:
+    """Colour a depth map (metres, (H, W)) by inverse depth -> (H, W, 3) uint8 **BGR**.
+
+    Inverse depth is normalised linearly between ``1/vmax`` (colour-map start, dark) and
+    ``1/vmin`` (end, bright) and clipped. Defaults when None: ``vmin`` = 5th and ``vmax`` =
+    95th percentile of the valid depths of this image (pass fixed values for a stable colour
+    scale over a stream). Invalid pixels (<= 0, NaN, inf) are black.
+    """
+    d = np.asarray(depth, dtype=np.float32)
+    if d.ndim == 3 and d.shape[-1] == 1:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {d.shape}")
+    valid = np.isfinite(d) & (d > 0)
+    out = np.zeros(d.shape + (3,), dtype=np.uint8)
+    if not valid.any():
+        return out
+    if vmin is None or vmax is None:
+        lo_p, hi_p = np.percentile(d[valid], [5.0, 95.0])
+        vmin = float(lo_p) if vmin is None else vmin
+        vmax = float(hi_p) if vmax is None else vmax
+    if vmin <= 0 or vmax <= 0:
+        raise ValueError(f"vmin and vmax must be positive depths, got {vmin}, {vmax}")
+    inv_lo, inv_hi = 1.0 / max(vmin, vmax), 1.0 / min(vmin, vmax)
+    span = inv_hi - inv_lo
+    inv = 1.0 / d[valid]
+    t = (inv - inv_lo) / span if span > 0 else np.full_like(inv, 0.5)
+    idx = np.clip(t * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out[valid] = colormap_lut(cmap)[idx]
+    return out
+
+
+def _save_atomic(fig, out_png: str | os.PathLike, dpi: int) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix="." + out.stem + ".", suffix=".png.tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=dpi)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out
+
+
+def _as_positions(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3 and x.shape[1:] in ((4, 4), (3, 4)):
+        return x[:, :3, 3]
+    if x.ndim == 2 and x.shape[1] == 3:
+        return x
+    raise ValueError(f"expected (N, 4, 4) poses or (N, 3) positions, got {x.shape}")
+
+
+def plot_trajectory_topview(est: np.ndarray | None, gt: np.ndarray | None, out_png: str | os.PathLike,
+                            title: str = "trajectory (top view)",
+                            labels: Sequence[str] = ("estimate", "ground truth"),
+                            plane: str = "xz", ate: float | None = None,
+                            extra: dict[str, np.ndarray] | None = None,
+                            size_px: tuple[int, int] = (800, 800), dpi: int = 100) -> Path:
+    """Top view of trajectories -> PNG of ``size_px`` (w, h) pixels; returns the path.
+
+    est, gt: (N, 4, 4) poses or (N, 3) positions (either may be None). ``plane`` names the
+    two position axes drawn (horizontal, vertical): ``'xz'`` for camera optical frames (x
+    right, z forward), ``'xy'`` for base/odom frames (x forward, y left). Equal axis scale,
+    a marker at the start, legend; ``ate`` (metres) is appended to the title when given.
+    ``extra`` adds further labelled trajectories.
+    """
+    from matplotlib.figure import Figure
+
+    if plane not in _PLANE_AXES:
+        raise ValueError(f"plane must be one of {sorted(_PLANE_AXES)}, got {plane!r}")
+    a, b = _PLANE_AXES[plane]
+    fig = Figure(figsize=(size_px[0] / dpi, size_px[1] / dpi), dpi=dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    series = []
+    if gt is not None:
+        series.append((labels[1] if len(labels) > 1 else "ground truth", _as_positions(gt), "k", "--"))
+    if est is not None:
+        series.append((labels[0], _as_positions(est), "tab:red", "-"))
+    for i, (name, pos) in enumerate((extra or {}).items()):
+        series.append((name, _as_positions(pos), f"C{(i + 2) % 10}", "-"))
+    started = False
+    for name, pos, colour, style in series:
+        if len(pos) == 0:
+            continue
+        ax.plot(pos[:, a], pos[:, b], linestyle=style, color=colour, linewidth=1.5, label=name)
+        ax.plot(pos[-1, a], pos[-1, b], marker="x", color=colour, markersize=7)
+        if not started:
+            ax.plot(pos[0, a], pos[0, b], marker="o", color="tab:green", markersize=8,
+                    linestyle="none", label="start")
+            started = True
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(f"{plane[0]} [m]")
+    ax.set_ylabel(f"{plane[1]} [m]")
+    ax.grid(True, alpha=0.3)
+    full_title = title if ate is None else f"{title}  (ATE {ate:.3f} m)"
+    ax.set_title(full_title)
+    if series:
+        ax.legend(loc="best")
+    fig.tight_layout()
+    return _save_atomic(fig, out_png, dpi)
+
+
+def save_depth_panel(image: np.ndarray, depth_pred: np.ndarray, depth_ref: np.ndarray | None,
+                     out_png: str | os.PathLike, vmin: float | None = None,
+                     vmax: float | None = None,
+                     titles: Sequence[str] = ("image", "prediction", "reference"),
+                     width_px: int = 1000, dpi: int = 100) -> Path:
+    """Image / predicted depth / reference depth stacked vertically -> PNG; returns the path.
+
+    Depths (metres, 0 = invalid, shown black) are drawn as inverse depth with the 'magma'
+    map on one shared scale (``vmin``/``vmax`` in metres; default 5th/95th percentile of the
+    valid reference depths, or of the prediction without a reference); the colour bars are
+    labelled in metres. ``image`` is (H, W) grey or (H, W, 3) RGB. ``depth_ref`` may be None.
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    image = np.asarray(image)
+    panels = [np.asarray(depth_pred, dtype=np.float32)]
+    if depth_ref is not None:
+        panels.append(np.asarray(depth_ref, dtype=np.float32))
+    if vmin is None or vmax is None:
+        src = panels[-1]
+        good = src[np.isfinite(src) & (src > 0)]
+        if good.size == 0:
+            src = panels[0]
+            good = src[np.isfinite(src) & (src > 0)]
+        lo_p, hi_p = np.percentile(good, [5.0, 95.0]) if good.size else (1.0, 80.0)
+        vmin = float(lo_p) if vmin is None else vmin
+        vmax = float(hi_p) if vmax is None else vmax
+    if vmax <= vmin:
+        vmax = vmin * 1.01 + 1e-6
+    rows = 1 + len(panels)
+    aspect = image.shape[0] / image.shape[1]
+    fig_w = width_px / dpi
+    fig_h = rows * (fig_w * 0.9 * aspect + 0.35) + 0.1
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi, layout="constrained")
+    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    if image.ndim == 2:
+        axes[0].imshow(image, cmap="gray", vmin=0, vmax=255 if image.dtype == np.uint8 else None)
+    else:
+        axes[0].imshow(image)
+    axes[0].set_title(titles[0])
+    cmap = colormaps["magma"].with_extremes(bad="black")
+    im = None
+    for ax, depth, name in zip(axes[1:], panels, titles[1:]):
+        valid = np.isfinite(depth) & (depth > 0)
+        inv = np.ma.masked_array(np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0), mask=~valid)
+        # extent = the image's pixel grid, so a lower-resolution prediction lines up
+        im = ax.imshow(inv, cmap=cmap, vmin=1.0 / vmax, vmax=1.0 / vmin, interpolation="nearest",
+                       extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+        ax.set_title(name)
+        cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+        cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{1.0 / v:.3g}" if v > 0 else ""))
+        cbar.set_label("depth [m]")
+    # same colour-bar slot on the image row, hidden, so all rows have the same width
+    fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01).ax.set_visible(False)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save_atomic(fig, out_png, dpi)

@@ -1,0 +1,158 @@
+"""Export a training checkpoint to ONNX (``depth.onnx``, ``pose.onnx``) with metadata and a parity check.
+
+depth.onnx: input ``image`` float32 [1, C, H, W], normalised as at training,
+            (pixel / 255 - mean) / std; output ``inv_depth`` float32 [1, 1, H, W], the finest
+            scale, inverse depth in 1/m (metric when ``vode.metric_scale`` is "true").
+pose.onnx:  input ``frames`` float32 [1, 2C, H, W] = [target = current, source = previous], each
+            half normalised like ``image``; output ``pose`` float32 [1, 6] = T_previous_current as
+            [tx, ty, tz, rx, ry, rz] (metres, radians, R = Rz @ Ry @ Rx; vode_ros.geometry).
+
+Metadata (``metadata_props``, all strings): vode.kind, vode.method, vode.input_width,
+vode.input_height, vode.channels, vode.color, vode.mean, vode.std (JSON lists), vode.metric_scale,
+vode.min_depth, vode.max_depth, vode.trained_on, vode.train_steps, vode.created (ISO 8601),
+vode.onnx_parity_max_abs, plus vode.output (a one-line description of the output).
+
+Parity: after export, ONNX Runtime (CPU) and torch run the same random and real inputs (two
+consecutive frames of the training sequence when its folder exists); the largest absolute
+difference must be <= 1e-4 for inverse depth (1/m) and <= 1e-5 for the pose vector, else
+ExportParityError. Files are written to temporaries and moved into place (os.replace) only
+after both models passed, so a failed export leaves no half-written model behind.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DEPTH_TOLERANCE = 1e-4   # max |ORT - torch| of inverse depth, 1/m
+POSE_TOLERANCE = 1e-5    # max |ORT - torch| of the pose vector
+OPSET = 17
+
+
+class ExportParityError(RuntimeError):
+    """ONNX Runtime output differs from torch by more than the tolerance."""
+
+
+def _real_frames(cfg: dict[str, Any]) -> np.ndarray | None:
+    """Two consecutive training frames (2, C, H, W) in [0, 1], or None if the data is not there."""
+    from .data.kitti_snippets import KittiSnippets
+
+    d = cfg["data"]
+    if not Path(d["path"]).is_dir():
+        return None
+    ds = KittiSnippets(d["path"], d["width"], d["height"], d["color"], stereo=False, offsets=(-1,), max_frames=3)
+    return (ds.left[1:3].float() / 255.0).numpy()   # frames 1 (previous), 2 (current)
+
+
+def _set_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _max_abs_diff(session, name: str, module: torch.nn.Module, inputs: list[np.ndarray]) -> float:
+    worst = 0.0
+    for x in inputs:
+        (ort_out,) = session.run(None, {name: x.astype(np.float32)})
+        with torch.no_grad():
+            ref = module(torch.from_numpy(x.astype(np.float32))).numpy()
+        if ort_out.shape != ref.shape:
+            raise ExportParityError(f"output shape {ort_out.shape} from ONNX Runtime, torch gives {ref.shape}")
+        worst = max(worst, float(np.abs(ort_out - ref).max()))
+    return worst
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report."""
+    import onnxruntime as ort
+
+    from .trainer import load_checkpoint, method_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    method = method_from_checkpoint(ckpt)
+    cfg = method.cfg
+    info = method.export_info()
+    d = cfg["data"]
+    c, h, w = method.channels, d["height"], d["width"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mean = np.asarray(info["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(info["std"], np.float32).reshape(1, -1, 1, 1)
+    rng = np.random.default_rng(seed)
+    real = _real_frames(cfg)
+
+    def norm(x01: np.ndarray) -> np.ndarray:
+        return ((x01 - mean) / std).astype(np.float32)
+
+    rand = [norm(rng.random((2, c, h, w), dtype=np.float32)) for _ in range(2)]
+    real_n = norm(real) if real is not None else None
+    cases = {
+        "depth": ("image", "inv_depth", (1, c, h, w), DEPTH_TOLERANCE,
+                  [r[:1] for r in rand] + ([real_n[1:2]] if real_n is not None else []),
+                  "inverse depth in 1/m, finest scale, [1,1,H,W]"),
+        "pose": ("frames", "pose", (1, 2 * c, h, w), POSE_TOLERANCE,
+                 [r.reshape(1, 2 * c, h, w) for r in rand]
+                 + ([np.concatenate([real_n[1:2], real_n[0:1]], axis=1)] if real_n is not None else []),
+                 "T_previous_current [tx,ty,tz,rx,ry,rz] (m, rad, R=Rz@Ry@Rx), input [current, previous]"),
+    }
+    modules = method.export_modules()
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    report: dict[str, Any] = {"real_input": real is not None, "files": {}}
+    tmps: list[tuple[Path, Path]] = []
+    try:
+        for kind, module in modules.items():
+            in_name, out_name, shape, tol, inputs, desc = cases[kind]
+            final = out_dir / f"{kind}.onnx"
+            tmp = out_dir / f".{kind}.onnx.tmp"
+            tmps.append((tmp, final))
+            module = module.eval()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*[Cc]onstant folding.*")
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                torch.onnx.export(module, (torch.from_numpy(inputs[0]),), str(tmp), input_names=[in_name],
+                                  output_names=[out_name], opset_version=OPSET, dynamo=False,
+                                  do_constant_folding=True)
+            sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            diff = _max_abs_diff(sess, in_name, module, inputs)
+            if not diff <= tol:
+                raise ExportParityError(f"{kind}.onnx: ONNX Runtime differs from torch by {diff:.3g} > {tol:g}")
+            _set_metadata(tmp, {
+                "vode.kind": kind,
+                "vode.method": cfg["method"],
+                "vode.input_width": str(w),
+                "vode.input_height": str(h),
+                "vode.channels": str(c),
+                "vode.color": d["color"],
+                "vode.mean": json.dumps([float(v) for v in info["mean"]]),
+                "vode.std": json.dumps([float(v) for v in info["std"]]),
+                "vode.metric_scale": "true" if info["metric_scale"] else "false",
+                "vode.min_depth": repr(float(info["min_depth"])),
+                "vode.max_depth": repr(float(info["max_depth"])),
+                "vode.trained_on": Path(d["path"]).name,
+                "vode.train_steps": str(int(ckpt["step"])),
+                "vode.created": created,
+                "vode.onnx_parity_max_abs": f"{diff:.3g}",
+                "vode.output": desc,
+            })
+            report["files"][kind] = {"path": str(final), "parity_max_abs": diff, "tolerance": tol,
+                                     "parity_inputs": len(inputs)}
+        for tmp, final in tmps:
+            os.replace(tmp, final)
+            report["files"][final.stem]["bytes"] = final.stat().st_size
+    finally:
+        for tmp, _ in tmps:
+            if tmp.exists():
+                tmp.unlink()
+    return report

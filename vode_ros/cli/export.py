@@ -1,0 +1,51 @@
+"""`vode export`: training checkpoint -> depth.onnx + pose.onnx with metadata, parity-checked.
+
+    vode export --checkpoint runs/sfmlearner/checkpoint.pt --out models
+
+Without the lead's main wiring: ``python -m vode_ros.cli.export --checkpoint FILE --out DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export", help="export a training checkpoint to ONNX (needs torch)",
+        description="Export depth.onnx and pose.onnx with vode.* metadata; checks ONNX Runtime "
+                    "against torch (inverse depth <= 1e-4, pose <= 1e-5).")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `vode train`")
+    p.add_argument("--out", required=True, help="folder for depth.onnx / pose.onnx")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    try:
+        from vode_training.export import ExportParityError, export_checkpoint
+    except ImportError as exc:
+        print(f"vode export: the training extras are not installed ({exc}); "
+              "pip install -r scripts/requirements.txt", file=sys.stderr)
+        return 2
+    try:
+        report = export_checkpoint(args.checkpoint, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"vode export: {exc}", file=sys.stderr)
+        return 2
+    except ExportParityError as exc:
+        print(f"vode export: parity check failed, nothing written: {exc}", file=sys.stderr)
+        return 1
+    for kind, rep in report["files"].items():
+        print(f"vode export: {rep['path']} ({rep['bytes'] / 1e6:.1f} MB), ONNX Runtime vs torch max |diff| "
+              f"{rep['parity_max_abs']:.2g} (tolerance {rep['tolerance']:g}, {rep['parity_inputs']} inputs"
+              f"{', real frames included' if report['real_input'] else ', random only'})")
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="vode")
+    _sub = _parser.add_subparsers(dest="command", required=True)
+    register(_sub)
+    _args = _parser.parse_args(["export"] + sys.argv[1:])
+    sys.exit(_args.func(_args))

@@ -1,0 +1,39 @@
+"""`vode`: one command for the whole pipeline.
+
+    vode demo                      the embedded KITTI clip through the real nodes -> report
+    vode run [--bag BAG]           the nodes of launch/vode.launch.py in one process
+    vode bag from-kitti DIR OUT    KITTI odometry folder -> rosbag2 (mcap / sqlite3)
+    vode train --config FILE       self-supervised training (PyTorch)
+    vode export --checkpoint F     Depth + Pose nets -> ONNX with metadata, parity-checked
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Sub-command modules, each with register(subparsers); imported lazily so `vode run`
+# never imports torch.
+SUBCOMMANDS = ("demo", "run", "bag", "train", "export")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vode", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"vode_ros.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

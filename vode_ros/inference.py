@@ -1,0 +1,200 @@
+"""ONNX Runtime sessions for the exported Depth and Pose nets, configured by their metadata.
+
+The model files carry what the run time needs (written by vode_training.export): input
+size, colour, normalisation, method and whether the scale is metric. Nothing here imports
+torch or ROS.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vode_ros.geometry import disparity_to_depth, pose_vec_to_mat, scale_intrinsics
+from vode_ros.image_codec import to_gray, to_rgb
+
+LOG = logging.getLogger("vode_ros.inference")
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, corrupt or not a vode model; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    kind: str                 # depth | pose
+    method: str
+    width: int
+    height: int
+    channels: int
+    color: str                # gray | rgb
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    metric_scale: bool
+    min_depth: float
+    max_depth: float
+    raw: dict[str, str]
+
+    @staticmethod
+    def from_props(props: dict[str, str], path: Path) -> "ModelMeta":
+        try:
+            return ModelMeta(
+                kind=props["vode.kind"],
+                method=props.get("vode.method", "unknown"),
+                width=int(props["vode.input_width"]),
+                height=int(props["vode.input_height"]),
+                channels=int(props["vode.channels"]),
+                color=props.get("vode.color", "gray" if props["vode.channels"] == "1" else "rgb"),
+                mean=tuple(json.loads(props.get("vode.mean", "[0.0]"))),
+                std=tuple(json.loads(props.get("vode.std", "[1.0]"))),
+                metric_scale=props.get("vode.metric_scale", "false").lower() == "true",
+                min_depth=float(props.get("vode.min_depth", 0.1)),
+                max_depth=float(props.get("vode.max_depth", 100.0)),
+                raw=dict(props),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(
+                f"{path}: missing or bad vode metadata ({exc}); export models with `vode export`"
+            ) from exc
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def choose_providers(requested: list[str] | None = None) -> list[str]:
+    """TensorRT -> CUDA -> CPU, keeping only what this onnxruntime build offers."""
+    avail = available_providers()
+    wanted = requested or list(PREFERRED_PROVIDERS)
+    chosen = [p for p in wanted if p in avail]
+    return chosen or ["CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """One ORT session plus its vode metadata. Raises ModelLoadError with the file name."""
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 0,
+                 expected_kind: str | None = None, cache_dir: str | Path | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelLoadError(
+                f"model file not found: {self.path} (set the model_dir parameter, or export one with `vode export`)"
+            )
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+        provider_list = choose_providers(providers)
+        provider_opts = []
+        for p in provider_list:
+            if p == "TensorrtExecutionProvider" and cache_dir is not None:
+                provider_opts.append({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)})
+            else:
+                provider_opts.append({})
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=provider_list,
+                                                provider_options=provider_opts)
+        except Exception as exc:  # ORT raises its own exception types for corrupt files
+            raise ModelLoadError(f"{self.path}: not a loadable ONNX model ({exc.__class__.__name__}: {exc})") from exc
+        self.provider = self.session.get_providers()[0]
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = ModelMeta.from_props(props, self.path)
+        if expected_kind and self.meta.kind != expected_kind:
+            raise ModelLoadError(f"{self.path}: is a '{self.meta.kind}' model, expected '{expected_kind}'")
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = list(inp.shape)
+        want_c = self.meta.channels * (2 if self.meta.kind == "pose" else 1)
+        if len(shape) != 4 or shape[1] != want_c or shape[2] != self.meta.height or shape[3] != self.meta.width:
+            raise ModelLoadError(
+                f"{self.path}: input shape {shape} does not match its metadata "
+                f"[1, {want_c}, {self.meta.height}, {self.meta.width}]; re-export the model"
+            )
+        self.last_ms = 0.0
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.session.run(None, {self.input_name: tensor})[0]
+        self.last_ms = (time.perf_counter() - t0) * 1e3
+        return out
+
+    def preprocess(self, img: np.ndarray, encoding: str) -> np.ndarray:
+        """uint8 image in any supported encoding -> (C, H, W) float32 normalised net input."""
+        import cv2
+
+        m = self.meta
+        x = to_gray(img, encoding) if m.color == "gray" else to_rgb(img, encoding)
+        x = cv2.resize(x, (m.width, m.height), interpolation=cv2.INTER_AREA)
+        x = x.astype(np.float32) / 255.0
+        if x.ndim == 2:
+            x = x[None]                              # (1, H, W)
+        else:
+            x = np.transpose(x, (2, 0, 1))           # (3, H, W)
+        mean = np.asarray(m.mean, np.float32).reshape(-1, 1, 1)
+        std = np.asarray(m.std, np.float32).reshape(-1, 1, 1)
+        return np.ascontiguousarray((x - mean) / std)
+
+    def intrinsics_for_net(self, k: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
+        return scale_intrinsics(k, image_wh, (self.meta.width, self.meta.height))
+
+
+class DepthEstimator:
+    """image -> depth (network resolution, metres when the model is metric)."""
+
+    def __init__(self, model: OnnxModel):
+        self.model = model
+
+    def __call__(self, net_input: np.ndarray, fx: float | None = None) -> np.ndarray:
+        """net_input (C, H, W) -> depth (H, W). With `fx` (focal length in pixels at the
+        network's resolution) a metric model's depth is rescaled from the focal length it
+        was trained with (metadata vode.train_fx): depth is proportional to f for the same image."""
+        inv_depth = self.model.run(net_input[None])[0, 0]      # (H, W), 1/m
+        m = self.model.meta
+        depth = disparity_to_depth(inv_depth, m.min_depth, m.max_depth)
+        train_fx = float(m.raw.get("vode.train_fx", 0) or 0)
+        if fx and train_fx > 0:
+            depth = depth * (fx / train_fx)
+        return depth.astype(np.float32)
+
+
+class PoseEstimator:
+    """(current, previous) net inputs -> T_prev_cur, the current camera in the previous one."""
+
+    def __init__(self, model: OnnxModel):
+        self.model = model
+
+    def __call__(self, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        frames = np.concatenate([current, previous], axis=0)[None]   # (1, 2C, H, W)
+        vec = self.model.run(frames).reshape(-1)[:6]
+        return pose_vec_to_mat(vec)
+
+
+def default_model_dir() -> Path:
+    """The shipped models: the installed share dir on a ROS install, else the repo's models/."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("vode_ros")) / "models"
+        if (share / "depth.onnx").is_file():
+            return share
+    except Exception:  # not installed with colcon, or ament_index missing
+        pass
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def load_models(model_dir: str | Path | None, providers: list[str] | None = None,
+                threads: int = 0) -> tuple[OnnxModel, OnnxModel]:
+    d = Path(model_dir) if model_dir else default_model_dir()
+    depth = OnnxModel(d / "depth.onnx", providers, threads, expected_kind="depth")
+    pose = OnnxModel(d / "pose.onnx", providers, threads, expected_kind="pose")
+    LOG.info("models from %s run on %s", d, depth.provider)
+    return depth, pose

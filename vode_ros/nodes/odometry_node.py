@@ -1,0 +1,92 @@
+"""Odometry node: consecutive camera images -> nav_msgs/Odometry and TF (REP-105).
+
+  odom               nav_msgs/Odometry, odom -> base_link, with covariance (reliable)
+  /tf                odom -> base_link
+  /tf_static         base_link -> camera optical frame (the mount, from parameters)
+  vode/status        vode_ros_msgs/VodeStatus per frame; /diagnostics at 1 Hz
+
+The pose net gives the current camera in the previous camera's optical frame; the mount
+turns that into base_link motion, which is integrated from the first frame (odom origin).
+A stamp older than the last one (a bag looping) resets the trajectory with a log line.
+"""
+from __future__ import annotations
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from tf2_msgs.msg import TFMessage
+
+from vode_ros.frames import mount_transform
+from vode_ros.inference import PoseEstimator
+from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
+from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
+from vode_ros.odometry import OdometryIntegrator, diagonal_covariance
+
+
+class OdometryNode(VodeNodeBase):
+    role = "pose"
+
+    def __init__(self, **kwargs):
+        super().__init__("odometry_node", **kwargs)
+        self._declare("odom_frame", "odom", "odometry frame (REP-105)")
+        self._declare("base_frame", "base_link", "robot body frame (REP-105)")
+        self._declare("camera_frame", "camera_left_optical_frame", "optical frame of the input camera (REP-103)")
+        self._declare("mount_xyz", [0.0, 0.0, 1.65], "camera position in base_frame, metres")
+        self._declare("mount_rpy", [0.0, 0.0, 0.0], "camera_link orientation in base_frame, radians")
+        self._declare("publish_tf", True, "broadcast odom -> base_link on /tf")
+        self._declare("pose_std_xyz", 0.1, "position standard deviation for the covariance, m")
+        self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad")
+        self._declare("scale", 1.0, "multiplies the net's translations (1 for stereo-trained metric models)")
+        p = self.get_parameter
+        self.odom_frame, self.base_frame = p("odom_frame").value, p("base_frame").value
+        self.camera_frame = p("camera_frame").value
+        t_base_cam = mount_transform(list(p("mount_xyz").value), list(p("mount_rpy").value))
+        self.integrator = OdometryIntegrator(t_base_cam, scale=float(p("scale").value))
+        self.pose_cov = diagonal_covariance(p("pose_std_xyz").value, p("pose_std_rpy").value)
+        self.twist_cov = diagonal_covariance(p("pose_std_xyz").value * 10, p("pose_std_rpy").value * 10)
+        self.estimator = PoseEstimator(self.model)
+        self.previous: np.ndarray | None = None
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.odom_pub = self.create_publisher(Odometry, "odom", reliable)
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", 100)
+        static_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", static_qos)
+        self.tf_static_pub.publish(TFMessage(transforms=[
+            transform_msg(t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())]))
+        self._warned_frame = False
+
+    def process(self, frame: Frame) -> None:
+        stamp = stamp_to_sec(frame.header.stamp)
+        if frame.header.frame_id and frame.header.frame_id != self.camera_frame and not self._warned_frame:
+            self._warned_frame = True
+            self.get_logger().warning(
+                f"images are in frame '{frame.header.frame_id}' but camera_frame is '{self.camera_frame}': "
+                "set the camera_frame parameter so TF connects them")
+        net_in = self.model.preprocess(frame.image, frame.encoding)
+        if self.integrator.time_went_backwards(stamp):
+            self.get_logger().warning(
+                f"time jumped back ({self.integrator.last_stamp:.3f} -> {stamp:.3f} s; bag loop?): odometry reset")
+            self.integrator.reset()
+            self.previous = None
+        if self.previous is None:
+            self.integrator.start(stamp)
+            state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
+        else:
+            motion = self.estimator(net_in, self.previous)
+            state = self.integrator.update(stamp, motion)
+            state_pose, lin, ang = state.pose, state.twist_linear, state.twist_angular
+        self.previous = net_in
+        self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
+                                           self.base_frame, self.pose_cov, self.twist_cov))
+        if self.get_parameter("publish_tf").value:
+            self.tf_pub.publish(TFMessage(transforms=[
+                transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)]))
+
+
+def main(args=None) -> int:
+    return run_single(OdometryNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""numpy <-> ROS message helpers used by the nodes (thin: the maths lives in vode_ros/*)."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TransformStamped
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from vode_ros.frames import matrix_to_xyz_quat
+from vode_ros.image_codec import decode_compressed, decode_image, encode_image
+
+
+def stamp_to_sec(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def image_from_msg(msg) -> tuple[np.ndarray, str]:
+    """Image or CompressedImage -> (array, encoding)."""
+    if hasattr(msg, "encoding"):
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data), msg.encoding
+    return decode_compressed(msg.format, msg.data)
+
+
+def image_to_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
+    fields = encode_image(arr, encoding)
+    msg = Image(header=header)
+    msg.height, msg.width, msg.step = fields["height"], fields["width"], fields["step"]
+    msg.encoding, msg.is_bigendian = fields["encoding"], fields["is_bigendian"]
+    msg.data = fields["data"]
+    return msg
+
+
+def k_from_camera_info(info: CameraInfo) -> np.ndarray:
+    return np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+
+
+def scaled_camera_info(info: CameraInfo, k: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
+    """CameraInfo of the depth image (network resolution), as image_proc's resize does."""
+    out = CameraInfo(header=header, width=width, height=height, distortion_model=info.distortion_model)
+    out.d = list(info.d)
+    out.k = k.reshape(-1).tolist()
+    out.r = list(info.r)
+    p = np.zeros((3, 4))
+    p[:, :3] = k
+    out.p = p.reshape(-1).tolist()
+    return out
+
+
+def transform_msg(mat: np.ndarray, parent: str, child: str, stamp: Time) -> TransformStamped:
+    xyz, q = matrix_to_xyz_quat(mat)
+    t = TransformStamped()
+    t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, parent, child
+    t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = map(float, xyz)
+    (t.transform.rotation.x, t.transform.rotation.y,
+     t.transform.rotation.z, t.transform.rotation.w) = map(float, q)
+    return t
+
+
+def odometry_msg(pose: np.ndarray, lin: np.ndarray, ang: np.ndarray, stamp: Time, odom_frame: str,
+                 base_frame: str, pose_cov: list[float], twist_cov: list[float]) -> Odometry:
+    xyz, q = matrix_to_xyz_quat(pose)
+    msg = Odometry()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, odom_frame, base_frame
+    p = msg.pose.pose
+    p.position.x, p.position.y, p.position.z = map(float, xyz)
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = map(float, q)
+    msg.pose.covariance = pose_cov
+    tw = msg.twist.twist
+    tw.linear.x, tw.linear.y, tw.linear.z = map(float, lin)
+    tw.angular.x, tw.angular.y, tw.angular.z = map(float, ang)
+    msg.twist.covariance = twist_cov
+    return msg

@@ -1,0 +1,74 @@
+"""`vode run`: the launch file's nodes in one process, for machines without `ros2 launch`.
+
+Reads the same parameter YAML as launch/vode.launch.py and hosts the nodes in one
+MultiThreadedExecutor (as a component container would). Optionally plays a bag into them.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from vode_ros.inference import ModelLoadError
+
+DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "config" / "vode.yaml"
+
+
+def ros_args(params_file: Path, overrides: dict[str, str]) -> list[str]:
+    args = ["--ros-args", "--params-file", str(params_file)]
+    for key, value in overrides.items():
+        args += ["-p", f"{key}:={value}"]
+    return args
+
+
+def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None = None,
+              nodes: tuple[str, ...] = ("depth", "odometry"), bag: Path | None = None,
+              rate: float = 1.0, log=print) -> int:
+    from vode_ros.nodes.depth_node import DepthNode
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    params_file = Path(params_file or DEFAULT_PARAMS)
+    if not params_file.is_file():
+        log(f"parameter file not found: {params_file}")
+        return 2
+    rclpy.init(args=ros_args(params_file, overrides or {}))
+    created = []
+    try:
+        for name in nodes:
+            created.append({"depth": DepthNode, "odometry": OdometryNode}[name]())
+    except ModelLoadError as exc:
+        log(f"error: {exc}")
+        for n in created:
+            n.destroy_node()
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    for n in created:
+        executor.add_node(n)
+    if bag is not None:
+        from vode_ros.bag.play_record import BagPlayer
+
+        player = BagPlayer(bag, rate=rate)
+        executor.add_node(player)
+
+        def play_then_stop():
+            player.wait_for_subscribers([t for t in player.publishers_by_topic if "image" in t], 20.0)
+            player.play()
+            for n in created:
+                n.worker.wait_idle(10.0)
+            log(f"played {player.published} messages from {bag}")
+            rclpy.try_shutdown()
+
+        threading.Thread(target=play_then_stop, daemon=True).start()
+    log(f"running {', '.join(n.get_name() for n in created)} with {params_file} (Ctrl-C to stop)")
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for n in created:
+            n.destroy_node()
+        rclpy.try_shutdown()
+    return 0
