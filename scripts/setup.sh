@@ -20,8 +20,11 @@ fi
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 [[ -x "$VENV/bin/python" ]] || { log "creating venv with $PY_BIN"; "$PY_BIN" -m venv "$VENV"; }
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install --upgrade pip wheel setuptools
+# This machine kind's pip config names local wheel folders that may not exist: hide that noise.
+pip_quiet() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; return "${PIPESTATUS[0]}"; }
+PIP=(pip_quiet)
+# colcon-core needs setuptools < 80.
+"${PIP[@]}" install --upgrade pip wheel "setuptools<80"
 
 HAVE_SYSTEM_ROS=0
 if [[ -n "${ROS_DISTRO:-}" ]] && python3 -c 'import rclpy' 2>/dev/null; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 
 from vode_ros.kitti import load_sequence, read_image
@@ -30,11 +31,12 @@ def seq(kitti_dir):
 
 
 def _send(h, seq, encodings, t0=100.0):
+    n_odom, n_depth = len(h.got["odom"]), len(h.got["depth"])
     for i, enc in enumerate(encodings):
         grey = read_image(seq.left[i])
         img = {"mono8": grey, "rgb8": np.dstack([grey] * 3), "bgr8": np.dstack([grey] * 3)}[enc]
         h.publish_frame(img, enc, seq.k, t0 + 0.1 * i)
-        h.wait_for(lambda n=i: len(h.got["odom"]) > n and len(h.got["depth"]) > n, 10.0)
+        h.wait_for(lambda n=i: len(h.got["odom"]) > n_odom + n and len(h.got["depth"]) > n_depth + n, 10.0)
 
 
 def test_depth_odometry_and_tf(harness, seq):
@@ -75,7 +77,7 @@ def test_unsupported_encoding_is_rejected_and_node_keeps_running(harness, seq):
     bad = np.zeros((seq.image_size[1], seq.image_size[0]), np.uint16)
     h.publish_frame(bad, "16UC1", seq.k, 200.0)
     assert h.wait_for(lambda: any(
-        s.message and "unsupported encoding '16UC1'" in s.message and s.level == 1
+        s.message and "unsupported encoding '16UC1'" in s.message and s.level == DiagnosticStatus.WARN
         for d in h.got["diag"] for s in d.status), 5.0), "no WARN diagnostics naming the encoding"
     assert len(h.got["depth"]) == depth_before
     _send(h, seq, ["mono8"], t0=300.0)   # still alive

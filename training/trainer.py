@@ -44,8 +44,7 @@ def seed_everything(seed: int) -> None:
 def build_dataset(cfg: dict[str, Any]) -> KittiSnippets:
     d = cfg["data"]
     return KittiSnippets(d["path"], d["width"], d["height"], d["color"], d["stereo"], tuple(d["offsets"]),
-                         d["augment"], d["brightness"], d["contrast"], d["max_frames"] or None,
-                         seed=cfg["train"]["seed"])
+                         d["augment"], d["brightness"], d["contrast"], d["max_frames"] or None)
 
 
 def save_checkpoint(path: str | Path, method: Method, optimizer: torch.optim.Optimizer | None,

@@ -126,15 +126,16 @@ def _index_by_stamp(stamps_ns: np.ndarray, frame_ns: np.ndarray) -> np.ndarray:
 
 def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_depth_panels: int = 3,
              log=print) -> dict:
+    from vode_ros.bag.kitti_to_bag import stamp_ns
     from vode_ros.bag.reader import read_depth_images, read_messages, read_trajectory
     from vode_ros.kitti import load_sequence, read_image
     from vode_training.evaluate.depth_metrics import compute_depth_metrics, mean_metrics
     from vode_training.evaluate.plots import plot_trajectory_topview, save_depth_panel
     from vode_training.evaluate.stereo_gt import sgbm_depth
-    from vode_training.evaluate.trajectory import ate5, ate_rmse, path_length
+    from vode_training.evaluate.trajectory import align_positions, ate5, ate_rmse, path_length
 
     seq = load_sequence(data_dir)
-    frame_ns = np.round((seq.times + STAMP_OFFSET) * 1e9).astype(np.int64)
+    frame_ns = np.array([stamp_ns(t, STAMP_OFFSET) for t in seq.times], dtype=np.int64)
     out: dict = {}
 
     # Trajectory: recorded /odom vs the bag's ground truth, both base_link in odom.
@@ -155,9 +156,11 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
             "ate5_mean_m": m5, "ate5_std_m": s5,
             "path_length_gt_m": path_length(g), "path_length_est_m": path_length(e),
         }
+        aligned, *_ = align_positions(e, g, "sim3")
         plot_trajectory_topview(e, g, report_dir / "trajectory.png", plane="xy", ate=sim3["rmse"],
-                                title="vode_ros odometry vs KITTI ground truth (top view, Sim(3)-aligned ATE)",
-                                labels=("vode_ros /odom", "ground truth"))
+                                title="vode_ros /odom vs KITTI ground truth (top view)",
+                                labels=("vode_ros /odom (as published)", "ground truth"),
+                                extra={"vode_ros /odom, Sim(3)-aligned": aligned})
 
     # Depth: recorded /depth/image vs stereo SGBM pseudo ground truth at full resolution.
     depth = read_depth_images(out_bag, "/depth/image")
@@ -212,6 +215,8 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = REPO / "reports" / "
     depth_model = OnnxModel(model_dir / "depth.onnx", expected_kind="depth")  # fail before any work
     OnnxModel(model_dir / "pose.onnx", expected_kind="pose")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("depth_*.png"), out_dir / "trajectory.png", out_dir / "report.json"]:
+        stale.unlink(missing_ok=True)
     work = out_dir / "bags"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()

@@ -119,6 +119,9 @@ class OnnxModel:
                 f"{self.path}: input shape {shape} does not match its metadata "
                 f"[1, {want_c}, {self.meta.height}, {self.meta.width}]; re-export the model"
             )
+        # One warm-up run: the first call allocates and (for TensorRT) builds engines, which
+        # would otherwise stall the first camera frame.
+        self.session.run(None, {self.input_name: np.zeros([1, want_c, self.meta.height, self.meta.width], np.float32)})
         self.last_ms = 0.0
 
     def run(self, tensor: np.ndarray) -> np.ndarray:

@@ -46,8 +46,7 @@ class KittiSnippets(Dataset):
 
     def __init__(self, root: str | Path, width: int = 416, height: int = 128, color: str = "gray",
                  stereo: bool = False, offsets: tuple[int, ...] = (-1, 1), augment: bool = False,
-                 brightness: float = 0.2, contrast: float = 0.2, max_frames: int | None = None,
-                 seed: int = 0):
+                 brightness: float = 0.2, contrast: float = 0.2, max_frames: int | None = None):
         import cv2
 
         seq = load_sequence(root, max_frames=max_frames)
@@ -77,7 +76,6 @@ class KittiSnippets(Dataset):
         self.targets = list(range(lo, hi))
         if not self.targets:
             raise ValueError(f"{root}: {len(seq)} frames is too few for offsets {self.offsets}")
-        self._rng = np.random.default_rng(seed)
 
     @property
     def channels(self) -> int:

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 class PoseNet(nn.Module):
     def __init__(self, in_channels: int = 1, channels=(16, 32, 64, 128, 256, 256, 256),
-                 output_scale: float = 0.01):
+                 output_scale: float = 0.01, trans_scale: float | None = None):
         super().__init__()
         layers = []
         cin = 2 * in_channels
@@ -24,8 +24,9 @@ class PoseNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(cin, 6, 1)
         self.output_scale = float(output_scale)
+        self.trans_scale = float(output_scale if trans_scale is None else trans_scale)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (B, 2C, H, W) = [target, source] -> (B, 6) T_source_target pose vector."""
-        x = self.head(self.features(frames))           # (B, 6, h, w)
-        return self.output_scale * x.mean(dim=(2, 3))
+        x = self.head(self.features(frames)).mean(dim=(2, 3))   # (B, 6)
+        return torch.cat([self.trans_scale * x[:, :3], self.output_scale * x[:, 3:]], dim=1)

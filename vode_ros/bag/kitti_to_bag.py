@@ -57,7 +57,7 @@ def _seconds_to_ns(s: float) -> int:
     return int(whole) * 1_000_000_000 + int(round((s - whole) * 1e9))
 
 
-def _stamp_ns(t: float, offset: float) -> int:
+def stamp_ns(t: float, offset: float) -> int:
     return _seconds_to_ns(float(t)) + _seconds_to_ns(float(offset))
 
 
@@ -182,7 +182,7 @@ def convert(
     gt = base_trajectory(seq.poses, t_base_cam) if seq.poses is not None else None
     gt_twist = _twists(gt, seq.times) if gt is not None else None
     stereo = seq.right is not None and seq.baseline is not None
-    stamps = [_stamp_ns(t, stamp_offset) for t in seq.times]
+    stamps = [stamp_ns(t, stamp_offset) for t in seq.times]
     if any(s < 0 for s in stamps):
         raise ValueError(f"negative stamps: times.txt starts at {seq.times[0]} s and stamp_offset is {stamp_offset}")
 

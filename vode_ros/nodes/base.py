@@ -56,6 +56,7 @@ class VodeNodeBase(Node):
             f"runs on {model.provider}"
         )
         self.camera_info: CameraInfo | None = None
+        self._parked: Image | None = None
         self.frames_in = self.frames_out = self.frames_rejected = 0
         self.last_problem = ""
         self.last_problem_time = 0.0
@@ -80,12 +81,21 @@ class VodeNodeBase(Node):
                          "(K[0] <= 0 or width 0): calibrate the camera")
             return
         self.camera_info = msg
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            self._on_image(parked, counted=True)
 
-    def _on_image(self, msg: Image) -> None:
-        self.frames_in += 1
+    def _on_image(self, msg: Image, counted: bool = False) -> None:
+        if not counted:
+            self.frames_in += 1
         if self.camera_info is None:
-            return self.reject(f"no CameraInfo yet on {self.get_parameter('camera_info_topic').value}; "
-                               "waiting for it before processing images")
+            # A camera publishes image and CameraInfo together, in either order: keep the
+            # newest image until the first CameraInfo arrives instead of losing it.
+            if self._parked is not None:
+                self.reject(f"no CameraInfo yet on {self.get_parameter('camera_info_topic').value}; "
+                            "waiting for it before processing images")
+            self._parked = msg
+            return
         try:
             img, enc = image_from_msg(msg)
         except ImageDecodeError as exc:

@@ -9,7 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vode_ros.frames import matrix_to_xyz_quat
-from vode_ros.image_codec import decode_compressed, decode_image, encode_image
+from vode_ros.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
 
 def stamp_to_sec(stamp: Time) -> float:
@@ -19,6 +19,10 @@ def stamp_to_sec(stamp: Time) -> float:
 def image_from_msg(msg) -> tuple[np.ndarray, str]:
     """Image or CompressedImage -> (array, encoding)."""
     if hasattr(msg, "encoding"):
+        if msg.encoding not in IMAGE_ENCODINGS:
+            raise ImageDecodeError(
+                f"unsupported encoding '{msg.encoding}'; camera images must be one of {', '.join(IMAGE_ENCODINGS)} "
+                "(convert bayer/yuv/16-bit images with image_proc first)")
         return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data), msg.encoding
     return decode_compressed(msg.format, msg.data)
 

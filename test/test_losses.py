@@ -1,0 +1,92 @@
+"""Losses are ~0 at the ground truth and grow with the error."""
+import numpy as np
+import pytest
+import torch
+
+from vode_training.losses.photometric import masked_mean, photometric_error, reprojection_loss
+from vode_training.losses.smoothness import edge_aware_smoothness, second_order_smoothness
+
+torch.set_num_threads(2)
+
+
+def _image(seed=0, shape=(2, 1, 32, 48)):
+    gen = torch.Generator().manual_seed(seed)
+    img = torch.rand(shape, generator=gen)
+    return torch.nn.functional.avg_pool2d(img, 3, 1, 1).clamp(0, 1)   # a little texture
+
+
+@pytest.mark.parametrize("kind", ["l1", "ssim_l1"])
+def test_photometric_zero_at_truth_and_grows(kind):
+    img = _image()
+    assert photometric_error(img, img, kind).abs().max() < 1e-6
+    gen = torch.Generator().manual_seed(1)
+    noise = torch.randn(img.shape, generator=gen)
+    errs = [photometric_error((img + a * noise).clamp(0, 1), img, kind).mean().item() for a in (0.01, 0.05, 0.2)]
+    assert 0 < errs[0] < errs[1] < errs[2]
+    assert photometric_error(img, img, kind).shape == (2, 1, 32, 48)
+
+
+def test_photometric_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="ssim_l1"):
+        photometric_error(_image(), _image(), "l2")
+
+
+def test_masked_mean_ignores_masked_pixels():
+    err = torch.zeros(1, 1, 4, 4)
+    err[..., :2] = 100.0
+    mask = torch.zeros_like(err)
+    mask[..., 2:] = 1
+    assert masked_mean(err, mask).item() == pytest.approx(0.0)
+    assert masked_mean(err, None).item() == pytest.approx(50.0)
+
+
+def test_reprojection_min_picks_the_good_source():
+    img = _image()
+    good = photometric_error(img, img)
+    bad = photometric_error(_image(5), img)
+    assert reprojection_loss([bad, good], min_over_sources=True).item() < 1e-6
+    assert reprojection_loss([bad, good], min_over_sources=False).item() > 0.01
+    # an invalid (out of view) good source is not used
+    masks = [torch.ones_like(good), torch.zeros_like(good)]
+    assert reprojection_loss([bad, good], masks).item() == pytest.approx(bad.mean().item(), rel=1e-5)
+
+
+def test_automask_ignores_pixels_where_identity_is_better():
+    img = _image()
+    warped_err = photometric_error(_image(3), img)
+    identity_err = photometric_error(img, img)          # static scene: no warp needed
+    assert reprojection_loss([warped_err], identity_errors=[identity_err]).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_smoothness_zero_for_smooth_inverse_depth_and_grows_with_noise():
+    img = _image()
+    const = torch.full((2, 1, 32, 48), 0.2)
+    ramp = torch.linspace(0.05, 0.5, 32).view(1, 1, 32, 1).expand(2, 1, 32, 48).contiguous()
+    assert edge_aware_smoothness(const, img).item() < 1e-7
+    assert second_order_smoothness(const).item() < 1e-7
+    assert second_order_smoothness(ramp).item() < 1e-6        # planes cost nothing in 2nd order
+    assert edge_aware_smoothness(ramp, img).item() > 0         # ... but do in first order
+    gen = torch.Generator().manual_seed(2)
+    noise = torch.rand(const.shape, generator=gen)
+    for loss in (lambda d: edge_aware_smoothness(d, img), second_order_smoothness):
+        vals = [loss(const + a * noise).item() for a in (0.001, 0.01, 0.1)]
+        assert vals[0] < vals[1] < vals[2]
+
+
+def test_edge_aware_smoothness_is_scale_invariant_and_edge_weighted():
+    img = _image()
+    disp = 0.1 + 0.05 * _image(7)
+    a = edge_aware_smoothness(disp, img).item()
+    assert edge_aware_smoothness(3 * disp, img).item() == pytest.approx(a, rel=1e-5)  # mean-normalised
+    edges = torch.zeros_like(img)
+    edges[..., ::2] = 1.0                                       # strong image gradients everywhere
+    assert edge_aware_smoothness(disp, edges).item() < a
+
+
+def test_losses_are_differentiable():
+    disp = (0.1 + 0.05 * _image(7)).requires_grad_()
+    img = _image()
+    (photometric_error(img * disp / disp.mean(), img).mean() + edge_aware_smoothness(disp, img)
+     + second_order_smoothness(disp)).backward()
+    assert disp.grad is not None and torch.isfinite(disp.grad).all()
+    assert np.abs(disp.grad.numpy()).sum() > 0

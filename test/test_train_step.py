@@ -1,0 +1,93 @@
+"""A few real training steps on the KITTI clip; checkpoints; config validation; NaN guard."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from vode_training.config import ConfigError, load_config, parse_overrides
+from vode_training.trainer import (NonFiniteLossError, Trainer, load_checkpoint, method_from_checkpoint)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "train" / "sfmlearner.yaml"
+needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
+
+TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=2",
+        "train.steps=3", "train.log_every=1", "train.ckpt_every=2", "train.num_threads=2",
+        "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
+        "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
+
+
+@needs_data
+def test_three_steps_write_a_reloadable_checkpoint(tmp_path):
+    cfg = load_config(None, TINY)
+    summary = Trainer(cfg, tmp_path / "run", progress=False).train()
+    assert math.isfinite(summary["final_loss"]) and summary["final_loss"] > 0
+    ckpt_path = tmp_path / "run" / "checkpoint.pt"
+    assert Path(summary["checkpoint"]) == ckpt_path and ckpt_path.is_file()
+    assert not (tmp_path / "run" / "checkpoint.pt.tmp").exists()
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["method"] == "sfmlearner"
+    assert set(ckpt["models"]) == {"depth", "pose"}
+    assert ckpt["optimizer"]["state"]
+    assert ckpt["config"]["data"]["width"] == 128
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    method = method_from_checkpoint(load_checkpoint(ckpt_path))
+    with torch.no_grad():
+        disps = method.nets["depth"](torch.zeros(1, 1, 64, 128))
+    assert [d.shape[-1] for d in disps] == [128, 64, 32, 16]
+    assert all(((d >= 1 / 100.0 - 1e-6) & (d <= 1 / 0.1 + 1e-6)).all() for d in disps)
+
+    # resume continues from step 3 to 4
+    cfg2 = load_config(None, TINY + ["train.steps=4"])
+    summary2 = Trainer(cfg2, tmp_path / "run", resume=ckpt_path, progress=False).train()
+    assert summary2["trained_steps"] == 1
+    assert load_checkpoint(ckpt_path)["step"] == 4
+
+
+@needs_data
+def test_non_finite_loss_names_step_and_term(tmp_path, monkeypatch):
+    from vode_training.methods import sfmlearner
+
+    def bad(self, out, batch):
+        return torch.tensor(float("nan"))
+
+    monkeypatch.setattr(sfmlearner.SmoothnessTerm, "compute", bad)
+    cfg = load_config(None, TINY)
+    with pytest.raises(NonFiniteLossError, match=r"step 0.*smoothness=nan"):
+        Trainer(cfg, tmp_path / "run", progress=False).train()
+
+
+@needs_data
+def test_mono_config_trains_without_right_images(tmp_path):
+    cfg = load_config(None, TINY + ["data.stereo=false", "train.steps=1", "loss.smoothness=second_order",
+                                    "loss.photometric=l1", "loss.min_reprojection=false"])
+    assert math.isfinite(Trainer(cfg, tmp_path / "mono", progress=False).train()["final_loss"])
+
+
+def test_shipped_config_is_valid():
+    cfg = load_config(CONFIG)
+    assert cfg["method"] == "sfmlearner" and cfg["data"]["stereo"] is True
+    assert (cfg["data"]["width"], cfg["data"]["height"]) == (416, 128)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    assert parse_overrides(["train.steps=50", "data.offsets=[-1, 1]", "train.lr=2e-4"]) == {
+        "train": {"steps": 50, "lr": "2e-4"}, "data": {"offsets": [-1, 1]}}
+    cfg = load_config(None, ["train.lr=2e-4", "train.steps=7"])
+    assert cfg["train"]["lr"] == pytest.approx(2e-4) and cfg["train"]["steps"] == 7
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.stepz'.*steps"):
+        load_config(None, ["train.stepz=5"])
+    with pytest.raises(ConfigError, match=r"'train.steps': expected int"):
+        load_config(None, ["train.steps=many"])
+    with pytest.raises(ConfigError, match=r"unknown method 'nope'"):
+        load_config(None, ["method=nope"])
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        load_config(None, ["data.width=100"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(None, ["train.steps"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss:\n  smooth_wieght: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'loss.smooth_wieght'"):
+        load_config(bad)
