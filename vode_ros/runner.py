@@ -38,7 +38,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     try:
         for name in nodes:
             created.append({"depth": DepthNode, "odometry": OdometryNode}[name]())
-    except ModelLoadError as exc:
+    except (ModelLoadError, ValueError) as exc:   # bad model file or parameter
         log(f"error: {exc}")
         for n in created:
             n.destroy_node()

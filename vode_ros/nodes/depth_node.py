@@ -3,16 +3,22 @@
 Publishes, with the input image's header (same stamp and optical frame):
   depth/image        sensor_msgs/Image 32FC1, metres, at the network's resolution
   depth/camera_info  the input CameraInfo rescaled to that resolution (as image_proc resize)
-  vode/status        vode_ros_msgs/VodeStatus per frame; /diagnostics at 1 Hz
+  depth/color        bgr8 colourised inverse depth, for viewers
+  depth/points       sensor_msgs/PointCloud2 (xyz, decimated), when publish_points is true
+  vode/status        vode_ros_msgs/VodeStatus per frame (with the scale in use); /diagnostics 1 Hz
+Service ~/reload_model (std_srvs/Trigger) swaps in the model found in model_dir.
 """
 from __future__ import annotations
 
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vode_ros.inference import DepthEstimator
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
-from vode_ros.nodes.ros_msgs import image_to_msg, scaled_camera_info
+from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info
+from vode_ros.scale import ScaleEstimator, median_ratio, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
@@ -20,19 +26,70 @@ class DepthNode(VodeNodeBase):
 
     def __init__(self, **kwargs):
         super().__init__("depth_node", **kwargs)
+        self._declare("scale_mode", "model", "model | none | stereo | stereo_start | camera_height")
+        self._declare("camera_height", 1.65, "camera height over the ground, m (scale_mode camera_height)",
+                      floating_point_range=[FloatingPointRange(from_value=0.05, to_value=10.0, step=0.0)])
+        self._declare("scale_smoothing", 0.9, "weight of the previous scale estimate (EMA)",
+                      floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])
+        self._declare("publish_color", True, "publish depth/color (bgr8)")
+        self._declare("color_max_depth", 40.0, "depth shown darkest in depth/color, m")
+        self._declare("publish_points", False, "publish depth/points (PointCloud2)")
+        self._declare("points_stride", 4, "keep every n-th pixel in rows and columns for depth/points",
+                      integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])
+        p = self.get_parameter
+        self.scaler = ScaleEstimator(p("scale_mode").value, camera_height=float(p("camera_height").value),
+                                     smoothing=float(p("scale_smoothing").value))
+        if self.scaler.needs_stereo and self.mode != "stereo":
+            raise ValueError(f"scale_mode '{self.scaler.mode}' needs mode:=stereo (the right camera)")
         self.estimator = DepthEstimator(self.model)
         # Reliable depth 5: consumers (recorders, mapping) should not lose depth frames.
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.depth_pub = self.create_publisher(Image, "depth/image", qos)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", qos)
+        self.color_pub = self.create_publisher(Image, "depth/color", qos)
+        self.points_pub = self.create_publisher(PointCloud2, "depth/points", qos)
+
+    def on_model_swapped(self) -> None:
+        self.estimator = DepthEstimator(self.model)
+
+    def scale_info(self) -> tuple[str, float]:
+        if self.scaler.mode == "model" and not self.model.meta.metric_scale:
+            return "none (relative; the model is not metric)", self.scaler.scale
+        return self.scaler.source(), self.scaler.scale
 
     def process(self, frame: Frame) -> None:
         net_in = self.model.preprocess(frame.image, frame.encoding)
         k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
         depth = self.estimator(net_in, fx=float(k_net[0, 0]))
+        if frame.right is not None and not self.scaler.frozen:
+            self.scaler.observe(self._stereo_ratio(frame, depth))
+        elif self.scaler.mode == "camera_height":
+            self.scaler.observe_depth(depth, k_net)
+        depth = depth * np.float32(self.scaler.scale)
         self.depth_pub.publish(image_to_msg(depth, "32FC1", frame.header))
         h, w = depth.shape
         self.info_pub.publish(scaled_camera_info(self.camera_info, k_net, w, h, frame.header))
+        if self.get_parameter("publish_color").value and self.color_pub.get_subscription_count():
+            from vode_training.evaluate.plots import depth_colormap   # numpy-only module
+
+            color = depth_colormap(depth, vmin=0.5, vmax=float(self.get_parameter("color_max_depth").value))
+            self.color_pub.publish(image_to_msg(color, "bgr8", frame.header))
+        if self.get_parameter("publish_points").value:
+            self.points_pub.publish(pointcloud_msg(depth, k_net, int(self.get_parameter("points_stride").value),
+                                                   frame.header))
+
+    def _stereo_ratio(self, frame: Frame, depth: np.ndarray) -> float | None:
+        """Stereo depth / network depth at the network resolution (SGBM on the resized pair)."""
+        import cv2
+
+        from vode_ros.image_codec import to_gray
+
+        h, w = depth.shape
+        left = cv2.resize(to_gray(frame.image, frame.encoding), (w, h), interpolation=cv2.INTER_AREA)
+        right = cv2.resize(frame.right, (w, h), interpolation=cv2.INTER_AREA)
+        fx = frame.k[0, 0] * w / frame.image.shape[1]
+        ref = stereo_depth(left, right, fx, frame.baseline, num_disparities=32)
+        return median_ratio(ref, depth)
 
 
 def main(args=None) -> int:

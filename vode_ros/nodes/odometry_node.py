@@ -21,6 +21,7 @@ from vode_ros.inference import PoseEstimator
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.odometry import OdometryIntegrator, diagonal_covariance
+from vode_ros_msgs.msg import VodeStatus
 
 
 class OdometryNode(VodeNodeBase):
@@ -36,7 +37,8 @@ class OdometryNode(VodeNodeBase):
         self._declare("publish_tf", True, "broadcast odom -> base_link on /tf")
         self._declare("pose_std_xyz", 0.1, "position standard deviation for the covariance, m")
         self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad")
-        self._declare("scale", 1.0, "multiplies the net's translations (1 for stereo-trained metric models)")
+        self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none)")
+        self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)")
         p = self.get_parameter
         self.odom_frame, self.base_frame = p("odom_frame").value, p("base_frame").value
         self.camera_frame = p("camera_frame").value
@@ -44,6 +46,12 @@ class OdometryNode(VodeNodeBase):
         self.integrator = OdometryIntegrator(t_base_cam, scale=float(p("scale").value))
         self.pose_cov = diagonal_covariance(p("pose_std_xyz").value, p("pose_std_rpy").value)
         self.twist_cov = diagonal_covariance(p("pose_std_xyz").value * 10, p("pose_std_rpy").value * 10)
+        self.scale_mode = p("scale_mode").value
+        if self.scale_mode not in ("model", "none", "from_depth"):
+            raise ValueError(f"scale_mode '{self.scale_mode}' unknown for the odometry node; use model, none or from_depth")
+        self.depth_scale_source = "waiting for the depth node's scale"
+        if self.scale_mode == "from_depth":
+            self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
         self.estimator = PoseEstimator(self.model)
         self.previous: np.ndarray | None = None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -55,6 +63,20 @@ class OdometryNode(VodeNodeBase):
         self.tf_static_pub.publish(TFMessage(transforms=[
             transform_msg(t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())]))
         self._warned_frame = False
+
+    def _on_status(self, msg: VodeStatus) -> None:
+        if msg.node == "depth" and msg.scale > 0:
+            self.integrator.scale = float(msg.scale)
+            self.depth_scale_source = f"depth node: {msg.scale_source}"
+
+    def on_model_swapped(self) -> None:
+        self.estimator = PoseEstimator(self.model)
+        self.previous = None    # the new net may normalise differently: restart the pair
+
+    def scale_info(self) -> tuple[str, float]:
+        if self.scale_mode == "from_depth":
+            return self.depth_scale_source, self.integrator.scale
+        return super().scale_info()[0] if self.scale_mode == "model" else "none (relative)", self.integrator.scale
 
     def process(self, frame: Frame) -> None:
         stamp = stamp_to_sec(frame.header.stamp)

@@ -76,3 +76,19 @@ def odometry_msg(pose: np.ndarray, lin: np.ndarray, ang: np.ndarray, stamp: Time
     tw.angular.x, tw.angular.y, tw.angular.z = map(float, ang)
     msg.twist.covariance = twist_cov
     return msg
+
+
+def pointcloud_msg(depth: np.ndarray, k: np.ndarray, stride: int, header: Header):
+    """Decimated xyz PointCloud2 in the depth image's optical frame (as depth_image_proc)."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    d = depth[::stride, ::stride]
+    v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+    ok = np.isfinite(d) & (d > 0)
+    z = d[ok]
+    pts = np.stack([(u[ok] - k[0, 2]) * z / k[0, 0], (v[ok] - k[1, 2]) * z / k[1, 1], z], axis=1).astype(np.float32)
+    msg = PointCloud2(header=header, height=1, width=len(pts), is_bigendian=False, point_step=12,
+                      row_step=12 * len(pts), is_dense=True)
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    msg.data = pts.tobytes()
+    return msg

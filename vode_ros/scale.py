@@ -1,0 +1,128 @@
+"""Metric scale for the run time: from the model, from stereo, or from the camera height.
+
+A monocular net's depth and translation share one unknown scale. Sources of the factor
+that maps them to metres:
+- model:         the model was trained with stereo (metadata vode.metric_scale) -> 1.
+- none:          relative scale, 1, labelled as such.
+- stereo:        median ratio of stereo (SGBM, baseline from the right CameraInfo) depth to
+                 network depth, smoothed over frames.
+- stereo_start:  the same for the first `warmup` frames, then frozen (a stereo start, then mono).
+- camera_height: fit the ground plane to the lower image part of the network depth; the
+                 known mounting height over the ground divided by the fitted one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
+
+
+def stereo_depth(left: np.ndarray, right: np.ndarray, fx: float, baseline: float,
+                 num_disparities: int = 64) -> np.ndarray:
+    """SGBM depth (m, 0 = invalid) of the left image of a rectified grey pair."""
+    import cv2
+
+    bs = 5
+    sgbm = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disparities, blockSize=bs,
+                                 P1=8 * bs * bs, P2=32 * bs * bs, uniquenessRatio=10,
+                                 speckleWindowSize=100, speckleRange=2, disp12MaxDiff=1)
+    disp = sgbm.compute(left, right).astype(np.float32) / 16.0
+    depth = np.zeros_like(disp)
+    ok = disp > 0.5
+    depth[ok] = fx * baseline / disp[ok]
+    depth[:, :num_disparities] = 0   # no disparity search possible at the left border
+    return depth
+
+
+def median_ratio(reference: np.ndarray, depth: np.ndarray, max_depth: float = 40.0,
+                 min_valid: int = 200) -> float | None:
+    """median(reference / depth) over pixels valid in both; None when too few."""
+    ok = (reference > 0) & (reference < max_depth) & (depth > 0) & np.isfinite(depth)
+    if int(ok.sum()) < min_valid:
+        return None
+    return float(np.median(reference[ok] / depth[ok]))
+
+
+def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = (0.7, 1.0),
+                  cols: tuple[float, float] = (0.3, 0.7), iters: int = 100, tol: float = 0.05,
+                  seed: int = 0) -> float | None:
+    """Camera height over a RANSAC-fitted ground plane, in the depth map's units.
+
+    depth: (H, W) z-depth; k: intrinsics at that resolution. Only near-horizontal planes
+    (normal within 30 degrees of the optical y axis, which points down) count as ground.
+    """
+    h, w = depth.shape
+    r0, r1 = int(rows[0] * h), int(rows[1] * h)
+    c0, c1 = int(cols[0] * w), int(cols[1] * w)
+    v, u = np.mgrid[r0:r1, c0:c1]
+    z = depth[r0:r1, c0:c1]
+    ok = np.isfinite(z) & (z > 0)
+    if ok.sum() < 50:
+        return None
+    u, v, z = u[ok], v[ok], z[ok]
+    pts = np.stack([(u - k[0, 2]) * z / k[0, 0], (v - k[1, 2]) * z / k[1, 1], z], axis=1)  # (N, 3)
+    rng = np.random.default_rng(seed)
+    best, best_n = None, 0
+    for _ in range(iters):
+        a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        norm = np.linalg.norm(n)
+        if norm < 1e-9:
+            continue
+        n /= norm
+        if abs(n[1]) < np.cos(np.radians(30)):
+            continue
+        d = -n @ a
+        dist = np.abs(pts @ n + d)
+        inliers = dist < tol * max(float(np.median(z)), 1e-6)
+        if inliers.sum() > best_n:
+            best_n, best = int(inliers.sum()), inliers
+    if best is None or best_n < 30:
+        return None
+    # Refit on the inliers (least squares through the centroid).
+    p = pts[best]
+    centroid = p.mean(axis=0)
+    n = np.linalg.svd(p - centroid)[2][-1]
+    return float(abs(n @ centroid))
+
+
+@dataclass
+class ScaleEstimator:
+    mode: str = "model"
+    camera_height: float = 1.65     # metres, for mode camera_height
+    smoothing: float = 0.9          # EMA weight of the previous estimate
+    warmup: int = 10                # frames, for mode stereo_start
+    scale: float = 1.0
+    updates: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"scale_mode '{self.mode}' unknown; choose one of {', '.join(MODES)}")
+
+    @property
+    def needs_stereo(self) -> bool:
+        return self.mode in ("stereo", "stereo_start")
+
+    @property
+    def frozen(self) -> bool:
+        return self.mode in ("model", "none") or (self.mode == "stereo_start" and self.updates >= self.warmup)
+
+    def source(self) -> str:
+        return {"model": "model (stereo-trained, metric)", "none": "none (relative)",
+                "stereo": "stereo baseline", "camera_height": "camera height over ground plane",
+                "stereo_start": "stereo start" + (" (frozen)" if self.frozen else "")}[self.mode]
+
+    def observe(self, ratio: float | None) -> float:
+        """Feed one raw measurement of the factor (None = no measurement this frame)."""
+        if ratio is None or not np.isfinite(ratio) or ratio <= 0 or self.frozen:
+            return self.scale
+        self.scale = ratio if self.updates == 0 else self.smoothing * self.scale + (1 - self.smoothing) * ratio
+        self.updates += 1
+        return self.scale
+
+    def observe_depth(self, depth_unscaled: np.ndarray, k_net: np.ndarray) -> float:
+        """camera_height mode: measure from the unscaled network depth."""
+        h = ground_height(depth_unscaled, k_net)
+        return self.observe(self.camera_height / h if h else None)
