@@ -20,8 +20,15 @@ from launch_ros.actions import Node
 def generate_launch_description():
     share = get_package_share_directory("vode_ros")
     args = [
-        DeclareLaunchArgument("mode", default_value="mono", choices=["mono"],
-                              description="camera mode (stereo nodes arrive with a later release)"),
+        DeclareLaunchArgument("mode", default_value="mono", choices=["mono", "stereo"],
+                              description="mono, or stereo (right camera pairs for metric scale)"),
+        DeclareLaunchArgument("scale_mode", default_value="model",
+                              choices=["model", "none", "stereo", "stereo_start", "camera_height"],
+                              description="where the depth node's metric scale comes from"),
+        DeclareLaunchArgument("right_image_topic", default_value="/camera/right/image_raw"),
+        DeclareLaunchArgument("right_camera_info_topic", default_value="/camera/right/camera_info"),
+        DeclareLaunchArgument("image_transport", default_value="raw", choices=["raw", "compressed"]),
+        DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/vode.rviz"),
         DeclareLaunchArgument("model_dir", default_value="", description="folder with depth.onnx + pose.onnx ('' = shipped)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "vode.yaml")),
         DeclareLaunchArgument("namespace", default_value=""),
@@ -36,15 +43,26 @@ def generate_launch_description():
         "model_dir": LaunchConfiguration("model_dir"),
         "image_topic": LaunchConfiguration("image_topic"),
         "camera_info_topic": LaunchConfiguration("camera_info_topic"),
+        "mode": LaunchConfiguration("mode"),
+        "right_image_topic": LaunchConfiguration("right_image_topic"),
+        "right_camera_info_topic": LaunchConfiguration("right_camera_info_topic"),
+        "image_transport": LaunchConfiguration("image_transport"),
         "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"), "' == 'true'"]),
     }
     params = [LaunchConfiguration("params_file"), overrides]
+    depth_params = params + [{"scale_mode": LaunchConfiguration("scale_mode")}]
+    # The odometry node follows the depth node's scale unless the model itself is metric.
+    odom_scale = PythonExpression(["'model' if '", LaunchConfiguration("scale_mode"),
+                                   "' in ('model', 'none') else 'from_depth'"])
     nodes = [
         Node(package="vode_ros", executable="depth_node", name="depth_node", namespace=LaunchConfiguration("namespace"),
-             parameters=params, output="screen", condition=IfCondition(LaunchConfiguration("depth"))),
+             parameters=depth_params, output="screen", condition=IfCondition(LaunchConfiguration("depth"))),
         Node(package="vode_ros", executable="odometry_node", name="odometry_node",
-             namespace=LaunchConfiguration("namespace"), parameters=params, output="screen",
+             namespace=LaunchConfiguration("namespace"), parameters=params + [{"scale_mode": odom_scale}],
+             output="screen",
              condition=IfCondition(LaunchConfiguration("odometry"))),
+        Node(package="rviz2", executable="rviz2", arguments=["-d", os.path.join(share, "config", "vode.rviz")],
+             condition=IfCondition(LaunchConfiguration("rviz"))),
         ExecuteProcess(cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--clock"], output="screen",
                        condition=LaunchConfigurationNotEquals("bag", "")),
     ]

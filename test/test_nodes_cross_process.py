@@ -56,3 +56,34 @@ def test_corrupt_model_fails_at_start_naming_the_file(tmp_path, models_dir):
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert "not a loadable ONNX model" in out and "depth.onnx" in out
+
+
+def test_model_with_wrong_input_shape_fails_at_start(tmp_path, models_dir):
+    import onnx
+
+    model = onnx.load(str(models_dir / "depth.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "vode.input_width":
+            prop.value = "999"
+    onnx.save(model, str(tmp_path / "depth.onnx"))
+    proc = _vode("run", "--model-dir", str(tmp_path), "--nodes", "depth")
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1
+    assert "does not match its metadata" in out and str(tmp_path / "depth.onnx") in out
+
+
+def test_bag_playback_with_sim_time(tmp_path, models_dir, kitti_dir):
+    """`vode run --bag --use-sim-time`: the nodes follow the bag's /clock and process every frame."""
+    from vode_ros.bag.kitti_to_bag import convert
+
+    bag = tmp_path / "bag"
+    convert(kitti_dir, bag, max_frames=5, stamp_offset=5000.0, progress=False)
+    proc = _vode("run", "--model-dir", str(models_dir), "--bag", str(bag), "--use-sim-time")
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    assert "played" in out
+    for node in ("depth_node", "odometry_node"):
+        line = next(l for l in out.splitlines() if l.startswith(node + ":"))
+        assert "5 frames in, 5 out" in line
+        clock = float(line.rsplit("node clock ", 1)[1].split()[0])
+        assert 5000.0 <= clock < 5001.0     # /clock from the bag, not wall time

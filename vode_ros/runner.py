@@ -50,15 +50,21 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     if bag is not None:
         from vode_ros.bag.play_record import BagPlayer
 
-        player = BagPlayer(bag, rate=rate)
+        # With use_sim_time the nodes' clocks follow the bag through /clock.
+        player = BagPlayer(bag, rate=rate, publish_clock=(overrides or {}).get("use_sim_time") == "true")
         executor.add_node(player)
 
         def play_then_stop():
-            player.wait_for_subscribers([t for t in player.publishers_by_topic if "image" in t], 20.0)
+            wanted = {n.get_parameter("image_topic").value for n in created}
+            player.wait_for_subscribers([t for t in player.publishers_by_topic if t in wanted], 20.0)
             player.play()
             for n in created:
                 n.worker.wait_idle(10.0)
             log(f"played {player.published} messages from {bag}")
+            for n in created:
+                clock = n.get_clock().now().nanoseconds * 1e-9
+                log(f"{n.get_name()}: {n.frames_in} frames in, {n.frames_out} out, {n.worker.dropped} dropped, "
+                    f"{n.frames_rejected} rejected; node clock {clock:.1f} s")
             rclpy.try_shutdown()
 
         threading.Thread(target=play_then_stop, daemon=True).start()
