@@ -1,0 +1,105 @@
+"""`vode eval`: depth and trajectory metrics of the exported models on a KITTI-layout folder.
+
+    vode eval depth --data DIR [--model-dir DIR] [--gt auto|npy|velodyne|sgbm]
+                    [--median-scaling/--no-median-scaling] [--garg-crop/--no-garg-crop]
+                    [--json FILE] [--plots DIR]
+    vode eval pose  --data DIR [--model-dir DIR] --json FILE [--plots DIR] [--lengths 10,20,30]
+
+Numpy + ONNX Runtime only (vode_training.evaluate.run_eval); exit code 2 on bad input
+(missing folder, model file, ground truth). Without the lead's main wiring:
+``python -m vode_ros.cli.eval depth --data DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _lengths(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"lengths must be comma-separated metres, e.g. 10,20,30: {exc}")
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError("lengths must be positive metres, e.g. 10,20,30")
+    return vals
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="KITTI odometry layout folder (image_0/, calib.txt, times.txt, ...)")
+    p.add_argument("--model-dir", default=None,
+                   help="folder with depth.onnx / pose.onnx (default: the shipped models/)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write figures (PNG) into this folder")
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="evaluate depth.onnx / pose.onnx on a KITTI-layout folder",
+        description="Depth: Eigen-protocol metrics against depth/*.npy, Velodyne or SGBM pseudo-GT. "
+                    "Pose: ATE-5, full-trajectory ATE, KITTI t_err/r_err, RPE, evo APE/RPE.")
+    sub = p.add_subparsers(dest="eval_task", metavar="TASK")
+    d = sub.add_parser("depth", help="depth metrics (7 Eigen metrics)")
+    _common(d)
+    d.add_argument("--gt", default="auto", choices=("auto", "npy", "velodyne", "sgbm"),
+                   help="ground truth: depth/*.npy, velodyne/*.bin + Tr in calib.txt, or stereo SGBM "
+                        "pseudo-GT (auto: the first available in that order)")
+    d.add_argument("--median-scaling", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-image median scaling (default: on unless the model is metric)")
+    d.add_argument("--garg-crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="Garg/Eigen crop (default: on for Velodyne GT only)")
+    d.add_argument("--min-depth", type=float, default=1e-3)
+    d.add_argument("--max-depth", type=float, default=80.0)
+    d.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
+    d.set_defaults(func=run, eval_task="depth")
+    q = sub.add_parser("pose", help="trajectory metrics (needs poses.txt)")
+    _common(q)
+    q.add_argument("--json", required=True, metavar="FILE", help="write the results as JSON")
+    q.add_argument("--lengths", type=_lengths, default=None,
+                   help="KITTI segment lengths in metres, e.g. 10,20,30,40,50 (default: the devkit's "
+                        "100..800 that fit, else multiples of 10 m, or 1 m, that fit)")
+    q.set_defaults(func=run, eval_task="pose")
+    p.set_defaults(func=_usage(p))
+    return p
+
+
+def _usage(p: argparse.ArgumentParser):
+    def show(args) -> int:
+        p.print_help(sys.stderr)
+        return 2
+    return show
+
+
+def run(args) -> int:
+    from vode_training.evaluate import run_eval
+
+    progress = False if args.no_progress else None
+    try:
+        if args.eval_task == "depth":
+            result = run_eval.evaluate_depth(
+                args.data, args.model_dir, gt=args.gt, median_scaling=args.median_scaling,
+                garg_crop=args.garg_crop, min_depth=args.min_depth, max_depth=args.max_depth,
+                max_frames=args.max_frames, plots=args.plots, progress=progress)
+            text = run_eval.format_depth(result)
+        else:
+            result = run_eval.evaluate_pose(args.data, args.model_dir, lengths=args.lengths,
+                                            max_frames=args.max_frames, plots=args.plots, progress=progress)
+            text = run_eval.format_pose(result)
+    except run_eval.EvalInputError as exc:
+        print(f"vode eval {args.eval_task}: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    if args.json:
+        print(f"vode eval {args.eval_task}: wrote {run_eval.write_json(result, args.json)}", file=sys.stderr)
+    for f in result.get("plots", []):
+        print(f"vode eval {args.eval_task}: wrote {f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="vode")
+    _sub = _parser.add_subparsers(dest="command", required=True)
+    register(_sub)
+    _args = _parser.parse_args(["eval"] + sys.argv[1:])
+    sys.exit(_args.func(_args))
