@@ -26,6 +26,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "color": "gray",                 # gray | rgb
         "stereo": True,                  # right image at t as an extra source (metric scale)
         "offsets": [-1, 1],              # source frames relative to the target
+        "max_stride": 1,                 # >1: each snippet's frame stride drawn from 1..max_stride
         "augment": True,                 # brightness / contrast jitter of the network inputs
         "brightness": 0.2,
         "contrast": 0.2,
@@ -44,6 +45,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "log_every": 10,
         "ckpt_every": 100,
+        "init": "",                      # start the nets from this checkpoint (e.g. stage 1 of a method)
+        "freeze": [],                    # net names kept fixed (e.g. [depth, pose] in GeoNet stage 2)
     },
 }
 
@@ -162,6 +165,8 @@ def validate(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config key 'data.color': must be 'gray' or 'rgb', got {data['color']!r}")
     if not data["offsets"] or 0 in data["offsets"] or not all(isinstance(o, int) for o in data["offsets"]):
         raise ConfigError(f"config key 'data.offsets': non-zero integers needed, got {data['offsets']}")
+    if data["max_stride"] < 1:
+        raise ConfigError(f"config key 'data.max_stride': must be >= 1, got {data['max_stride']}")
     for key in ("steps", "batch_size", "num_threads", "log_every", "ckpt_every"):
         if train[key] <= 0:
             raise ConfigError(f"config key 'train.{key}': must be > 0, got {train[key]}")

@@ -44,7 +44,8 @@ def seed_everything(seed: int) -> None:
 def build_dataset(cfg: dict[str, Any]) -> KittiSnippets:
     d = cfg["data"]
     return KittiSnippets(d["path"], d["width"], d["height"], d["color"], d["stereo"], tuple(d["offsets"]),
-                         d["augment"], d["brightness"], d["contrast"], d["max_frames"] or None)
+                         d["augment"], d["brightness"], d["contrast"], d["max_frames"] or None,
+                         d["max_stride"])
 
 
 def save_checkpoint(path: str | Path, method: Method, optimizer: torch.optim.Optimizer | None,
@@ -103,6 +104,17 @@ class Trainer:
             f"step {step}: loss is {total.item()} (non-finite term(s): {', '.join(bad) or 'sum overflow'}); "
             f"try a lower train.lr or check the data")
 
+    @staticmethod
+    def _init_from(method: Method, path: str | Path) -> None:
+        """Load the nets a checkpoint shares with this method (a later stage, or fine-tuning)."""
+        ckpt = load_checkpoint(path)
+        shared = [n for n in ckpt["models"] if n in method.nets]
+        if not shared:
+            raise ValueError(f"train.init {path}: no net in common (checkpoint has {list(ckpt['models'])}, "
+                             f"method has {list(method.nets)})")
+        for name in shared:
+            method.nets[name].load_state_dict(ckpt["models"][name])
+
     def train(self) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
@@ -119,7 +131,14 @@ class Trainer:
         loader = DataLoader(dataset, batch_size=tc["batch_size"], shuffle=True, drop_last=True,
                             num_workers=tc["num_workers"], generator=torch.Generator().manual_seed(tc["seed"]))
         method = build_method(cfg, dataset.channels)
-        optimizer = torch.optim.Adam(method.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+        if tc["init"]:
+            self._init_from(method, tc["init"])
+        for name in tc["freeze"]:
+            if name not in method.nets:
+                raise ValueError(f"train.freeze names '{name}', but {cfg['method']} has nets {list(method.nets)}")
+            method.nets[name].requires_grad_(False)
+        trainable = [p for p in method.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"])
         start = 0
         if self.resume is not None:
             ckpt = load_checkpoint(self.resume)

@@ -10,6 +10,11 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
     baseline  ()             metres (0 when mono)
     gt_src_tgt (S, 4, 4)     ground-truth T_src_tgt when poses.txt exists (for logging only)
     index     ()             target frame index
+    stride    ()             frame stride of this snippet (sources at t + stride * offset)
+
+``max_stride`` > 1 draws the stride of each snippet uniformly from 1..max_stride (limited by the
+sequence ends), so the pose net sees motions of different lengths and cannot settle on the
+constant motion of a short, steady clip.
 
 The augmentation (brightness and contrast, the same factors for every image of a snippet, as
 monodepth2) changes only the network inputs; the photometric loss sees the original pixels.
@@ -46,7 +51,8 @@ class KittiSnippets(Dataset):
 
     def __init__(self, root: str | Path, width: int = 416, height: int = 128, color: str = "gray",
                  stereo: bool = False, offsets: tuple[int, ...] = (-1, 1), augment: bool = False,
-                 brightness: float = 0.2, contrast: float = 0.2, max_frames: int | None = None):
+                 brightness: float = 0.2, contrast: float = 0.2, max_frames: int | None = None,
+                 max_stride: int = 1):
         import cv2
 
         seq = load_sequence(root, max_frames=max_frames)
@@ -56,6 +62,7 @@ class KittiSnippets(Dataset):
         self.width, self.height, self.color = int(width), int(height), color
         self.stereo, self.offsets = bool(stereo), tuple(int(o) for o in offsets)
         self.augment, self.brightness, self.contrast = bool(augment), float(brightness), float(contrast)
+        self.max_stride = max(1, int(max_stride))
         self.k = scale_intrinsics(seq.k, seq.image_size, (self.width, self.height)).astype(np.float32)
         self.baseline = float(seq.baseline) if (stereo and seq.baseline is not None) else 0.0
         self.poses = seq.poses
@@ -86,12 +93,21 @@ class KittiSnippets(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         t = self.targets[i]
+        stride = 1
+        if self.max_stride > 1:
+            n = len(self.left)
+            room = min([(t // -o) if o < 0 else ((n - 1 - t) // o) for o in self.offsets] + [self.max_stride])
+            stride = int(torch.randint(1, room + 1, ()).item())           # torch RNG, seeded by the trainer
+        offsets = [stride * o for o in self.offsets]
         tgt = self.left[t].float() / 255.0                              # (C, H, W)
-        src = torch.stack([self.left[t + o] for o in self.offsets]).float() / 255.0  # (S, C, H, W)
+        src = torch.stack([self.left[t + o] for o in offsets]).float() / 255.0  # (S, C, H, W)
         item = {"tgt": tgt, "src": src, "K": torch.from_numpy(self.k.copy()),
-                "baseline": torch.tensor(self.baseline, dtype=torch.float32), "index": torch.tensor(t)}
+                "baseline": torch.tensor(self.baseline, dtype=torch.float32), "index": torch.tensor(t),
+                "stride": torch.tensor(stride)}
         if self.stereo:
-            item["right"] = self.right[t].float() / 255.0
+            item["right"] = self.right[t].float() / 255.0                              # (C, H, W)
+            # Right images of the sources too: stereo-temporal methods (UnDeepVO, Deep-VO-Feat).
+            item["right_src"] = torch.stack([self.right[t + o] for o in offsets]).float() / 255.0  # (S, C, H, W)
         if self.augment:
             # torch RNG: seeded by the trainer and per DataLoader worker.
             b = 1.0 + (torch.rand(()) * 2 - 1) * self.brightness
@@ -106,6 +122,6 @@ class KittiSnippets(Dataset):
         else:
             item["tgt_in"], item["src_in"] = tgt, src
         if self.poses is not None:
-            gts = [invert_se3(self.poses[t + o]) @ self.poses[t] for o in self.offsets]
+            gts = [invert_se3(self.poses[t + o]) @ self.poses[t] for o in offsets]
             item["gt_src_tgt"] = torch.from_numpy(np.stack(gts).astype(np.float32))
         return item
