@@ -8,7 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
-MODELS = Path(os.environ.get("VODE_TEST_MODELS", REPO / "models"))
+MODELS = Path(os.environ.get("VODE_TEST_MODELS") or REPO / "models")
 
 # Before any rclpy import: isolate from other sessions and from robots on the network.
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))

@@ -90,3 +90,62 @@ def test_losses_are_differentiable():
      + second_order_smoothness(disp)).backward()
     assert disp.grad is not None and torch.isfinite(disp.grad).all()
     assert np.abs(disp.grad.numpy()).sum() > 0
+
+
+# --- the whole SfMLearner loss on a rendered scene: ~0 with the true depth and poses -----------
+
+class _FixedDepth(torch.nn.Module):
+    def __init__(self, inv_depth):
+        super().__init__()
+        self.inv_depth = inv_depth
+
+    def forward(self, image):
+        return [self.inv_depth]
+
+
+class _FixedPose(torch.nn.Module):
+    def __init__(self, vecs):
+        super().__init__()
+        self.vecs = vecs
+
+    def forward(self, frames):
+        return self.vecs
+
+
+def _sfm_terms(tz_error=0.0, baseline_error=0.0):
+    from test_training_geometry import K, render   # the analytic textured-plane renderer
+
+    from vode_ros import geometry as npgeo
+    from vode_training.config import load_config
+    from vode_training.geometry import stereo_transform
+    from vode_training.methods import build_method
+
+    t_prev = np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])    # T_{t-1,t}: target 0.3 m ahead
+    t_next = np.array([-0.03, 0.01, -0.3, -0.01, 0.015, 0.0])    # T_{t+1,t}
+    baseline = 0.5
+    tgt, depth = render(np.eye(4))
+    prev, _ = render(npgeo.pose_vec_to_mat(t_prev))
+    nxt, _ = render(npgeo.pose_vec_to_mat(t_next))
+    right, _ = render(stereo_transform(baseline, dtype=torch.float64)[0].numpy())
+    as_t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
+    batch = {"tgt": as_t(tgt)[None, None], "src": as_t(np.stack([prev, nxt]))[None, :, None],
+             "right": as_t(right)[None, None], "K": as_t(K)[None], "baseline": torch.tensor([baseline + baseline_error])}
+    batch["tgt_in"], batch["src_in"] = batch["tgt"], batch["src"]
+    cfg = load_config(None, ["model.num_scales=1", "loss.stereo_in_min=false"])
+    method = build_method(cfg, channels=1)
+    # The pose net sees [later, earlier]: for the future source it must output T_{t,t+1}.
+    used_prev = t_prev + np.array([0, 0, tz_error, 0, 0, 0])
+    nets_out = np.stack([used_prev, npgeo.mat_to_pose_vec(npgeo.invert_se3(npgeo.pose_vec_to_mat(t_next)))])
+    method.nets["depth"] = _FixedDepth(as_t(1.0 / depth)[None, None])
+    method.nets["pose"] = _FixedPose(as_t(nets_out))
+    _, terms, _ = method.compute_loss(batch)
+    return {k: v.item() for k, v in terms.items()}
+
+
+def test_sfmlearner_photometric_terms_vanish_at_ground_truth():
+    exact = _sfm_terms()
+    assert exact["photometric_temporal"] < 2e-3 and exact["photometric_stereo"] < 2e-3, exact
+    wrong_pose = _sfm_terms(tz_error=0.1)
+    wrong_baseline = _sfm_terms(baseline_error=0.1)
+    assert wrong_pose["photometric_temporal"] > 5 * exact["photometric_temporal"], (exact, wrong_pose)
+    assert wrong_baseline["photometric_stereo"] > 5 * exact["photometric_stereo"], (exact, wrong_baseline)

@@ -91,3 +91,29 @@ def test_config_overrides_and_errors(tmp_path):
     bad.write_text("loss:\n  smooth_wieght: 0.1\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'loss.smooth_wieght'"):
         load_config(bad)
+
+
+@needs_data
+def test_snippets_layout_and_strides():
+    from vode_training.data.kitti_snippets import KittiSnippets
+
+    torch.manual_seed(0)
+    ds = KittiSnippets(DATA, 128, 64, "gray", stereo=True, augment=True, max_frames=12, max_stride=3)
+    assert len(ds) == 10 and ds.channels == 1
+    item = ds[0]
+    assert item["tgt"].shape == (1, 64, 128) and item["src"].shape == (2, 1, 64, 128)
+    assert item["right"].shape == (1, 64, 128) and item["tgt_in"].shape == (1, 64, 128)
+    assert 0 <= item["tgt"].min() and item["tgt"].max() <= 1
+    assert item["baseline"].item() == pytest.approx(0.537, abs=1e-3)
+    assert item["K"][0, 0].item() == pytest.approx(707.0912 * 128 / 1226, rel=1e-6)
+    strides = set()
+    for i in range(len(ds)):
+        it = ds[i]
+        s = int(it["stride"])
+        strides.add(s)
+        t = int(it["index"])
+        assert 1 <= s <= min(3, t, 11 - t)
+        # the car drives ~1.2 m per frame along +z: T_{t-s,t} has tz ~ +1.2 s, T_{t+s,t} ~ -1.2 s
+        assert it["gt_src_tgt"][0, 2, 3].item() == pytest.approx(1.2 * s, abs=0.1)
+        assert it["gt_src_tgt"][1, 2, 3].item() == pytest.approx(-1.2 * s, abs=0.1)
+    assert len(strides) > 1

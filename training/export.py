@@ -12,6 +12,11 @@ vode.input_height, vode.channels, vode.color, vode.mean, vode.std (JSON lists), 
 vode.min_depth, vode.max_depth, vode.trained_on, vode.train_steps, vode.created (ISO 8601),
 vode.onnx_parity_max_abs, plus vode.output (a one-line description of the output).
 
+Extra inputs / outputs (recurrent state): a module from ``export_modules`` may have a method
+``onnx_io()`` returning {"input_names", "output_names", "make_inputs": fn(the default input above)
+-> list of arrays for all inputs, "metadata": extra vode.* entries}; the first input / output
+keep the roles above, the others (e.g. ConvLSTM state) are exported and parity-checked too.
+
 Parity: after export, ONNX Runtime (CPU) and torch run the same random and real inputs (two
 consecutive frames of the training sequence when its folder exists); the largest absolute
 difference must be <= 1e-4 for inverse depth (1/m) and <= 1e-5 for the pose vector, else
@@ -50,10 +55,16 @@ def _real_frames(cfg: dict[str, Any]) -> np.ndarray | None:
     return (ds.left[1:3].float() / 255.0).numpy()   # frames 1 (previous), 2 (current)
 
 
-def _set_metadata(path: Path, meta: dict[str, str]) -> None:
+def _set_metadata(path: Path, meta: dict[str, str], out_shape: tuple[int, ...]) -> None:
+    """Write metadata_props, and the static output shape (the TorchScript exporter leaves the
+    dimensions after Resize unnamed)."""
     import onnx
 
     model = onnx.load(str(path))
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    del dims[:]
+    for n in out_shape:
+        dims.add().dim_value = int(n)
     del model.metadata_props[:]
     for key, value in meta.items():
         entry = model.metadata_props.add()
@@ -62,15 +73,22 @@ def _set_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def _max_abs_diff(session, name: str, module: torch.nn.Module, inputs: list[np.ndarray]) -> float:
+def _max_abs_diff(session, name: str | list[str], module: torch.nn.Module, inputs: list[np.ndarray],
+                  make_inputs=None) -> float:
+    """Largest |ORT - torch| over all outputs; ``make_inputs`` turns one input into all graph inputs."""
+    names = [name] if isinstance(name, str) else list(name)
     worst = 0.0
     for x in inputs:
-        (ort_out,) = session.run(None, {name: x.astype(np.float32)})
+        feeds = [a.astype(np.float32) for a in (make_inputs(x) if make_inputs else [x])]
+        ort_outs = session.run(None, dict(zip(names, feeds)))
         with torch.no_grad():
-            ref = module(torch.from_numpy(x.astype(np.float32))).numpy()
-        if ort_out.shape != ref.shape:
-            raise ExportParityError(f"output shape {ort_out.shape} from ONNX Runtime, torch gives {ref.shape}")
-        worst = max(worst, float(np.abs(ort_out - ref).max()))
+            refs = module(*[torch.from_numpy(a) for a in feeds])
+        refs = refs if isinstance(refs, (tuple, list)) else (refs,)
+        for ort_out, ref in zip(ort_outs, refs):
+            ref = ref.numpy()
+            if ort_out.shape != ref.shape:
+                raise ExportParityError(f"output shape {ort_out.shape} from ONNX Runtime, torch gives {ref.shape}")
+            worst = max(worst, float(np.abs(ort_out - ref).max()))
     return worst
 
 
@@ -118,16 +136,23 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
             tmp = out_dir / f".{kind}.onnx.tmp"
             tmps.append((tmp, final))
             module = module.eval()
+            io = module.onnx_io() if hasattr(module, "onnx_io") else {}
+            in_names, out_names = io.get("input_names", [in_name]), io.get("output_names", [out_name])
+            make_inputs = io.get("make_inputs")
+            example = make_inputs(inputs[0]) if make_inputs else [inputs[0]]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*[Cc]onstant folding.*")
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
-                torch.onnx.export(module, (torch.from_numpy(inputs[0]),), str(tmp), input_names=[in_name],
-                                  output_names=[out_name], opset_version=OPSET, dynamo=False,
-                                  do_constant_folding=True)
+                torch.onnx.export(module, tuple(torch.from_numpy(a) for a in example), str(tmp),
+                                  input_names=in_names, output_names=out_names, opset_version=OPSET,
+                                  dynamo=False, do_constant_folding=True)
             sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            diff = _max_abs_diff(sess, in_name, module, inputs)
+            diff = _max_abs_diff(sess, in_names, module, inputs, make_inputs)
             if not diff <= tol:
                 raise ExportParityError(f"{kind}.onnx: ONNX Runtime differs from torch by {diff:.3g} > {tol:g}")
+            with torch.no_grad():
+                first = module(*[torch.from_numpy(a) for a in example])
+            out_shape = tuple((first[0] if isinstance(first, (tuple, list)) else first).shape)
             _set_metadata(tmp, {
                 "vode.kind": kind,
                 "vode.method": cfg["method"],
@@ -145,7 +170,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                 "vode.created": created,
                 "vode.onnx_parity_max_abs": f"{diff:.3g}",
                 "vode.output": desc,
-            })
+                **io.get("metadata", {}),
+            }, out_shape)
             report["files"][kind] = {"path": str(final), "parity_max_abs": diff, "tolerance": tol,
                                      "parity_inputs": len(inputs)}
         for tmp, final in tmps:

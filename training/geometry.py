@@ -99,12 +99,14 @@ def transform_points(mat: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 def inverse_warp(src_img: torch.Tensor, tgt_depth: torch.Tensor, t_src_tgt: torch.Tensor,
-                 k: torch.Tensor, padding_mode: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
+                 k: torch.Tensor, padding_mode: str = "border") -> tuple[torch.Tensor, torch.Tensor]:
     """Synthesise the target view from a source image.
 
     src_img (B, C, H, W), tgt_depth (B, 1, H, W) metres, t_src_tgt (B, 4, 4), k (B, 3, 3)
     -> warped (B, C, H, W), valid (B, 1, H, W) float {0, 1}: the point is in front of the source
     camera and lands inside the source image (pixel centres u in [-0.5, W - 0.5]).
+    ``padding_mode="border"`` (monodepth2) keeps the half-pixel rim of valid samples from being
+    blended with zeros.
     """
     batch, _, height, width = src_img.shape
     points = backproject(tgt_depth, torch.linalg.inv(k))               # (B, 3, N) target camera

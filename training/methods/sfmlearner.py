@@ -76,7 +76,7 @@ class SmoothnessTerm(LossTerm):
         return torch.stack(losses).mean()
 
 
-class _Normalised(nn.Module):
+class _FinestInvDepth(nn.Module):
     """Export wrapper: finest inverse depth only."""
 
     def __init__(self, depth_net: nn.Module):
@@ -216,7 +216,7 @@ class SfMLearner(Method):
         return res
 
     def export_modules(self):
-        mods = {"depth": _Normalised(self.nets["depth"])}
+        mods = {"depth": _FinestInvDepth(self.nets["depth"])}
         if "pose" in self.nets:
             mods["pose"] = self.nets["pose"]
         return mods
