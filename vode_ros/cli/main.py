@@ -5,6 +5,10 @@
     vode bag from-kitti DIR OUT    KITTI odometry folder -> rosbag2 (mcap / sqlite3)
     vode train --config FILE       self-supervised training (PyTorch)
     vode export --checkpoint F     Depth + Pose nets -> ONNX with metadata, parity-checked
+    vode eval depth|pose --data D  Eigen depth metrics / ATE-5, t_err, r_err -> JSON
+    vode synth OUT                 synthetic scenes with exact ground truth (KITTI layout)
+    vode bench [soak]              speed: nets in torch/ORT fp32/int8, nodes end to end; soak test
+    vode compare                   every method, same short budget -> Markdown + JSON table
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import sys
 
 # Sub-command modules, each with register(subparsers); imported lazily so `vode run`
 # never imports torch.
-SUBCOMMANDS = ("demo", "run", "bag", "train", "export")
+SUBCOMMANDS = ("demo", "run", "bag", "train", "export", "eval", "synth", "bench", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
