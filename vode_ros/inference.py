@@ -16,6 +16,7 @@ import numpy as np
 
 from vode_ros.geometry import disparity_to_depth, pose_vec_to_mat, scale_intrinsics
 from vode_ros.image_codec import to_gray, to_rgb
+from vode_ros.recurrent import RecurrentSession, state_spec
 
 LOG = logging.getLogger("vode_ros.inference")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -108,12 +109,15 @@ class OnnxModel:
         self.provider = self.session.get_providers()[0]
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.meta = ModelMeta.from_props(props, self.path)
+        # Recurrent models (RNN-MVOD: vode.recurrent / vode.state) carry a state from frame to
+        # frame; a pose model of that kind takes the current frame only (its history is the state).
+        self.recurrent = bool(state_spec(props))
         if expected_kind and self.meta.kind != expected_kind:
             raise ModelLoadError(f"{self.path}: is a '{self.meta.kind}' model, expected '{expected_kind}'")
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
-        want_c = self.meta.channels * (2 if self.meta.kind == "pose" else 1)
+        want_c = self.meta.channels * (2 if self.meta.kind == "pose" and not self.recurrent else 1)
         if len(shape) != 4 or shape[1] != want_c or shape[2] != self.meta.height or shape[3] != self.meta.width:
             raise ModelLoadError(
                 f"{self.path}: input shape {shape} does not match its metadata "
@@ -121,12 +125,29 @@ class OnnxModel:
             )
         # One warm-up run: the first call allocates and (for TensorRT) builds engines, which
         # would otherwise stall the first camera frame.
-        self.session.run(None, {self.input_name: np.zeros([1, want_c, self.meta.height, self.meta.width], np.float32)})
+        self.state: RecurrentSession | None = RecurrentSession(self.session) if self.recurrent else None
+        if self.state is not None:
+            extra = [n for n in self.state.data_inputs if n != self.input_name]
+            if extra:
+                raise ModelLoadError(f"{self.path}: recurrent model needs inputs {extra} besides "
+                                     f"'{self.input_name}'; export it with model.export_pose: bundled")
+            self.state.step(np.zeros([1, want_c, self.meta.height, self.meta.width], np.float32))
+            self.state.reset()
+        else:
+            self.session.run(None, {self.input_name: np.zeros([1, want_c, self.meta.height, self.meta.width], np.float32)})
         self.last_ms = 0.0
+
+    def reset_state(self) -> None:
+        """Start a new sequence (recurrent models; a no-op for the others)."""
+        if self.state is not None:
+            self.state.reset()
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        out = self.session.run(None, {self.input_name: tensor})[0]
+        if self.state is not None:          # carries the recurrent state to the next call
+            out = next(iter(self.state.step({self.input_name: tensor}).values()))
+        else:
+            out = self.session.run(None, {self.input_name: tensor})[0]
         self.last_ms = (time.perf_counter() - t0) * 1e3
         return out
 
@@ -170,14 +191,26 @@ class DepthEstimator:
 
 
 class PoseEstimator:
-    """(current, previous) net inputs -> T_prev_cur, the current camera in the previous one."""
+    """(current, previous) net inputs -> T_prev_cur, the current camera in the previous one.
+
+    A recurrent pose model (RNN-MVOD) sees only the current frame: the previous ones live in its
+    state, so ``start`` must see the first frame of every sequence (after a reset or time jump)."""
 
     def __init__(self, model: OnnxModel):
         self.model = model
 
+    def start(self, current: np.ndarray) -> None:
+        """First frame of a sequence: no motion yet; a recurrent model starts its state on it."""
+        if self.model.recurrent:
+            self.model.reset_state()
+            self.model.run(current[None])
+
     def __call__(self, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
-        frames = np.concatenate([current, previous], axis=0)[None]   # (1, 2C, H, W)
-        vec = self.model.run(frames).reshape(-1)[:6]
+        if self.model.recurrent:
+            vec = self.model.run(current[None]).reshape(-1)[:6]       # [current] + state
+        else:
+            frames = np.concatenate([current, previous], axis=0)[None]   # (1, 2C, H, W)
+            vec = self.model.run(frames).reshape(-1)[:6]
         return pose_vec_to_mat(vec)
 
 

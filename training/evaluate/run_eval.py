@@ -266,7 +266,7 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
     seq = _load_sequence(data, max_frames)
     source = choose_gt(seq, gt)
     model = _load_model(model_dir, "depth")
-    estimator = DepthEstimator(model)
+    estimator = DepthEstimator(model)     # recurrent models: frames in order, state carried by model.run
     if median_scaling is None:
         median_scaling = not model.meta.metric_scale
     if garg_crop is None:
@@ -342,6 +342,8 @@ def predict_trajectory(seq, model, progress: bool | None = None) -> tuple[np.nda
         cur = model.preprocess(img, _encoding(img))
         if prev is not None:
             rel.append(estimator(cur, prev))
+        elif getattr(model, "recurrent", False):
+            estimator.start(cur)          # recurrent pose model: the state starts on frame 0
         prev = cur
     rel = np.stack(rel) if rel else np.zeros((0, 4, 4))
     return rel, tj.integrate_relative(rel)

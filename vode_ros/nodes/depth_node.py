@@ -56,6 +56,7 @@ class DepthNode(VodeNodeBase):
         if self.scaler.needs_stereo and self.mode != "stereo":
             raise ValueError(f"scale_mode '{self.scaler.mode}' needs mode:=stereo (the right camera)")
         self.estimator = DepthEstimator(self.model)
+        self._last_stamp: float | None = None
         # Reliable depth 5: consumers (recorders, mapping) should not lose depth frames.
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.depth_pub = self.create_publisher(Image, "depth/image", qos)
@@ -220,6 +221,10 @@ class DepthNode(VodeNodeBase):
         return self.scaler.source(), self.scaler.scale
 
     def process(self, frame: Frame) -> None:
+        stamp = stamp_to_sec(frame.header.stamp)
+        if self.model.recurrent and self._last_stamp is not None and stamp < self._last_stamp:
+            self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
+        self._last_stamp = stamp
         net_in = self.model.preprocess(frame.image, frame.encoding)
         k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
         depth = self.estimator(net_in, fx=float(k_net[0, 0]))

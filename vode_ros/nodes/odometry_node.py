@@ -93,6 +93,7 @@ class OdometryNode(VodeNodeBase):
             self.previous = None
         if self.previous is None:
             self.integrator.start(stamp)
+            self.estimator.start(net_in)      # recurrent pose models: reset the state, feed frame 0
             state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
         else:
             motion = self.estimator(net_in, self.previous)
