@@ -1,0 +1,408 @@
+"""UnDeepVO (Li, Wang, Long, Gu; ICRA 2018) on the shared core: stereo-trained depth and VO with
+metric scale from the known stereo baseline.
+
+Data: stereo video (``data.stereo: true``): left target t, left sources t + offsets, the right
+images at t and at the sources (``right``, ``right_src``).
+
+Nets (``self.nets``):
+- ``depth``: a registry depth net (``model.depth_net``: small | dispnet | lite), a *monocular*
+  net with shared weights run on the left and on the right image (and on the left sources for
+  the 3D registration): left depth D_L and right depth D_R come from passes of one net over a
+  batch of left and right images, not from a two-channel head, so the exported depth net is
+  the same kind of mono net as the other methods';
+- ``pose``: ``UnDeepVOPoseNet`` (training/nets/undeepvo_pose.py), shared conv encoder with
+  separate translation and rotation heads; input [later, earlier] frame -> T_earlier_later
+  (the run time feeds [current, previous] -> T_previous_current), poses of future sources are
+  inverted (as SfMLearner's ``pose_temporal_order``). It runs on the left pairs and, for the
+  pose consistency, on the right pairs.
+
+Loss terms (names as logged):
+- ``photometric_stereo``: right -> left with D_L and left -> right with D_R, warped with the
+  known stereo transform (this is what fixes the metric scale); SSIM + L1 (``loss.photometric``),
+  the mean of both directions, averaged over the scales;
+- ``disparity_consistency``: left-right disparity consistency (losses/stereo_consistency.py),
+  both directions, averaged over the scales;
+- ``pose_consistency``: pose from the left pair vs pose from the right pair (exact, via the
+  stereo rig conjugation S T_L S^-1, unless ``loss.pose_consistency_conjugate: false``);
+- ``photometric_temporal``: sources t +/- 1 warped into t with D_L and the predicted pose;
+  SSIM + L1; masked mean over sources (the paper), or the per-pixel minimum with
+  ``loss.min_reprojection``; with ``loss.right_temporal`` the right sequence too (with D_R and
+  the right pose);
+- ``registration_3d``: 3D point-cloud registration between k (target) and k+1 (source) at the
+  finest scale, L1 (losses/stereo_consistency.py); with ``loss.right_temporal`` the right too;
+- ``smoothness`` (only when ``loss.smooth_weight`` > 0; not in the paper): edge-aware, left and
+  right inverse depth, scale s weighted 1 / 2^s.
+Scales (``loss.multiscale``): ``native`` (default; SfMLearner / Monodepth1 / the papers' era):
+scale s is compared at its own resolution, images area-downsampled and K rescaled, which costs
+about 1.3x one full-resolution scale in all; ``upsample`` (monodepth2): every scale's inverse
+depth is upsampled and compared at full resolution (num_scales x the cost).
+All warps are done once in ``forward``, maps that share a depth and a transform stacked into one
+``inverse_warp`` call (image + disparity, image + point cloud); the terms read the results.
+Data augmentation changes only ``tgt_in`` / ``src_in``; the right images reach the nets as
+``right_in`` / ``right_src_in`` when the data set provides them, else un-augmented.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..geometry import backproject, disp_to_depth, invert_se3, inverse_warp, pose_vec2mat, stereo_transform
+from ..losses.photometric import masked_mean, photometric_error, reprojection_loss
+from ..losses.smoothness import edge_aware_smoothness
+from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, moved_cloud, pose_consistency,
+                                         registration_error)
+from ..nets.registry import build_depth_net
+from ..nets.undeepvo_pose import UnDeepVOPoseNet
+from . import LossTerm, Method, register
+
+
+def scale_k(k: torch.Tensor, factor: float) -> torch.Tensor:
+    """K (B, 3, 3) of an image resized by ``factor`` (pixel centres as vode_ros.geometry.scale_intrinsics)."""
+    out = k.clone()
+    out[:, 0, 0] = k[:, 0, 0] * factor
+    out[:, 1, 1] = k[:, 1, 1] * factor
+    out[:, 0, 2] = (k[:, 0, 2] + 0.5) * factor - 0.5
+    out[:, 1, 2] = (k[:, 1, 2] + 0.5) * factor - 0.5
+    return out
+
+
+class FinestInvDepth(nn.Module):
+    """Export wrapper: finest inverse depth only."""
+
+    def __init__(self, depth_net: nn.Module):
+        super().__init__()
+        self.depth_net = depth_net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.depth_net(image)[0]
+
+
+class StereoVideoMethod(Method):
+    """Shared plumbing of the stereo-video methods (UnDeepVO, Deep-VO-Feat): input normalisation,
+    the registry depth net, multi-image depth passes, scale pyramids, pose pairs in temporal
+    order, metrics and export info. Subclasses build the pose net and the loss terms."""
+
+    COMMON_MODEL = {
+        "min_depth": 0.1,
+        "max_depth": 100.0,
+        "init_depth": 10.0,              # initial constant depth (m) of the sigmoid heads
+        "mean": [0.45],                  # network input = (x - mean) / std, x in [0, 1]
+        "std": [0.225],
+        "num_scales": 4,
+        "depth_net": "small",            # registry name: small | dispnet | lite
+        "depth_enc_channels": [],        # [] = the net's default (passed only when non-empty)
+        "depth_dec_channels": [],
+        "pose_channels": [16, 32, 64, 128, 256, 256, 256],
+        "pose_scale": 0.01,              # rotation output scale
+        "pose_trans_scale": 1.0,         # translation output scale (metric: ~1 m / frame on KITTI)
+    }
+
+    def __init__(self, cfg: dict[str, Any], channels: int):
+        super().__init__(cfg, channels)
+        m = cfg["model"]
+        if not cfg["data"]["stereo"]:
+            raise ValueError(f"{self.name} trains on stereo video: set data.stereo: true")
+        mean, std = list(m["mean"]), list(m["std"])
+        for key, val in (("mean", mean), ("std", std)):
+            if len(val) not in (1, channels):
+                raise ValueError(f"model.{key} needs 1 or {channels} values, got {val}")
+        self.multiscale = cfg["loss"]["multiscale"]
+        if self.multiscale not in ("native", "upsample"):
+            raise ValueError(f"loss.multiscale must be 'native' or 'upsample', got {self.multiscale!r}")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
+        self.offsets = [int(o) for o in cfg["data"]["offsets"]]
+        kw = {"num_scales": m["num_scales"], "min_depth": self.min_depth, "max_depth": self.max_depth,
+              "init_depth": m["init_depth"]}
+        if m["depth_enc_channels"]:
+            kw["enc_channels"] = list(m["depth_enc_channels"])
+        if m["depth_dec_channels"]:
+            kw["dec_channels"] = list(m["depth_dec_channels"])
+        self.nets["depth"] = build_depth_net(m["depth_net"], channels, **kw)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (..., C, H, W) -> network input."""
+        return (x - self.mean) / self.std
+
+    def depth_passes(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """One batched depth-net pass over several (B, C, H, W) images -> per image, its
+        multi-scale inverse depths [(B, 1, H/2^s, W/2^s)]."""
+        b = images[0].shape[0]
+        disps = self.nets["depth"](self.normalise(torch.cat(images, 0)))
+        return [[d[i * b:(i + 1) * b] for d in disps] for i in range(len(images))]
+
+    def at_scale(self, disp: torch.Tensor, size: tuple[int, int], k: torch.Tensor):
+        """Inverse depth of one scale -> (depth (m), K, resize) at the resolution where that scale
+        is compared (``loss.multiscale``); ``resize`` maps a full-resolution map there."""
+        if self.multiscale == "upsample" or disp.shape[-2:] == size:
+            if disp.shape[-2:] != size:
+                disp = F.interpolate(disp, size=size, mode="bilinear", align_corners=False)
+            return disp_to_depth(disp, self.min_depth, self.max_depth), k, (lambda x: x)
+        hs, ws = disp.shape[-2:]
+        factor = size[1] // ws
+        if factor * ws != size[1] or factor * hs != size[0]:
+            raise ValueError(f"scale of {hs}x{ws} is not an integer fraction of {size[0]}x{size[1]}")
+
+        def resize(x: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(x, factor)                # = area interpolation for integer factors
+
+        return disp_to_depth(disp, self.min_depth, self.max_depth), scale_k(k, 1.0 / factor), resize
+
+    def finest_depth(self, disps: list[torch.Tensor]) -> torch.Tensor:
+        return disp_to_depth(disps[0], self.min_depth, self.max_depth)
+
+    def pose_pairs(self, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        """tgt (B, C, H, W), src (B, S, C, H, W), [0, 1] -> normalised [later, earlier] pairs (B*S, 2C, H, W)."""
+        later = torch.stack([src[:, j] if o > 0 else tgt for j, o in enumerate(self.offsets)], 1)
+        earlier = torch.stack([tgt if o > 0 else src[:, j] for j, o in enumerate(self.offsets)], 1)
+        return torch.cat([self.normalise(later), self.normalise(earlier)], dim=2).flatten(0, 1)
+
+    def to_src_tgt(self, mats: torch.Tensor) -> list[torch.Tensor]:
+        """(B, S, 4, 4) T_earlier_later per source -> [T_src_tgt (B, 4, 4)] (future sources inverted)."""
+        return [invert_se3(mats[:, j]) if o > 0 else mats[:, j] for j, o in enumerate(self.offsets)]
+
+    def stereo(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """T_right_left (B, 4, 4) from the batch baseline."""
+        tgt = batch["tgt"]
+        return stereo_transform(batch["baseline"], batch=tgt.shape[0], dtype=tgt.dtype, device=tgt.device)
+
+    # -- Method API ---------------------------------------------------------------------------
+    def metrics(self, out, batch):
+        depth = out["depth"]
+        h, w = depth.shape[-2:]
+        res = {"depth/median_lower_middle_m": depth[:, :, h // 2:, w // 4: 3 * w // 4].median().item()}
+        trans = torch.stack([t[:, :3, 3] for t in out["transforms"]], 1)          # (B, S, 3)
+        for j in range(len(self.offsets)):
+            res[f"pose/tz_src{j}_pred_m"] = trans[:, j, 2].mean().item()
+        if "gt_src_tgt" in batch:
+            res["pose/tz_src0_gt_m"] = batch["gt_src_tgt"][:, 0, 2, 3].mean().item()
+            res["pose/trans_err_m"] = (trans - batch["gt_src_tgt"][:, :, :3, 3]).norm(dim=-1).mean().item()
+        return res
+
+    def export_modules(self):
+        return {"depth": FinestInvDepth(self.nets["depth"]), "pose": self.nets["pose"]}
+
+    def export_info(self):
+        def per_channel(vals):
+            vals = [float(v) for v in vals]
+            return vals * self.channels if len(vals) == 1 else vals
+
+        return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
+                "metric_scale": True, "min_depth": self.min_depth, "max_depth": self.max_depth}
+
+
+# ----------------------------------------------------------------------------- loss terms
+# out["scales"][s] holds, for scale s: "left", "right" (images at that scale), "disp_l",
+# "disp_r" (disparity, fraction of the width), "stereo_l" / "stereo_r" (warped image, warped
+# other disparity, valid), "temporal" / "temporal_r" ([(warped image, valid)] per source).
+# out["registration"] / out["registration_r"]: [(moved target cloud, sampled source cloud, valid)].
+
+class StereoPhotometricTerm(LossTerm):
+    """Left <- right (with D_L) and right <- left (with D_R), mean over directions and scales."""
+
+    name = "photometric_stereo"
+
+    def __init__(self, weight: float, kind: str, ssim_weight: float):
+        super().__init__(weight)
+        self.kind, self.ssim_weight = kind, ssim_weight
+
+    def compute(self, out, batch):
+        losses = []
+        for sc in out["scales"]:
+            (w_l, _, v_l), (w_r, _, v_r) = sc["stereo_l"], sc["stereo_r"]
+            losses.append(0.5 * (masked_mean(photometric_error(w_l, sc["left"], self.kind, self.ssim_weight), v_l)
+                                 + masked_mean(photometric_error(w_r, sc["right"], self.kind, self.ssim_weight), v_r)))
+        return torch.stack(losses).mean()
+
+
+class TemporalPhotometricTerm(LossTerm):
+    """Sources t +/- 1 warped into t with the predicted depth and pose (left; right too if present)."""
+
+    name = "photometric_temporal"
+
+    def __init__(self, weight: float, kind: str, ssim_weight: float, min_reprojection: bool):
+        super().__init__(weight)
+        self.kind, self.ssim_weight, self.min_reprojection = kind, ssim_weight, min_reprojection
+
+    def _one(self, warps, tgt):
+        errors = [photometric_error(w, tgt, self.kind, self.ssim_weight) for w, _ in warps]
+        return reprojection_loss(errors, [v for _, v in warps], self.min_reprojection)
+
+    def compute(self, out, batch):
+        losses = []
+        for sc in out["scales"]:
+            loss = self._one(sc["temporal"], sc["left"])
+            if sc.get("temporal_r"):
+                loss = 0.5 * (loss + self._one(sc["temporal_r"], sc["right"]))
+            losses.append(loss)
+        return torch.stack(losses).mean()
+
+
+class DisparityConsistencyTerm(LossTerm):
+    name = "disparity_consistency"
+
+    def compute(self, out, batch):
+        return torch.stack([disparity_error(sc["disp_l"], sc["stereo_l"][1], sc["stereo_l"][2])
+                            + disparity_error(sc["disp_r"], sc["stereo_r"][1], sc["stereo_r"][2])
+                            for sc in out["scales"]]).mean()
+
+
+class PoseConsistencyTerm(LossTerm):
+    name = "pose_consistency"
+
+    def __init__(self, weight: float, conjugate: bool, rot_weight: float):
+        super().__init__(weight)
+        self.conjugate, self.rot_weight = conjugate, rot_weight
+
+    def compute(self, out, batch):
+        return torch.stack([pose_consistency(t_l, t_r, out["stereo"], self.conjugate, self.rot_weight)
+                            for t_l, t_r in zip(out["transforms"], out["transforms_right"])]).mean()
+
+
+class RegistrationTerm(LossTerm):
+    """3D registration of the target cloud (finest depth) with each source's cloud."""
+
+    name = "registration_3d"
+
+    def __init__(self, weight: float, relative: bool):
+        super().__init__(weight)
+        self.relative = relative
+
+    def compute(self, out, batch):
+        regs = out["registration"] + out.get("registration_r", [])
+        return torch.stack([registration_error(m, s, v, self.relative) for m, s, v in regs]).mean()
+
+
+class EdgeAwareSmoothnessTerm(LossTerm):
+    """Edge-aware first-order smoothness of mean-normalised inverse depth; scale s weighted 1/2^s.
+    Reads ``out["disps"]`` against ``batch["tgt"]`` and, when ``right`` is set, ``out["disps_right"]``
+    against ``batch["right"]``."""
+
+    name = "smoothness"
+
+    def __init__(self, weight: float, right: bool = False):
+        super().__init__(weight)
+        self.right = right
+
+    @staticmethod
+    def _one(disps, image):
+        losses = []
+        for s, disp in enumerate(disps):
+            img = F.interpolate(image, size=disp.shape[-2:], mode="area") if s else image
+            losses.append(edge_aware_smoothness(disp, img) / 2 ** s)
+        return torch.stack(losses).mean()
+
+    def compute(self, out, batch):
+        loss = self._one(out["disps"], batch["tgt"])
+        if self.right:
+            loss = 0.5 * (loss + self._one(out["disps_right"], batch["right"]))
+        return loss
+
+
+# ----------------------------------------------------------------------------- the method
+
+@register("undeepvo")
+class UnDeepVO(StereoVideoMethod):
+    DEFAULTS = {
+        "model": {
+            **StereoVideoMethod.COMMON_MODEL,
+            "pose_channels": [16, 32, 64, 128, 256, 256, 512],
+            "pose_hidden": [512, 512],           # FC layers of each head (translation, rotation)
+        },
+        "loss": {
+            "photometric": "ssim_l1",            # ssim_l1 | l1
+            "ssim_weight": 0.85,
+            "multiscale": "native",              # native | upsample (see the module docstring)
+            "stereo_weight": 1.0,                # left <-> right photometric
+            "temporal_weight": 1.0,              # t +/- 1 photometric
+            "min_reprojection": False,           # paper: mean over sources; true: per-pixel minimum
+            "right_temporal": False,             # also the right sequence's temporal photometric and
+                                                 # registration (one more depth pass per source)
+            "disparity_consistency_weight": 1.0,
+            "pose_consistency_weight": 0.01,     # L1: its gradient has a constant size however small
+                                                 # the left/right difference; at 1.0 it was ~15x the
+                                                 # temporal photometric gradient on t_z and stalled it
+            "pose_consistency_rot_weight": 1.0,  # rad vs m inside the pose consistency
+            "pose_consistency_conjugate": True,  # compare with S T_L S^-1 (exact); false: T_L (paper)
+            "registration_weight": 0.01,
+            "registration_relative": False,      # true: point error / depth
+            "smooth_weight": 0.0,                # not in the paper; > 0 adds edge-aware smoothness
+        },
+    }
+
+    def __init__(self, cfg: dict[str, Any], channels: int):
+        super().__init__(cfg, channels)
+        m, lo = cfg["model"], cfg["loss"]
+        self.right_temporal = bool(lo["right_temporal"])
+        self.nets["pose"] = UnDeepVOPoseNet(channels, m["pose_channels"], m["pose_hidden"], m["pose_scale"],
+                                            m["pose_trans_scale"])
+        photo = (lo["photometric"], lo["ssim_weight"])
+        self.terms = [
+            StereoPhotometricTerm(lo["stereo_weight"], *photo),
+            DisparityConsistencyTerm(lo["disparity_consistency_weight"]),
+            PoseConsistencyTerm(lo["pose_consistency_weight"], lo["pose_consistency_conjugate"],
+                                lo["pose_consistency_rot_weight"]),
+            TemporalPhotometricTerm(lo["temporal_weight"], *photo, lo["min_reprojection"]),
+            RegistrationTerm(lo["registration_weight"], lo["registration_relative"]),
+        ]
+        if lo["smooth_weight"] > 0:
+            self.terms.append(EdgeAwareSmoothnessTerm(lo["smooth_weight"], right=True))
+
+    def forward(self, batch):
+        tgt_in, src_in = batch["tgt_in"], batch["src_in"]                  # (B, C, H, W), (B, S, C, H, W)
+        right_in = batch.get("right_in", batch["right"])
+        right_src_in = batch.get("right_src_in", batch["right_src"])
+        tgt, src, right, right_src, k = batch["tgt"], batch["src"], batch["right"], batch["right_src"], batch["K"]
+        b, n_src, c = src_in.shape[:3]
+        size = tuple(tgt_in.shape[-2:])
+        images = [tgt_in, right_in] + [src_in[:, j] for j in range(n_src)]
+        if self.right_temporal:
+            images += [right_src_in[:, j] for j in range(n_src)]
+        passes = self.depth_passes(images)
+        disps, disps_right = passes[0], passes[1]
+        src_depths = [self.finest_depth(p) for p in passes[2:2 + n_src]]
+        right_src_depths = [self.finest_depth(p) for p in passes[2 + n_src:]]
+        pairs = torch.cat([self.pose_pairs(tgt_in, src_in), self.pose_pairs(right_in, right_src_in)], 0)
+        vecs = self.nets["pose"](pairs)                                      # (2 * B * S, 6)
+        poses, poses_right = vecs[:b * n_src].view(b, n_src, 6), vecs[b * n_src:].view(b, n_src, 6)
+        transforms = self.to_src_tgt(pose_vec2mat(poses.reshape(-1, 6)).view(b, n_src, 4, 4))
+        transforms_right = self.to_src_tgt(pose_vec2mat(poses_right.reshape(-1, 6)).view(b, n_src, 4, 4))
+        s_mat = self.stereo(batch)
+        s_inv = invert_se3(s_mat)
+        out = {"disps": disps, "disps_right": disps_right, "poses": poses, "poses_right": poses_right,
+               "transforms": transforms, "transforms_right": transforms_right, "stereo": s_mat, "scales": []}
+        for s in range(len(disps)):
+            d_l, k_s, resize = self.at_scale(disps[s], size, k)
+            d_r, _, _ = self.at_scale(disps_right[s], size, k)
+            left, rgt = resize(tgt), resize(right)
+            disp_l = depth_to_disparity(d_l, k_s, batch["baseline"])
+            disp_r = depth_to_disparity(d_r, k_s, batch["baseline"])
+            w_l, v_l = inverse_warp(torch.cat([rgt, disp_r], 1), d_l, s_mat, k_s)     # right -> left
+            w_r, v_r = inverse_warp(torch.cat([left, disp_l], 1), d_r, s_inv, k_s)    # left -> right
+            sc = {"left": left, "right": rgt, "disp_l": disp_l, "disp_r": disp_r,
+                  "stereo_l": (w_l[:, :c], w_l[:, c:], v_l), "stereo_r": (w_r[:, :c], w_r[:, c:], v_r)}
+            sequences = [("", src, d_l, transforms, src_depths)]
+            if self.right_temporal:
+                sequences.append(("_r", right_src, d_r, transforms_right, right_src_depths))
+            for suffix, srcs, depth, mats, depths_src in sequences:
+                warps, regs = [], []
+                k_inv = torch.linalg.inv(k_s) if s == 0 else None
+                for j, mat in enumerate(mats):
+                    maps = [resize(srcs[:, j])]
+                    if s == 0:                          # registration: the source cloud rides along
+                        maps.append(backproject(depths_src[j], k_inv).view(b, 3, *size))
+                    w, v = inverse_warp(torch.cat(maps, 1), depth, mat, k_s)
+                    warps.append((w[:, :c], v))
+                    if s == 0:
+                        regs.append((moved_cloud(depth, mat, k_inv), w[:, c:], v))
+                sc["temporal" + suffix] = warps
+                if s == 0:
+                    out["registration" + suffix] = regs
+            out["scales"].append(sc)
+        out["depth"] = self.finest_depth(disps)
+        return out
