@@ -138,3 +138,23 @@ def test_reload_model_service_and_bad_input(models_dir, seq, tmp_path):
         assert h.wait_for(lambda: len(h.got["depth"]) >= 1, 10.0)
     finally:
         h.close()
+
+
+def test_odometry_with_direct_pose_refinement(models_dir, seq):
+    """refine_pose: the odometry node runs depth.onnx too and refines the net's motion (LKVO solver)."""
+    ensure_rclpy()
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    node = OdometryNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir)),
+                                             Parameter("refine_pose", value=True), Parameter("refine_iters", value=3)])
+    h = Harness([node])
+    try:
+        assert h.wait_connected()
+        for i in range(3):
+            h.publish_frame(read_image(seq.left[i]), "mono8", seq.k, 70.0 + 0.1 * i)
+            h.wait_for(lambda n=i: len(h.got["odom"]) > n, 15.0)
+        assert len(h.got["odom"]) == 3 and node.frames_rejected == 0
+        x = h.got["odom"][-1].pose.pose.position.x
+        assert np.isfinite(x) and x > 0.5      # the car drives forward along base_link x
+    finally:
+        h.close()

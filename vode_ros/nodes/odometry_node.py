@@ -11,13 +11,16 @@ A stamp older than the last one (a bag looping) resets the trajectory with a log
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
 from vode_ros.frames import mount_transform
-from vode_ros.inference import PoseEstimator
+from vode_ros.direct_refine import gray_from_net_input, refine_pose
+from vode_ros.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.odometry import OdometryIntegrator, diagonal_covariance
@@ -39,6 +42,9 @@ class OdometryNode(VodeNodeBase):
         self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad")
         self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none)")
         self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)")
+        self._declare("refine_pose", False, "refine the pose net's motion by direct photometric alignment "
+                      "(vode_ros.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
+        self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)")
         p = self.get_parameter
         self.odom_frame, self.base_frame = p("odom_frame").value, p("base_frame").value
         self.camera_frame = p("camera_frame").value
@@ -54,6 +60,9 @@ class OdometryNode(VodeNodeBase):
             self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
         self.estimator = PoseEstimator(self.model)
         self.previous: np.ndarray | None = None
+        self.refine = bool(p("refine_pose").value)
+        self.previous_depth: np.ndarray | None = None
+        self.depth_estimator = self._load_depth() if self.refine else None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.odom_pub = self.create_publisher(Odometry, "odom", reliable)
         self.tf_pub = self.create_publisher(TFMessage, "/tf", 100)
@@ -69,9 +78,23 @@ class OdometryNode(VodeNodeBase):
             self.integrator.scale = float(msg.scale)
             self.depth_scale_source = f"depth node: {msg.scale_source}"
 
+    def _load_depth(self) -> DepthEstimator:
+        """depth.onnx next to pose.onnx: the previous frame's depth for refine_pose."""
+        p = self.get_parameter
+        model = OnnxModel(Path(p("model_dir").value or default_model_dir()) / "depth.onnx", list(p("providers").value),
+                          int(p("threads").value), expected_kind="depth")
+        pm = self.model.meta
+        if (model.meta.width, model.meta.height, model.meta.color) != (pm.width, pm.height, pm.color):
+            raise ValueError(f"refine_pose: {model.path} and {self.model.path} differ in input size or colour; "
+                             "use a depth.onnx and pose.onnx exported from one checkpoint")
+        return DepthEstimator(model)
+
     def on_model_swapped(self) -> None:
         self.estimator = PoseEstimator(self.model)
         self.previous = None    # the new net may normalise differently: restart the pair
+        self.previous_depth = None
+        if self.refine:
+            self.depth_estimator = self._load_depth()
 
     def scale_info(self) -> tuple[str, float]:
         if self.scale_mode == "from_depth":
@@ -97,8 +120,19 @@ class OdometryNode(VodeNodeBase):
             state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
         else:
             motion = self.estimator(net_in, self.previous)
+            if self.refine and self.previous_depth is not None:
+                m = self.model.meta
+                k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
+                motion, _ = refine_pose(gray_from_net_input(self.previous, m.mean, m.std),
+                                        gray_from_net_input(net_in, m.mean, m.std), self.previous_depth, k_net,
+                                        motion, iters=int(self.get_parameter("refine_iters").value))
             state = self.integrator.update(stamp, motion)
             state_pose, lin, ang = state.pose, state.twist_linear, state.twist_angular
+        if self.refine:
+            dm = self.depth_estimator.model
+            same = (dm.meta.mean, dm.meta.std) == (self.model.meta.mean, self.model.meta.std)
+            depth_in = net_in if same else dm.preprocess(frame.image, frame.encoding)
+            self.previous_depth = self.depth_estimator(depth_in)    # no fx: the units the pose net was trained in
         self.previous = net_in
         self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
                                            self.base_frame, self.pose_cov, self.twist_cov))

@@ -1,0 +1,183 @@
+"""Differentiable direct visual odometry (DDVO, Wang et al. CVPR 2018) in torch.
+
+Gauss-Newton / Lucas-Kanade photometric alignment of two grey images, inverse-compositional,
+coarse to fine over an image pyramid, with every step differentiable, so the refined pose is a
+function of the reference depth and the photometric loss that uses it trains the depth net
+(LKVOLearner stage 2).
+
+Problem: given the reference image I_r with its depth D_r, the other image I_c and K, find
+T = T_c_r (maps reference-camera points into the other camera) minimising
+
+    sum_p  w(p) [ I_c(pi(T X(p))) - I_r(p) ]^2,      X(p) = D_r(p) K^-1 [u, v, 1]^T.
+
+Inverse compositional step: linearise the *reference* side around the identity,
+I_r(pi(exp(xi) X)) ~ I_r(p) + J(p) xi with J = grad I_r(p) . dpi/dX(X) . [I | -[X]x] (fixed per
+level), solve (J^T W J + lambda diag(J^T W J)) xi = J^T W r for the residual
+r = I_c(pi(T X)) - I_r(p), and update T <- T exp(xi)^-1. xi = [v, w] (translation, rotation).
+
+Pyramid: level l halves level l-1 by 2x2 averaging (``avg_pool2d``; the inverse depth is averaged,
+then inverted); K follows OpenCV's pixel-centre convention (f / 2, (c + 0.5) / 2 - 0.5). Levels
+are solved coarsest first, ``iters`` steps each. Sampling: bilinear, border padding,
+align_corners=False (pixel centres at integer coordinates, as vode_training.geometry); w(p) = 1
+where the point is in front of the other camera and lands inside it (u in [-0.5, W - 0.5]),
+times optional Huber weights min(1, delta / |r|). Image gradients: central differences with
+replicated borders.
+
+``vode_ros.direct_refine`` is the numpy twin used at run time; a test holds the two equal.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..geometry import pixel_grid
+
+
+def se3_exp(xi: torch.Tensor) -> torch.Tensor:
+    """(B, 6) [v, w] -> (B, 4, 4) exp of the twist (Rodrigues; Taylor series near w = 0)."""
+    v, w = xi[:, :3], xi[:, 3:]
+    theta2 = (w * w).sum(1)
+    small = theta2 < 1e-8
+    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = theta2_safe.sqrt()
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2_safe)
+    c = torch.where(small, 1.0 / 6 - theta2 / 120, (theta - torch.sin(theta)) / (theta2_safe * theta))
+    zero = torch.zeros_like(w[:, 0])
+    wx = torch.stack([zero, -w[:, 2], w[:, 1], w[:, 2], zero, -w[:, 0], -w[:, 1], w[:, 0], zero], 1).view(-1, 3, 3)
+    eye = torch.eye(3, dtype=xi.dtype, device=xi.device).expand_as(wx)
+    wx2 = wx @ wx
+    rot = eye + a.view(-1, 1, 1) * wx + b.view(-1, 1, 1) * wx2
+    vmat = eye + b.view(-1, 1, 1) * wx + c.view(-1, 1, 1) * wx2
+    out = torch.zeros(xi.shape[0], 4, 4, dtype=xi.dtype, device=xi.device)
+    out[:, :3, :3] = rot
+    out[:, :3, 3] = (vmat @ v.unsqueeze(-1)).squeeze(-1)
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def scale_k_half(k: torch.Tensor) -> torch.Tensor:
+    """K of an image halved by 2x2 averaging (pixel centres: u' = (u + 0.5) / 2 - 0.5)."""
+    out = k.clone()
+    out[:, 0, 0] = k[:, 0, 0] / 2
+    out[:, 1, 1] = k[:, 1, 1] / 2
+    out[:, 0, 2] = (k[:, 0, 2] + 0.5) / 2 - 0.5
+    out[:, 1, 2] = (k[:, 1, 2] + 0.5) / 2 - 0.5
+    return out
+
+
+def image_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, H, W) -> central differences d/du, d/dv (replicated borders)."""
+    p = F.pad(img, (1, 1, 1, 1), mode="replicate")
+    gx = (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2]) / 2
+    gy = (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1]) / 2
+    return gx, gy
+
+
+def sample(img: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Bilinear sample (border padding) of img (B, 1, H, W) at pixel coords u, v (B, N) -> (B, N)."""
+    height, width = img.shape[-2:]
+    grid = torch.stack([(2.0 * u + 1.0) / width - 1.0, (2.0 * v + 1.0) / height - 1.0], -1).unsqueeze(1)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0, 0]
+
+
+def pyramid(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k: torch.Tensor, levels: int,
+            mask: torch.Tensor | None = None):
+    """-> [(ref_l, cur_l, depth_l, K_l, mask_l)] finest first (mask_l: 2x2 averages, None without a mask)."""
+    out = [(ref, cur, ref_depth, k, mask)]
+    inv = 1.0 / ref_depth
+    for _ in range(1, levels):
+        ref, cur, inv = F.avg_pool2d(ref, 2), F.avg_pool2d(cur, 2), F.avg_pool2d(inv, 2)
+        mask = F.avg_pool2d(mask, 2) if mask is not None else None
+        k = scale_k_half(k)
+        out.append((ref, cur, 1.0 / inv, k, mask))
+    return out
+
+
+def _project(cur, rot, trans, pts, k):
+    """Reference points into the other camera -> pixel coords u, v (B, N) and validity (B, N)."""
+    height, width = cur.shape[-2:]
+    q = rot @ pts + trans                                             # (B, 3, N)
+    z = q[:, 2]
+    zc = z.clamp(min=1e-6)
+    u = k[:, 0, 0:1] * q[:, 0] / zc + k[:, 0, 2:3]
+    v = k[:, 1, 1:2] * q[:, 1] / zc + k[:, 1, 2:3]
+    valid = (z > 1e-3) & (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5)
+    return u, v, valid
+
+
+def align_level(ref, cur, depth, k, t, iters: int, damping: float, huber: float | None,
+                mask: torch.Tensor | None = None):
+    """Gauss-Newton steps at one pyramid level. ref/cur (B, 1, h, w), depth (B, 1, h, w), t (B, 4, 4),
+    mask (B, 1, h, w) weights of the reference pixels or None."""
+    batch, _, height, width = ref.shape
+    pix = pixel_grid(height, width, ref.dtype, ref.device)            # (1, 3, N)
+    pts = (torch.linalg.inv(k) @ pix.expand(batch, -1, -1)) * depth.reshape(batch, 1, -1)   # (B, 3, N)
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    fx, fy = k[:, 0, 0:1], k[:, 1, 1:2]
+    gx, gy = image_gradients(ref)
+    gx, gy = gx.reshape(batch, -1), gy.reshape(batch, -1)
+    # d I / d X = grad I . d pi / d X  (B, N, 3)
+    di_dx = torch.stack([gx * fx / z, gy * fy / z, -(gx * fx * x + gy * fy * y) / (z * z)], -1)
+    # d X / d xi = [I | -[X]x]; J = dI/dX . dX/dxi  (B, N, 6)
+    ix, iy, iz = di_dx.unbind(-1)
+    jac = torch.stack([ix, iy, iz, iz * y - iy * z, ix * z - iz * x, iy * x - ix * y], -1)
+    ref_flat = ref.reshape(batch, -1)
+    costs = []
+    for _ in range(iters):
+        u, v, valid = _project(cur, t[:, :3, :3], t[:, :3, 3:], pts, k)
+        r = sample(cur, u, v) - ref_flat
+        w = valid.to(r.dtype)
+        if mask is not None:
+            w = w * mask.reshape(batch, -1)
+        if huber is not None and huber > 0:
+            w = w * torch.clamp(huber / r.abs().clamp(min=1e-12), max=1.0)
+        costs.append(((r * r * w).sum(1) / w.sum(1).clamp(min=1e-12)).detach())
+        jw = jac * w.unsqueeze(-1)
+        hess = jw.transpose(1, 2) @ jac                               # (B, 6, 6)
+        grad = (jw * r.unsqueeze(-1)).sum(1)                          # (B, 6)
+        diag = torch.diagonal(hess, dim1=1, dim2=2)
+        hess = hess + torch.diag_embed(damping * diag + 1e-9)
+        xi = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
+        t = t @ se3_exp(-xi)
+    return t, costs
+
+
+def ddvo_align(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k: torch.Tensor,
+               t_init: torch.Tensor, levels: int = 3, iters: int = 10, damping: float = 1e-3,
+               huber: float | None = None, mask: torch.Tensor | None = None, return_costs: bool = False):
+    """Refine T_cur_ref from ``t_init`` by direct alignment; differentiable w.r.t. every input.
+
+    ref, cur (B, 1, H, W) grey in [0, 1]; ref_depth (B, 1, H, W) > 0; k (B, 3, 3) at (W, H);
+    t_init (B, 4, 4); mask (B, 1, H, W) optional weights in [0, 1] of the reference pixels (e.g. 0 where
+    the depth is unknown; 2x2-averaged down the pyramid). -> T (B, 4, 4) [, per level (coarsest first)
+    the list of per-iteration weighted mean squared residuals (B,), measured before each step,
+    Huber weights included].
+    """
+    if ref.shape[1] != 1 or cur.shape[1] != 1:
+        raise ValueError("ddvo_align works on grey images (B, 1, H, W)")
+    levels_data = pyramid(ref, cur, ref_depth, k, levels, mask)
+    t = t_init
+    all_costs = []
+    for ref_l, cur_l, depth_l, k_l, mask_l in reversed(levels_data):
+        t, costs = align_level(ref_l, cur_l, depth_l, k_l, t, iters, damping, huber, mask_l)
+        all_costs.append(costs)
+    return (t, all_costs) if return_costs else t
+
+
+def to_gray(img: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) mean over channels."""
+    return img if img.shape[1] == 1 else img.mean(1, keepdim=True)
+
+
+class DDVOSolver(nn.Module):
+    """No parameters; ``forward(ref, cur, ref_depth, K, T_init) -> T_cur_ref`` (see ddvo_align)."""
+
+    def __init__(self, levels: int = 3, iters: int = 10, damping: float = 1e-3, huber: float | None = None):
+        super().__init__()
+        self.levels, self.iters, self.damping, self.huber = int(levels), int(iters), float(damping), huber
+
+    def forward(self, ref, cur, ref_depth, k, t_init):
+        return ddvo_align(to_gray(ref), to_gray(cur), ref_depth, k, t_init, self.levels, self.iters, self.damping,
+                          self.huber)
