@@ -15,6 +15,7 @@ setup(
     # The folder reads as the pipeline stage; the import name cannot clash with another
     # project's top-level `training` package.
     package_dir={"vode_training": "training"},
+    package_data={"vode_training.data": ["splits/*.txt", "splits/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

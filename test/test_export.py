@@ -57,6 +57,7 @@ def test_export_parity_and_metadata(checkpoint, tmp_path):
         assert float(meta["vode.onnx_parity_max_abs"]) == pytest.approx(report["files"][kind]["parity_max_abs"], rel=1e-2)
         assert model.opset_import[0].version == 17
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == out_shape
         (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
         assert (inp.name, inp.shape, out.name, out.shape) == (in_name, in_shape, out_name, out_shape)
         y = sess.run(None, {in_name: np.zeros(in_shape, np.float32)})[0]

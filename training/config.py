@@ -31,6 +31,19 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "brightness": 0.2,
         "contrast": 0.2,
         "max_frames": 0,                 # 0 = all
+        "kind": "kitti_odometry",        # kitti_odometry | kitti_raw | image_folder | rosbag | synthetic
+        "split": "",                     # kitti_raw: '' (all drives but the Eigen test scenes), 'all', or a split file
+        "image_topic": "",               # rosbag: sensor_msgs/Image or CompressedImage topic
+        "info_topic": "",                # rosbag: CameraInfo ('' = <image topic namespace>/camera_info)
+        "right_topic": "",               # rosbag: right image topic (stereo)
+        "right_info_topic": "",          # rosbag: right CameraInfo ('' = <right namespace>/camera_info)
+        "static_filter": "none",         # none | flow | diff: drop frames where the camera stood still
+        "static_threshold": 1.0,         # flow: mean optical flow (px at the training size); diff: grey levels
+        "scale_crop": 0.0,               # SfMLearner augmentation: scale by [1, 1 + x] and crop back, K adjusted
+        "saturation": 0.0,               # colour jitter of the network inputs (rgb), as brightness/contrast
+        "hue": 0.0,                      # hue rotation, fraction of a turn (rgb)
+        "preload": True,                 # frames in RAM at the training size (false: read per item)
+        "synthetic": {},                 # synthetic: SynthConfig fields (frames, seed, speed, ...)
     },
     "train": {
         "steps": 500,
@@ -38,6 +51,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "lr": 2.0e-4,
         "lr_decay_steps": [],            # multiply lr by lr_decay_factor at these steps
         "lr_decay_factor": 0.1,
+        "beta1": 0.9,                    # Adam betas (SfMLearner: beta1 0.9)
+        "beta2": 0.999,
         "weight_decay": 0.0,
         "grad_clip": 0.0,                # 0 = off
         "seed": 0,
@@ -47,11 +62,17 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "ckpt_every": 100,
         "init": "",                      # start the nets from this checkpoint (e.g. stage 1 of a method)
         "freeze": [],                    # net names kept fixed (e.g. [depth, pose] in GeoNet stage 2)
+        "image_every": 100,              # TensorBoard images (depth, warped sources, masks) every N steps; 0 = off
+        "keep_every": 0,                 # also keep checkpoint_NNNNNN.pt every N steps (0 = only checkpoint.pt)
+        "device": "auto",                # auto (cuda when available) | cpu | cuda | cuda:N
+        "backend": "auto",               # torch.distributed backend when launched distributed: auto (nccl on
+                                         # GPU, gloo on CPU) | gloo | nccl
+        "find_unused_parameters": True,  # DDP: tolerate nets/branches without gradient in a step (false: faster)
     },
 }
 
 # Keys whose value may be of any type (None in the defaults would otherwise fix the type).
-_FREE_KEYS: set[str] = set()
+_FREE_KEYS: set[str] = {"data.synthetic"}
 
 
 class ConfigError(ValueError):
@@ -104,11 +125,13 @@ def _merge(defaults: dict[str, Any], given: dict[str, Any], prefix: str = "") ->
         if key not in defaults:
             raise ConfigError(f"unknown config key '{path}'; allowed here: {', '.join(sorted(defaults))}")
         default = defaults[key]
-        if isinstance(default, dict):
+        if path in _FREE_KEYS:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(default, dict):
             out[key] = _merge(default, value if value is not None else {}, path + ".")
         elif isinstance(default, float) and isinstance(value, str) and _is_float(value):
             out[key] = float(value)      # PyYAML reads '2e-4' (no dot) as a string
-        elif path in _FREE_KEYS or _type_ok(default, value):
+        elif _type_ok(default, value):
             out[key] = float(value) if isinstance(default, float) else value
         else:
             raise ConfigError(f"config key '{path}': expected {type(default).__name__} like {default!r}, "
@@ -167,6 +190,28 @@ def validate(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config key 'data.offsets': non-zero integers needed, got {data['offsets']}")
     if data["max_stride"] < 1:
         raise ConfigError(f"config key 'data.max_stride': must be >= 1, got {data['max_stride']}")
+    from .data import KINDS
+    from .data.static_frames import METHODS as STATIC_FILTERS
+
+    if data["kind"] not in KINDS:
+        raise ConfigError(f"config key 'data.kind': must be one of {', '.join(KINDS)}, got {data['kind']!r}")
+    if data["static_filter"] not in STATIC_FILTERS:
+        raise ConfigError(f"config key 'data.static_filter': must be one of {', '.join(STATIC_FILTERS)}, "
+                          f"got {data['static_filter']!r}")
+    if not isinstance(data["synthetic"], dict):
+        raise ConfigError(f"config key 'data.synthetic': expected a mapping of SynthConfig fields, got {data['synthetic']!r}")
+    for key in ("scale_crop", "saturation", "hue", "brightness", "contrast"):
+        if data[key] < 0:
+            raise ConfigError(f"config key 'data.{key}': must be >= 0, got {data[key]}")
+    if data["kind"] == "rosbag" and not data["image_topic"]:
+        raise ConfigError("config key 'data.image_topic': data.kind rosbag needs the image topic")
+    if train["backend"] not in ("auto", "gloo", "nccl"):
+        raise ConfigError(f"config key 'train.backend': must be auto, gloo or nccl, got {train['backend']!r}")
+    if not (train["device"] in ("auto", "cpu", "cuda") or train["device"].startswith("cuda:")):
+        raise ConfigError(f"config key 'train.device': must be auto, cpu, cuda or cuda:N, got {train['device']!r}")
+    for key in ("image_every", "keep_every"):
+        if train[key] < 0:
+            raise ConfigError(f"config key 'train.{key}': must be >= 0, got {train[key]}")
     for key in ("steps", "batch_size", "num_threads", "log_every", "ckpt_every"):
         if train[key] <= 0:
             raise ConfigError(f"config key 'train.{key}': must be > 0, got {train[key]}")
@@ -175,10 +220,13 @@ def validate(given: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Read a YAML file (or only defaults when path is None), apply overrides, validate."""
+def load_config(path: str | Path | dict | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML file (or only defaults when path is None; or a config dict, e.g. a checkpoint's),
+    apply overrides, validate."""
     given: dict[str, Any] = {}
-    if path is not None:
+    if isinstance(path, dict):
+        given, path = copy.deepcopy(path), None
+    elif path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")

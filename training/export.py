@@ -46,13 +46,9 @@ class ExportParityError(RuntimeError):
 
 def _real_frames(cfg: dict[str, Any]) -> np.ndarray | None:
     """Two consecutive training frames (2, C, H, W) in [0, 1], or None if the data is not there."""
-    from .data.kitti_snippets import KittiSnippets
+    from .data import real_frame_pair
 
-    d = cfg["data"]
-    if not Path(d["path"]).is_dir():
-        return None
-    ds = KittiSnippets(d["path"], d["width"], d["height"], d["color"], stereo=False, offsets=(-1,), max_frames=3)
-    return (ds.left[1:3].float() / 255.0).numpy()   # frames 1 (previous), 2 (current)
+    return real_frame_pair(cfg)   # [previous, current] of any data.kind (frames 1, 2 of a KITTI folder)
 
 
 def _set_metadata(path: Path, meta: dict[str, str], out_shape: tuple[int, ...]) -> None:
@@ -96,6 +92,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
     """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report."""
     import onnxruntime as ort
 
+    from .data import describe_data
     from .trainer import load_checkpoint, method_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
@@ -165,7 +162,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                 "vode.metric_scale": "true" if info["metric_scale"] else "false",
                 "vode.min_depth": repr(float(info["min_depth"])),
                 "vode.max_depth": repr(float(info["max_depth"])),
-                "vode.trained_on": Path(d["path"]).name,
+                "vode.trained_on": describe_data(cfg),
                 "vode.train_steps": str(int(ckpt["step"])),
                 "vode.created": created,
                 "vode.onnx_parity_max_abs": f"{diff:.3g}",

@@ -3,12 +3,26 @@
     cfg = load_config("config/train/sfmlearner.yaml")
     summary = Trainer(cfg, "runs/sfm").train()
 
-Per step: a batch from the dataset -> ``method.compute_loss`` -> Adam step. Logs go to a tqdm
-bar and TensorBoard scalars in the run folder (loss/total, loss/<term>, metrics, lr). The
-checkpoint ``checkpoint.pt`` (written to a temporary file, then os.replace) holds
-{format, method, config, channels, step, models: {net name: state_dict}, optimizer, loss} and
-loads with ``torch.load(path, weights_only=True)``. A NaN / inf loss stops training with
-NonFiniteLossError naming the step and the loss term.
+Per step: a batch from the dataset (``data.kind`` picks the loader, ``vode_training.data``) ->
+``method.compute_loss`` -> Adam step. Logs go to a tqdm bar and TensorBoard in the run folder:
+scalars (loss/total, loss/<term>, metrics, lr) every ``train.log_every`` steps and images (input,
+depth colour map, warped sources, explainability masks) every ``train.image_every`` steps.
+
+Checkpoint ``checkpoint.pt`` (written to a temporary file, then os.replace; loads with
+``torch.load(path, weights_only=True)``): {format, method, config, channels, step, models: {net
+name: state_dict}, optimizer, loss, rng: [per rank: torch / cuda / numpy / python RNG states],
+sampler: the data order (epoch, batches consumed in it, generator state at its start),
+world_size}. ``Trainer(resume=checkpoint)`` restores all of it, so a resumed run continues
+bit-exactly (with ``train.num_workers: 0``; with workers the data order is exact but the
+augmentation draws happen in the workers and are not restored). ``train.keep_every`` also keeps
+nets-only copies ``checkpoint_NNNNNN.pt``; :func:`export_nets` writes such a nets-only file (no
+optimizer, no RNG) for shipping and fine-tuning (``train.init`` takes it, or a folder holding one).
+
+A NaN / inf loss stops training with NonFiniteLossError naming the step and the loss term.
+
+Distributed (``vode_training.distributed``): under torchrun or ``vode train --nproc N`` every
+process builds the same method (same seed), wraps it in DistributedDataParallel and trains on its
+share of each epoch; rank 0 alone logs and writes checkpoints (with every rank's RNG states).
 """
 from __future__ import annotations
 
@@ -16,15 +30,19 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from . import distributed as D
 from .config import dump_config, validate
-from .data.kitti_snippets import KittiSnippets
+from .data import build_dataset, prepare_data
+from .data.sampler import ResumableBatchSampler
 from .methods import Method, build_method
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -41,32 +59,60 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_dataset(cfg: dict[str, Any]) -> KittiSnippets:
-    d = cfg["data"]
-    return KittiSnippets(d["path"], d["width"], d["height"], d["color"], d["stereo"], tuple(d["offsets"]),
-                         d["augment"], d["brightness"], d["contrast"], d["max_frames"] or None,
-                         d["max_stride"])
+# --------------------------------------------------------------------------- RNG states
+
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """All RNG states of this process, in types ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(np_state[0]), "key": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _atomic_save(obj: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def save_checkpoint(path: str | Path, method: Method, optimizer: torch.optim.Optimizer | None,
-                    step: int, cfg: dict[str, Any], loss: float | None = None) -> Path:
-    """Atomic write: a half-written file never replaces a good checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+                    step: int, cfg: dict[str, Any], loss: float | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Atomic write: a half-written file never replaces a good checkpoint. ``extra``: rng, sampler, ..."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "method": cfg["method"],
         "config": cfg,
         "channels": method.channels,
         "step": int(step),
-        "models": {name: net.state_dict() for name, net in method.nets.items()},
+        "models": {name: {k: v.detach().cpu() for k, v in net.state_dict().items()}
+                   for name, net in method.nets.items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else {},
         "loss": float(loss) if loss is not None else float("nan"),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    state.update(extra or {})
+    return _atomic_save(state, Path(path))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -79,6 +125,48 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def export_nets(src: str | Path, dst: str | Path) -> Path:
+    """A nets-only copy of a checkpoint (weights, config, step; no optimizer / RNG / data order):
+    small, ``weights_only``-loadable, usable by ``train.init`` / ``--init`` and ``vode export``."""
+    ckpt = load_checkpoint(src)
+    slim = {k: ckpt[k] for k in ("format", "method", "config", "channels", "step", "models", "loss")}
+    slim["optimizer"] = {}
+    return _atomic_save(slim, Path(dst))
+
+
+def resolve_checkpoint(path: str | Path, method: str | None = None) -> Path:
+    """A checkpoint file, or a folder holding one: checkpoint.pt, else the only *.pt, else the
+    *.pt whose name starts with the method name (e.g. models/ -> models/sfmlearner_stereo.pt)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or folder")
+    if (path / CHECKPOINT_NAME).is_file():
+        return path / CHECKPOINT_NAME
+    cands = sorted(path.glob("*.pt"))
+    if len(cands) > 1 and method:
+        cands = [c for c in cands if c.name.startswith(method)] or cands
+    if len(cands) == 1:
+        return cands[0]
+    if not cands:
+        raise FileNotFoundError(f"{path}: no *.pt checkpoint in the folder (export one with "
+                                f"vode_training.trainer.export_nets)")
+    raise ValueError(f"{path}: several checkpoints ({', '.join(c.name for c in cands)}); name the file")
+
+
+def weights_digest(method: Method) -> str:
+    """SHA-256 of all net weights (name order), e.g. to check that distributed ranks agree."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, net in sorted(method.nets.items()):
+        for key, value in sorted(net.state_dict().items()):
+            h.update(f"{name}.{key}".encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def method_from_checkpoint(ckpt: dict[str, Any]) -> Method:
     """Rebuild the method of a loaded checkpoint with its weights, in eval mode."""
     cfg = validate(ckpt["config"])
@@ -86,6 +174,63 @@ def method_from_checkpoint(ckpt: dict[str, Any]) -> Method:
     for name, sd in ckpt["models"].items():
         method.nets[name].load_state_dict(sd)
     return method.eval()
+
+
+# --------------------------------------------------------------------------- TensorBoard images
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) in [0, 1] -> (3, H, W)."""
+    x = x.detach().float().cpu().clamp(0, 1)
+    return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3]
+
+
+def _disp_colour(disp: torch.Tensor) -> torch.Tensor:
+    """(h, w) inverse depth -> (3, h, w) magma colour map (bright = near), 5-95 % range."""
+    from .evaluate.plots import depth_colormap
+
+    inv = disp.detach().float().cpu().numpy()
+    depth = np.where(inv > 0, 1.0 / np.maximum(inv, 1e-12), 0.0)
+    bgr = depth_colormap(depth)
+    return torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))).float() / 255.0
+
+
+def default_images(out: dict[str, Any], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Images of the first snippet of a batch from the usual output keys (disps, warped, masks)."""
+    imgs: dict[str, torch.Tensor] = {"input/target": _rgb(batch["tgt"][0])}
+    for j in range(batch["src"].shape[1]):
+        imgs[f"input/source{j}"] = _rgb(batch["src"][0, j])
+    disps = out.get("disps") if isinstance(out, dict) else None
+    if isinstance(disps, (list, tuple)) and disps and torch.is_tensor(disps[0]) and disps[0].dim() == 4:
+        imgs["depth/inverse_depth"] = _disp_colour(disps[0][0, 0])
+    warped = out.get("warped") if isinstance(out, dict) else None
+    if isinstance(warped, (list, tuple)) and warped and isinstance(warped[0], (list, tuple)):
+        for j, w in enumerate(warped[0]):
+            if torch.is_tensor(w) and w.dim() == 4:
+                imgs[f"warped/source{j}"] = _rgb(w[0])
+    masks = out.get("masks") if isinstance(out, dict) else None
+    if isinstance(masks, (list, tuple)) and masks and torch.is_tensor(masks[0]):
+        for j in range(masks[0].shape[1]):
+            imgs[f"explainability/source{j}"] = _rgb(masks[0][0, j:j + 1])
+    return imgs
+
+
+# --------------------------------------------------------------------------- trainer
+
+class _LossModule(nn.Module):
+    """What DDP wraps: its forward is the method's compute_loss."""
+
+    def __init__(self, method: Method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch):
+        return self.method.compute_loss(batch)
+
+
+def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    if device.type == "cpu":
+        return batch
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
 class Trainer:
@@ -107,7 +252,7 @@ class Trainer:
     @staticmethod
     def _init_from(method: Method, path: str | Path) -> None:
         """Load the nets a checkpoint shares with this method (a later stage, or fine-tuning)."""
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(resolve_checkpoint(path, method.cfg.get("method")))
         shared = [n for n in ckpt["models"] if n in method.nets]
         if not shared:
             raise ValueError(f"train.init {path}: no net in common (checkpoint has {list(ckpt['models'])}, "
@@ -115,21 +260,53 @@ class Trainer:
         for name in shared:
             method.nets[name].load_state_dict(ckpt["models"][name])
 
+    def _images(self, method: Method, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+        """One extra forward without gradients, in eval mode, RNG states untouched (no effect on training)."""
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            py, npst = random.getstate(), np.random.get_state()
+            method.eval()
+            try:
+                out = method(batch)
+                hook = getattr(method, "tensorboard_images", None)
+                return hook(out, batch) if callable(hook) else default_images(out, batch)
+            finally:
+                method.train()
+                random.setstate(py)
+                np.random.set_state(npst)
+
     def train(self) -> dict[str, Any]:
-        from torch.utils.tensorboard import SummaryWriter
         from tqdm import tqdm
 
         cfg, tc = self.cfg, self.cfg["train"]
         torch.set_num_threads(tc["num_threads"])
+        device = D.choose_device(tc["device"], int(os.environ.get("LOCAL_RANK", "0")))
+        info = D.init_from_env(tc["backend"], device)
+        try:
+            return self._train(cfg, tc, device, info, tqdm)
+        finally:
+            D.cleanup(info)
+
+    def _train(self, cfg, tc, device, info: D.DistInfo, tqdm) -> dict[str, Any]:
         seed_everything(tc["seed"])
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(dump_config(cfg))
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(dump_config(cfg))
+            prepare_data(cfg)
+        D.barrier(info)
 
         dataset = build_dataset(cfg)
-        if len(dataset) < tc["batch_size"]:
-            raise ValueError(f"{cfg['data']['path']}: {len(dataset)} snippets, fewer than train.batch_size")
-        loader = DataLoader(dataset, batch_size=tc["batch_size"], shuffle=True, drop_last=True,
-                            num_workers=tc["num_workers"], generator=torch.Generator().manual_seed(tc["seed"]))
+        if len(dataset) < tc["batch_size"] * info.world_size:
+            raise ValueError(f"{cfg['data']['path']}: {len(dataset)} snippets, fewer than train.batch_size"
+                             + (f" x {info.world_size} processes" if info.enabled else ""))
+        sampler = ResumableBatchSampler(len(dataset), tc["batch_size"], tc["seed"], info.rank, info.world_size)
+        if sampler.batches_per_epoch() < 1:
+            raise ValueError(f"{len(dataset)} snippets over {info.world_size} processes: no full batch of "
+                             f"{tc['batch_size']} per process")
+        # The loader's own generator only seeds its workers; the global RNG stays untouched.
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=tc["num_workers"],
+                            generator=torch.Generator().manual_seed(tc["seed"] + 7919 * info.rank),
+                            pin_memory=device.type == "cuda")
         method = build_method(cfg, dataset.channels)
         if tc["init"]:
             self._init_from(method, tc["init"])
@@ -137,9 +314,15 @@ class Trainer:
             if name not in method.nets:
                 raise ValueError(f"train.freeze names '{name}', but {cfg['method']} has nets {list(method.nets)}")
             method.nets[name].requires_grad_(False)
+        method.to(device)
         trainable = [p for p in method.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=tc["lr"], weight_decay=tc["weight_decay"])
+        optimizer = torch.optim.Adam(trainable, lr=tc["lr"], betas=(tc["beta1"], tc["beta2"]),
+                                     weight_decay=tc["weight_decay"])
+        if info.enabled:
+            # Same weights everywhere (same seed; DDP also broadcasts rank 0's); own augmentation draws per rank.
+            seed_everything(tc["seed"] + 1000003 * info.rank)
         start = 0
+        start_epoch = start_position = 0
         if self.resume is not None:
             ckpt = load_checkpoint(self.resume)
             if ckpt["method"] != cfg["method"]:
@@ -149,58 +332,119 @@ class Trainer:
             if ckpt["optimizer"]:
                 optimizer.load_state_dict(ckpt["optimizer"])
             start = int(ckpt["step"])
+            if "sampler" in ckpt:
+                sampler.load_state(ckpt["sampler"])
+                start_epoch, start_position = sampler.epoch, int(ckpt["sampler"]["position"])
+            rngs = ckpt.get("rng") or []
+            if len(rngs) == info.world_size:
+                set_rng_state(rngs[info.rank], device)
         method.train()
+        model = method
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(_LossModule(method), device_ids=[device] if device.type == "cuda" else None,
+                        find_unused_parameters=tc["find_unused_parameters"])
 
         def lr_at(step: int) -> float:
             return tc["lr"] * tc["lr_decay_factor"] ** sum(step >= s for s in tc["lr_decay_steps"])
 
-        writer = SummaryWriter(str(self.out_dir))
+        writer = None
+        if info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.out_dir))
         ckpt_path = self.out_dir / CHECKPOINT_NAME
-        batches = iter(())
+        batches = iter(loader)
         recent: list[float] = []
+        losses: list[float] = []
         t0 = time.monotonic()
         bar = tqdm(range(start, tc["steps"]), initial=start, total=tc["steps"], desc=f"train {cfg['method']}",
-                   disable=not self.progress, dynamic_ncols=True)
-        step = start
+                   disable=not (self.progress and info.is_main), dynamic_ncols=True)
         loss_value = float("nan")
+        consumed = 0
+        images_on = bool(tc["image_every"])
         try:
             for step in bar:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    batches = iter(loader)
-                    batch = next(batches)
+                batch = _to(next(batches), device)
+                consumed += 1
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)
-                total, terms, metrics = method.compute_loss(batch)
-                self._check_finite(step, total, terms)
+                total, terms, metrics = model(batch) if info.enabled else method.compute_loss(batch)
+                if info.enabled:
+                    if not D.all_finite(total, info):
+                        if torch.isfinite(total):
+                            raise NonFiniteLossError(f"step {step}: loss is non-finite on another process")
+                        self._check_finite(step, total, terms)
+                else:
+                    self._check_finite(step, total, terms)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 if tc["grad_clip"] > 0:
                     torch.nn.utils.clip_grad_norm_(method.parameters(), tc["grad_clip"])
                 optimizer.step()
                 loss_value = total.item()
+                losses.append(loss_value)
                 recent = (recent + [loss_value])[-20:]
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 done = step + 1
-                if done % tc["log_every"] == 0 or done == tc["steps"]:
-                    writer.add_scalar("loss/total", loss_value, done)
-                    for k, v in terms.items():
-                        writer.add_scalar(f"loss/{k}", v.item(), done)
-                    for k, v in metrics.items():
-                        if math.isfinite(v):
-                            writer.add_scalar(k, v, done)
-                    writer.add_scalar("lr", lr_at(step), done)
-                if done % tc["ckpt_every"] == 0 or done == tc["steps"]:
-                    save_checkpoint(ckpt_path, method, optimizer, done, cfg, loss_value)
+                last = done == tc["steps"]
+                if done % tc["log_every"] == 0 or last:
+                    mean_loss = D.mean_over_ranks(loss_value, info, device)
+                    if writer is not None:
+                        writer.add_scalar("loss/total", mean_loss, done)
+                        for k, v in terms.items():
+                            writer.add_scalar(f"loss/{k}", v.item(), done)
+                        for k, v in metrics.items():
+                            if math.isfinite(v):
+                                writer.add_scalar(k, v, done)
+                        writer.add_scalar("lr", lr_at(step), done)
+                if writer is not None and images_on and (done % tc["image_every"] == 0 or done == 1):
+                    try:
+                        for name, img in self._images(method, batch, device).items():
+                            writer.add_image(name, img, done)
+                    except Exception as exc:    # never let a picture stop training
+                        images_on = False
+                        warnings.warn(f"TensorBoard images off: {type(exc).__name__}: {exc}")
+                if done % tc["ckpt_every"] == 0 or last or (tc["keep_every"] and done % tc["keep_every"] == 0):
+                    rngs = D.gather_objects(rng_state(device), info)
+                    if info.is_main:
+                        extra = {"rng": rngs, "world_size": info.world_size,
+                                 "sampler": sampler.state(consumed, start_epoch, start_position)}
+                        if done % tc["ckpt_every"] == 0 or last:
+                            save_checkpoint(ckpt_path, method, optimizer, done, cfg, loss_value, extra)
+                        if tc["keep_every"] and done % tc["keep_every"] == 0:
+                            save_checkpoint(self.out_dir / f"checkpoint_{done:06d}.pt", method, None, done, cfg,
+                                            loss_value)
+            D.barrier(info)
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
             bar.close()
+        seconds = time.monotonic() - t0
+        trained = tc["steps"] - start
         return {
             "checkpoint": str(ckpt_path),
             "steps": tc["steps"],
-            "trained_steps": tc["steps"] - start,
+            "trained_steps": trained,
             "final_loss": loss_value,
             "final_loss_mean20": float(np.mean(recent)) if recent else float("nan"),
-            "seconds": time.monotonic() - t0,
+            "seconds": seconds,
+            "seconds_per_step": seconds / trained if trained > 0 else float("nan"),
+            "losses": losses,
+            "rank": info.rank,
+            "world_size": info.world_size,
+            "weights_digest": weights_digest(method),
         }
+
+
+def _distributed_entry(cfg: dict[str, Any], out_dir: str, resume: str | None, progress: bool) -> dict[str, Any]:
+    """Per-process body of :func:`train_distributed` (module level, so spawn can pickle it)."""
+    return Trainer(cfg, out_dir, resume=resume, progress=progress).train()
+
+
+def train_distributed(cfg: dict[str, Any], out_dir: str | Path, nprocs: int, resume: str | Path | None = None,
+                      progress: bool = True, result_dir: str | Path | None = None) -> None:
+    """Train with ``nprocs`` local processes (torch.multiprocessing, gloo on CPU / nccl on GPU)."""
+    D.launch(_distributed_entry, nprocs, (cfg, str(out_dir), str(resume) if resume else None, progress),
+             result_dir=str(result_dir) if result_dir else None)

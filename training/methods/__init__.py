@@ -97,3 +97,6 @@ class Method(nn.Module):
 
 
 from . import sfmlearner  # noqa: E402,F401  (registers the built-in methods)
+from . import undeepvo, deep_vo_feat  # noqa: E402,F401  (UnDeepVO, Deep-VO-Feat)
+from . import rnn_mvod  # noqa: E402,F401
+from . import geonet, lkvo  # noqa: E402,F401  (GeoNet, LKVOLearner/DDVO)

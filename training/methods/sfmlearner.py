@@ -1,19 +1,44 @@
-"""SfMLearner (Zhou et al. 2017) on the shared core, with the usual monodepth2 upgrades as options.
+"""SfMLearner (Zhou et al. 2017) on the shared core: the paper's losses and nets, or the usual
+monodepth2 upgrades, chosen by config.
 
-Nets: DepthNet (target frame -> 4-scale inverse depth) and PoseNet ([later, earlier] frame ->
-T_earlier_later; with ``model.pose_temporal_order`` the pose of a future source is the inverse of
-the net's output for [source, target], as monodepth2, so the net only ever sees frames in the
-order the run time feeds it: [current, previous] -> T_previous_current). Loss terms:
-- ``photometric``: warp every source into the target with the predicted depth and pose
-  (and, with ``data.stereo: true``, the right image at t with the known stereo transform
-  T_right_left, monodepth2 "MS" training, which fixes the metric scale); SSIM+L1 or L1;
-  per-pixel minimum over sources or masked mean; optional auto-masking. Coarse inverse depths
-  are upsampled to full resolution before warping (monodepth2); averaged over scales.
-- ``smoothness``: edge-aware first-order on mean-normalised inverse depth, or SfMLearner's
-  second-order; each scale weighted by 1 / 2^s, averaged over scales.
-With ``loss.stereo_in_min: false`` the photometric term splits into ``photometric_temporal`` and
-``photometric_stereo`` (each its own per-pixel minimum / mean).
-SfMLearner's explainability mask is not implemented; ``min_reprojection`` plays its role.
+Nets (``model.depth_net`` / ``model.pose_net`` by name, ``vode_training.nets.registry``):
+- depth: 'small' (default), 'dispnet' (the paper's DispNet; ``model.dispnet_output: sfmlearner``
+  gives its disparity 10·sigmoid + 0.01) or 'lite'; target frame -> 4-scale inverse depth.
+- pose: 'small' / 'lite' PoseNets ([later, earlier] frame -> T_earlier_later; with
+  ``model.pose_temporal_order`` the pose of a future source is the inverse of the net's output for
+  [source, target], as monodepth2, so the net only ever sees frames in the order the run time
+  feeds it: [current, previous] -> T_previous_current), or 'posexpnet', the paper's PoseExpNet
+  (``vode_training.nets.posexpnet``): the whole snippet [target, sources...] -> T_source_target
+  for every source, plus the explainability mask per source at 4 scales when
+  ``loss.explain_weight`` > 0 (as the TF code builds the mask decoder only then).
+
+``loss.style`` picks how the terms are computed:
+- ``monodepth2`` (default; config/train/sfmlearner.yaml, the shipped models):
+  ``photometric``: warp every source into the target with the predicted depth and pose (and,
+  with ``data.stereo: true``, the right image at t with the known stereo transform T_right_left,
+  monodepth2 "MS" training, which fixes the metric scale); SSIM+L1 or L1; per-pixel minimum over
+  sources or masked mean; optional auto-masking. Coarse inverse depths are upsampled to full
+  resolution before warping; averaged over scales. ``smoothness``: edge-aware first-order on
+  mean-normalised inverse depth, or second-order; each scale weighted by 1 / 2^s, averaged over
+  scales. With ``loss.stereo_in_min: false`` the photometric term splits into
+  ``photometric_temporal`` and ``photometric_stereo``.
+- ``sfmlearner`` (the paper / official code; config/train/sfmlearner_paper.yaml): at every scale s
+  the target and sources are area-downsampled to the depth map's size (K scaled with it) and each
+  source is warped with that scale's depth; ``photometric`` = sum over scales and sources of
+  mean(E · V · |I_t - I_s|) (E the explainability mask, 1 without PoseExpNet masks; V the warp's
+  validity; L1, or SSIM + L1 with ``loss.photometric: ssim_l1``); ``smoothness`` = sum over scales of
+  smooth_weight / 2^s · second-order smoothness of the disparity; ``explainability`` = explain_weight
+  · sum over scales and sources of the cross-entropy pulling E to 1
+  (``vode_training.losses.explainability``).
+
+Export: depth.onnx = the finest inverse depth; pose.onnx = the pairwise pose net, or for
+PoseExpNet a wrapper that feeds the pair [current, previous] as a snippet: the target slot gets
+the current frame, the source slot with offset -1 the previous one (its pose is T_previous_current,
+the pose.onnx contract), and every other source slot the frame ``model.posexp_pair_fill`` names
+(``previous`` or ``current``). That is an approximation of the net's training input (the other
+slots held frames t-2, t+1, t+2); with a 3-frame snippet (offsets [-1, 1]) only the t+1 slot is
+filled in. With the explainability decoder, pose.onnx has a second output ``confidence``
+[1, 1, H, W]: the finest explainability mask of the previous frame (values in (0, 1)).
 """
 from __future__ import annotations
 
@@ -24,11 +49,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..geometry import disp_to_depth, invert_se3, inverse_warp, pose_vec2mat, stereo_transform
+from ..losses.explainability import explainability_regulariser, explained_photometric
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness, second_order_smoothness
-from ..nets.depth_net import DepthNet
-from ..nets.pose_net import PoseNet
+from ..nets.posexpnet import PoseExpNet
+from ..nets.registry import build_depth_net, build_pose_net
 from . import LossTerm, Method, register
+
+STYLES = ("monodepth2", "sfmlearner")
 
 
 class PhotometricTerm(LossTerm):
@@ -55,14 +83,46 @@ class PhotometricTerm(LossTerm):
         return torch.stack(losses).mean()
 
 
+class ExplainedPhotometricTerm(LossTerm):
+    """The paper's view synthesis loss: sum over scales and sources of mean(E · V · err) at each scale."""
+
+    name = "photometric"
+
+    def __init__(self, weight: float, kind: str, ssim_weight: float):
+        super().__init__(weight)
+        self.kind, self.ssim_weight = kind, ssim_weight
+
+    def compute(self, out, batch):
+        total = 0.0
+        for s, (tgt, warped, valid) in enumerate(zip(out["tgt_pyramid"], out["warped"], out["valid"])):
+            masks = out["masks"][s] if out["masks"] is not None else None
+            for i, (w, v) in enumerate(zip(warped, valid)):
+                m = masks[:, i:i + 1] if (masks is not None and out["source_kinds"][i] == "temporal") else None
+                total = total + explained_photometric(w, tgt, m, v, self.kind, self.ssim_weight)
+        return total
+
+
+class ExplainabilityTerm(LossTerm):
+    """Cross-entropy of every explainability mask against 1, summed over scales and sources."""
+
+    name = "explainability"
+
+    def compute(self, out, batch):
+        total = 0.0
+        for masks in out["masks"][:len(out["disps"])]:               # (B, S, h, w) per scale in use
+            for i in range(masks.shape[1]):
+                total = total + explainability_regulariser(masks[:, i])
+        return total
+
+
 class SmoothnessTerm(LossTerm):
     name = "smoothness"
 
-    def __init__(self, weight: float, kind: str):
+    def __init__(self, weight: float, kind: str, reduce: str = "mean"):
         super().__init__(weight)
         if kind not in ("edge_aware", "second_order"):
             raise ValueError(f"loss.smoothness must be 'edge_aware' or 'second_order', got {kind!r}")
-        self.kind = kind
+        self.kind, self.reduce = kind, reduce
 
     def compute(self, out, batch):
         tgt = batch["tgt"]
@@ -73,39 +133,128 @@ class SmoothnessTerm(LossTerm):
                 losses.append(edge_aware_smoothness(disp, img) / 2 ** s)
             else:
                 losses.append(second_order_smoothness(disp) / 2 ** s)
-        return torch.stack(losses).mean()
+        stacked = torch.stack(losses)
+        return stacked.sum() if self.reduce == "sum" else stacked.mean()
+
+
+def scale_k(k: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+    """K (B, 3, 3) of an image resized by (sx, sy), pixel centres as OpenCV: u' = (u + 0.5) sx - 0.5."""
+    out = k.clone()
+    out[:, 0, 0] = k[:, 0, 0] * sx
+    out[:, 1, 1] = k[:, 1, 1] * sy
+    out[:, 0, 2] = (k[:, 0, 2] + 0.5) * sx - 0.5
+    out[:, 1, 2] = (k[:, 1, 2] + 0.5) * sy - 0.5
+    return out
 
 
 class _FinestInvDepth(nn.Module):
     """Export wrapper: finest inverse depth only."""
 
-    def __init__(self, depth_net: nn.Module):
+    def __init__(self, depth_net: nn.Module, metadata: dict[str, str] | None = None):
         super().__init__()
         self.depth_net = depth_net
+        self._metadata = dict(metadata or {})
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.depth_net(image)[0]
+
+    def onnx_io(self) -> dict[str, Any]:
+        return {"input_names": ["image"], "output_names": ["inv_depth"], "metadata": self._metadata}
+
+
+class _PairPose(nn.Module):
+    """Export wrapper of a pairwise pose net (same graph); carries the metadata."""
+
+    def __init__(self, pose_net: nn.Module, metadata: dict[str, str] | None = None):
+        super().__init__()
+        self.pose_net = pose_net
+        self._metadata = dict(metadata or {})
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.pose_net(frames)
+
+    def onnx_io(self) -> dict[str, Any]:
+        return {"input_names": ["frames"], "output_names": ["pose"], "metadata": self._metadata}
+
+
+class PairPoseExp(nn.Module):
+    """pose.onnx wrapper of PoseExpNet: frames [current, previous] (1, 2C, H, W) -> T_previous_current.
+
+    The snippet is [current (target), source slots...]: the slot with offset -1 gets the previous
+    frame, the others ``fill`` ('previous' or 'current'). With the mask decoder the second output
+    ``confidence`` (1, 1, H, W) is the finest explainability mask of the previous frame.
+    """
+
+    def __init__(self, net: PoseExpNet, offsets: list[int], channels: int, fill: str = "previous",
+                 metadata: dict[str, str] | None = None):
+        super().__init__()
+        if -1 not in offsets:
+            raise ValueError(f"PoseExpNet export needs a source at offset -1 (the previous frame); "
+                             f"data.offsets is {offsets}")
+        if fill not in ("previous", "current"):
+            raise ValueError(f"model.posexp_pair_fill must be 'previous' or 'current', got {fill!r}")
+        self.net, self.offsets, self.c, self.fill = net, list(offsets), int(channels), fill
+        self.prev_slot = self.offsets.index(-1)
+        self._metadata = dict(metadata or {})
+
+    def forward(self, frames: torch.Tensor):
+        cur, prev = frames[:, :self.c], frames[:, self.c:]
+        other = prev if self.fill == "previous" else cur
+        snippet = torch.cat([cur] + [prev if j == self.prev_slot else other for j in range(len(self.offsets))], dim=1)
+        pose, masks = self.net(snippet)
+        vec = pose[:, self.prev_slot]                                  # (1, 6) T_previous_current
+        if masks is None:
+            return vec
+        return vec, masks[0][:, self.prev_slot:self.prev_slot + 1]
+
+    def onnx_io(self) -> dict[str, Any]:
+        meta = dict(self._metadata)
+        meta["vode.pose_snippet"] = (f"PoseExpNet trained on snippets with offsets {self.offsets}; pair fed as "
+                                     f"[current, previous at -1, other slots = {self.fill}]")
+        outs = ["pose"]
+        if self.net.with_mask:
+            outs.append("confidence")
+            meta["vode.confidence"] = ("output 'confidence' [1,1,H,W]: explainability mask of the previous "
+                                       "frame, in (0, 1), 1 = explained by the rigid warp")
+        return {"input_names": ["frames"], "output_names": outs, "metadata": meta}
+
+
+def _build_depth(m: dict[str, Any], channels: int) -> nn.Module:
+    name = m["depth_net"]
+    kw: dict[str, Any] = {"num_scales": m["num_scales"], "min_depth": m["min_depth"], "max_depth": m["max_depth"],
+                          "init_depth": m["init_depth"]}
+    if name == "small":
+        kw.update(enc_channels=m["depth_enc_channels"], dec_channels=m["depth_dec_channels"])
+    elif name == "dispnet":
+        kw["output"] = m["dispnet_output"]
+    return build_depth_net(name, channels, **kw)
 
 
 @register("sfmlearner")
 class SfMLearner(Method):
     DEFAULTS = {
         "model": {
+            "depth_net": "small",        # registry depth net: small | dispnet | lite
+            "pose_net": "small",         # small | lite (pairwise PoseNets) | posexpnet (SfMLearner's PoseExpNet)
+            "dispnet_output": "bounded", # dispnet only: bounded (1/m in [min_depth, max_depth]) |
+                                         # sfmlearner (disparity 10 sigmoid + 0.01, the paper's)
             "min_depth": 0.1,
             "max_depth": 100.0,
             "init_depth": 10.0,          # initial constant depth (m) of the sigmoid head
             "mean": [0.45],              # network input = (x / 255 - mean) / std
             "std": [0.225],
             "num_scales": 4,
-            "depth_enc_channels": [16, 32, 64, 128, 192],
+            "depth_enc_channels": [16, 32, 64, 128, 192],    # depth_net small only
             "depth_dec_channels": [16, 32, 48, 64, 96],
             "pose_channels": [16, 32, 64, 128, 256, 256, 256],
             "pose_scale": 0.01,          # SfMLearner scales the pose head by 0.01 (rotation)
             "pose_trans_scale": 0.01,    # translation head scale (SfMLearner: 0.01 too)
-            "pose_temporal_order": True, # pose net input always [later, earlier] frame, future-source
+            "pose_temporal_order": True, # pairwise nets: input always [later, earlier] frame, future-source
                                          # poses inverted (monodepth2); false: [target, source]
+            "posexp_pair_fill": "previous",  # posexpnet export: frame in the source slots other than -1
         },
         "loss": {
+            "style": "monodepth2",       # monodepth2 | sfmlearner (the paper's sums, downsampled images)
             "photometric": "ssim_l1",    # ssim_l1 | l1
             "photometric_weight": 1.0,
             "ssim_weight": 0.85,
@@ -117,6 +266,7 @@ class SfMLearner(Method):
             "temporal": True,            # use the t-1 / t+1 sources (pose net)
             "smoothness": "edge_aware",  # edge_aware | second_order
             "smooth_weight": 0.001,
+            "explain_weight": 0.0,       # explainability regulariser (needs pose_net posexpnet, style sfmlearner)
         },
     }
 
@@ -124,8 +274,18 @@ class SfMLearner(Method):
         super().__init__(cfg, channels)
         m, lo = cfg["model"], cfg["loss"]
         self.stereo = bool(cfg["data"]["stereo"])
+        self.style = lo["style"]
+        if self.style not in STYLES:
+            raise ValueError(f"loss.style must be one of {', '.join(STYLES)}, got {self.style!r}")
         if not (self.stereo or lo["temporal"]):
             raise ValueError("loss.temporal: false needs data.stereo: true (no source images left)")
+        self.posexp = m["pose_net"] == "posexpnet"
+        self.explain = float(lo["explain_weight"]) > 0
+        if self.explain and not (self.posexp and self.style == "sfmlearner" and lo["temporal"]):
+            raise ValueError("loss.explain_weight > 0 needs model.pose_net: posexpnet, loss.style: sfmlearner "
+                             "and loss.temporal: true")
+        if self.style == "sfmlearner" and lo["min_reprojection"]:
+            raise ValueError("loss.style: sfmlearner sums the error over sources; set loss.min_reprojection: false")
         mean, std = list(m["mean"]), list(m["std"])
         for key, val in (("mean", mean), ("std", std)):
             if len(val) not in (1, channels):
@@ -135,10 +295,20 @@ class SfMLearner(Method):
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.offsets = [int(o) for o in cfg["data"]["offsets"]]
         self.temporal_order = bool(m["pose_temporal_order"])
-        self.nets["depth"] = DepthNet(channels, m["depth_enc_channels"], m["depth_dec_channels"], m["num_scales"],
-                                      self.min_depth, self.max_depth, m["init_depth"])
+        self.nets["depth"] = _build_depth(m, channels)
         if lo["temporal"]:
-            self.nets["pose"] = PoseNet(channels, m["pose_channels"], m["pose_scale"], m["pose_trans_scale"])
+            if self.posexp:
+                self.nets["pose"] = PoseExpNet(channels, len(self.offsets), m["pose_channels"], m["pose_scale"],
+                                               m["pose_trans_scale"], mask=self.explain)
+            else:
+                self.nets["pose"] = build_pose_net(m["pose_net"], channels, channels=m["pose_channels"],
+                                                   output_scale=m["pose_scale"], trans_scale=m["pose_trans_scale"])
+        if self.style == "sfmlearner":
+            self.terms = [ExplainedPhotometricTerm(lo["photometric_weight"], lo["photometric"], lo["ssim_weight"])]
+            self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"], reduce="sum"))
+            if self.explain:
+                self.terms.append(ExplainabilityTerm(lo["explain_weight"]))
+            return
         photo = (lo["photometric_weight"], lo["photometric"], lo["ssim_weight"], lo["min_reprojection"], lo["automask"])
         if self.stereo and lo["temporal"] and not lo["stereo_in_min"]:
             self.terms = [PhotometricTerm(*photo, kinds=("temporal",), name="photometric_temporal"),
@@ -151,51 +321,75 @@ class SfMLearner(Method):
         """[0, 1] images -> network input."""
         return (x - self.mean) / self.std
 
-    def forward(self, batch):
+    def _poses(self, batch) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
+        """-> (pose vectors (B, S, 6) as predicted, T_src_tgt per source, masks finest first or None)."""
         tgt_in, src_in = batch["tgt_in"], batch["src_in"]              # (B, C, H, W), (B, S, C, H, W)
+        b, n_src = src_in.shape[:2]
+        if self.posexp:
+            snippet = torch.cat([self.normalise(tgt_in)] + [self.normalise(src_in[:, j]) for j in range(n_src)], 1)
+            poses, masks = self.nets["pose"](snippet)
+            return poses, [pose_vec2mat(poses[:, j]) for j in range(n_src)], masks
+        tgt_rep = tgt_in.unsqueeze(1).expand_as(src_in)                           # (B, S, C, H, W)
+        if self.temporal_order:
+            # The pose net always sees [later, earlier]; for a future source it predicts
+            # T_tgt_src, inverted below (monodepth2). Export uses the same order.
+            later = torch.stack([src_in[:, j] if o > 0 else tgt_in for j, o in enumerate(self.offsets)], 1)
+            earlier = torch.stack([tgt_in if o > 0 else src_in[:, j] for j, o in enumerate(self.offsets)], 1)
+            pairs = torch.cat([later, earlier], dim=2)                           # (B, S, 2C, H, W)
+        else:
+            pairs = torch.cat([tgt_rep, src_in], dim=2)                          # [target, source]
+        poses = self.nets["pose"](self.normalise_pairs(pairs.flatten(0, 1))).view(b, n_src, 6)
+        mats = []
+        for j, o in enumerate(self.offsets):
+            mat = pose_vec2mat(poses[:, j])                                       # (B, 4, 4)
+            if self.temporal_order and o > 0:
+                mat = invert_se3(mat)
+            mats.append(mat)                                                      # T_src_tgt
+        return poses, mats, None
+
+    def forward(self, batch):
+        tgt_in = batch["tgt_in"]
         k = batch["K"]                                                  # (B, 3, 3)
         height, width = tgt_in.shape[-2:]
         disps = self.nets["depth"](self.normalise(tgt_in))              # [(B, 1, H/2^s, W/2^s)]
         images, transforms, kinds = [], [], []
-        poses = None
+        poses, masks = None, None
         if "pose" in self.nets:
-            b, n_src = src_in.shape[:2]
-            tgt_rep = tgt_in.unsqueeze(1).expand_as(src_in)                       # (B, S, C, H, W)
-            if self.temporal_order:
-                # The pose net always sees [later, earlier]; for a future source it predicts
-                # T_tgt_src, inverted below (monodepth2). Export uses the same order.
-                later = torch.stack([src_in[:, j] if o > 0 else tgt_in for j, o in enumerate(self.offsets)], 1)
-                earlier = torch.stack([tgt_in if o > 0 else src_in[:, j] for j, o in enumerate(self.offsets)], 1)
-                pairs = torch.cat([later, earlier], dim=2)                       # (B, S, 2C, H, W)
-            else:
-                pairs = torch.cat([tgt_rep, src_in], dim=2)                      # [target, source]
-            poses = self.nets["pose"](self.normalise_pairs(pairs.flatten(0, 1))).view(b, n_src, 6)
-            for j, o in enumerate(self.offsets):
-                mat = pose_vec2mat(poses[:, j])                                   # (B, 4, 4)
-                if self.temporal_order and o > 0:
-                    mat = invert_se3(mat)
+            poses, mats, masks = self._poses(batch)
+            for j, mat in enumerate(mats):
                 images.append(batch["src"][:, j])
-                transforms.append(mat)                                            # T_src_tgt
+                transforms.append(mat)
                 kinds.append("temporal")
         if self.stereo:
             images.append(batch["right"])
             kinds.append("stereo")
             transforms.append(stereo_transform(batch["baseline"], dtype=tgt_in.dtype, device=tgt_in.device))
-        warped, valid, depths = [], [], []
+        warped, valid, depths, tgt_pyramid = [], [], [], []
         for disp in disps:
-            disp_full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
-                disp, size=(height, width), mode="bilinear", align_corners=False)
-            depth = disp_to_depth(disp_full, self.min_depth, self.max_depth)
+            if self.style == "sfmlearner":
+                # The paper: images (and K) brought down to the depth map's scale.
+                h, w = disp.shape[-2:]
+                same = (h, w) == (height, width)
+                depth = disp_to_depth(disp, self.min_depth, self.max_depth)
+                k_s = k if same else scale_k(k, w / width, h / height)
+                srcs = images if same else [F.interpolate(img, size=(h, w), mode="area") for img in images]
+                tgt_pyramid.append(batch["tgt"] if same else F.interpolate(batch["tgt"], size=(h, w), mode="area"))
+            else:
+                disp_full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
+                    disp, size=(height, width), mode="bilinear", align_corners=False)
+                depth = disp_to_depth(disp_full, self.min_depth, self.max_depth)
+                k_s, srcs = k, images
             depths.append(depth)
             ws, vs = [], []
-            for img, mat in zip(images, transforms):
-                w, v = inverse_warp(img, depth, mat, k)
-                ws.append(w)
-                vs.append(v)
+            for img, mat in zip(srcs, transforms):
+                w_, v_ = inverse_warp(img, depth, mat, k_s)
+                ws.append(w_)
+                vs.append(v_)
             warped.append(ws)
             valid.append(vs)
         return {"disps": disps, "depths": depths, "poses": poses, "transforms": transforms, "warped": warped, "valid": valid,
-                "source_images": images, "source_kinds": kinds}
+                "source_images": images, "source_kinds": kinds, "masks": masks,
+                "tgt_pyramid": tgt_pyramid or None}
 
     def normalise_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
         """(N, 2C, H, W) [0, 1] -> normalised, each half with the image mean/std."""
@@ -213,12 +407,24 @@ class SfMLearner(Method):
             if "gt_src_tgt" in batch:
                 res["pose/tz_src0_gt_m"] = batch["gt_src_tgt"][:, 0, 2, 3].mean().item()
                 res["pose/trans_err_m"] = (trans - batch["gt_src_tgt"][:, :, :3, 3]).norm(dim=-1).mean().item()
+        if out["masks"] is not None:
+            res["explainability/mean_finest"] = out["masks"][0].mean().item()
         return res
 
+    def _export_metadata(self) -> dict[str, str]:
+        from ..data import describe_data
+
+        return {"vode.trained_on": describe_data(self.cfg)}
+
     def export_modules(self):
-        mods = {"depth": _FinestInvDepth(self.nets["depth"])}
+        meta = self._export_metadata()
+        mods: dict[str, nn.Module] = {"depth": _FinestInvDepth(self.nets["depth"], meta)}
         if "pose" in self.nets:
-            mods["pose"] = self.nets["pose"]
+            if self.posexp:
+                mods["pose"] = PairPoseExp(self.nets["pose"], self.offsets, self.channels,
+                                           self.cfg["model"]["posexp_pair_fill"], meta)
+            else:
+                mods["pose"] = _PairPose(self.nets["pose"], meta)
         return mods
 
     def export_info(self):
