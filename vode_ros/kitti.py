@@ -40,7 +40,8 @@ class KittiSequence:
         return len(self.left)
 
 
-def _parse_calib(path: Path) -> dict[str, np.ndarray]:
+def parse_calib(path: Path) -> dict[str, np.ndarray]:
+    """All 12-number lines of a KITTI calib.txt (P0..P3, Tr) as (3, 4) arrays by key."""
     mats: dict[str, np.ndarray] = {}
     for line in path.read_text().splitlines():
         if ":" not in line:
@@ -66,7 +67,7 @@ def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSeque
     calib_path = root / "calib.txt"
     if not calib_path.is_file():
         raise KittiFormatError(f"{root}: calib.txt not found; {LAYOUT_HINT}")
-    calib = _parse_calib(calib_path)
+    calib = parse_calib(calib_path)
     if p_left not in calib:
         raise KittiFormatError(f"{calib_path}: no '{p_left}:' line with 12 numbers; {LAYOUT_HINT}")
     left = sorted((root / left_dir).glob("*.png"))

@@ -135,16 +135,9 @@ def write_json(result: dict, path: str | Path) -> Path:
 
 def read_calib(root: Path) -> dict[str, np.ndarray]:
     """All 12-number lines of calib.txt (P0..P3, Tr) as (3, 4) arrays."""
-    mats = {}
-    path = Path(root) / "calib.txt"
-    for line in path.read_text().splitlines():
-        if ":" not in line:
-            continue
-        key, vals = line.split(":", 1)
-        nums = vals.split()
-        if len(nums) == 12:
-            mats[key.strip()] = np.array(nums, dtype=np.float64).reshape(3, 4)
-    return mats
+    from vode_ros.kitti import parse_calib
+
+    return parse_calib(Path(root) / "calib.txt")
 
 
 # --------------------------------------------------------------------------- ground truth
