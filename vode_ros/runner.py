@@ -6,6 +6,7 @@ MultiThreadedExecutor (as a component container would). Optionally plays a bag i
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import rclpy
@@ -55,11 +56,22 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
         executor.add_node(player)
 
         def play_then_stop():
-            wanted = {n.get_parameter("image_topic").value for n in created}
+            wanted = {n.get_parameter(p).value for n in created for p in ("image_topic", "camera_info_topic")}
             player.wait_for_subscribers([t for t in player.publishers_by_topic if t in wanted], 20.0)
+            time.sleep(0.5)   # discovery completes on both sides a moment after the match is seen
             player.play()
-            for n in created:
-                n.worker.wait_idle(10.0)
+            # The last images may still be in DDS or in the worker: wait until every frame that
+            # came in is accounted for (published, dropped by newest-frame-wins, or rejected).
+            deadline, last, stable_since = time.monotonic() + 15.0, None, time.monotonic()
+            while time.monotonic() < deadline:
+                counts = [n.frames_in for n in created]
+                if counts != last:
+                    last, stable_since = counts, time.monotonic()
+                settled = all(n.worker.wait_idle(1.0) and
+                              n.frames_in == n.frames_out + n.worker.dropped + n.frames_rejected for n in created)
+                if settled and time.monotonic() - stable_since > 1.0:
+                    break
+                time.sleep(0.1)
             log(f"played {player.published} messages from {bag}")
             for n in created:
                 clock = n.get_clock().now().nanoseconds * 1e-9
