@@ -104,6 +104,10 @@ class MonoVideoMethod(Method):
         self.temporal_order = bool(m["pose_temporal_order"])
         if cfg["data"]["stereo"]:
             raise ValueError(f"{cfg['method']} is a monocular method: set data.stereo: false")
+        self.stage = int(m["stage"])
+        if self.stage not in (1, 2):
+            raise ValueError(f"model.stage must be 1 or 2, got {self.stage}")
+        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -285,10 +289,6 @@ class GeoNet(MonoVideoMethod):
         super().__init__(cfg, channels)
         m, lo = cfg["model"], cfg["loss"]
         self._setup_common(cfg, channels)
-        self.stage = int(m["stage"])
-        if self.stage not in (1, 2):
-            raise ValueError(f"model.stage must be 1 or 2, got {self.stage}")
-        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.flow_norm = float(m["flow_norm"])
         self.fb_alpha, self.fb_beta = float(lo["flow_consistency_alpha"]), float(lo["flow_consistency_beta"])
         self.backward_warp = bool(lo["backward_warp"])

@@ -121,10 +121,6 @@ class LKVOLearner(MonoVideoMethod):
         super().__init__(cfg, channels)
         m, lo = cfg["model"], cfg["loss"]
         self._setup_common(cfg, channels)
-        self.stage = int(m["stage"])
-        if self.stage not in (1, 2):
-            raise ValueError(f"model.stage must be 1 or 2, got {self.stage}")
-        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         # 10 * sigmoid + 0.01: DispNet's 'sfmlearner' head; the bounded heads with these limits.
         lo_disp, hi_disp = MIN_DISP, MIN_DISP + DISP_SCALING
         self.nets["depth"] = build_depth(m, channels, 1.0 / hi_disp, 1.0 / lo_disp, None, dispnet_output="sfmlearner")
