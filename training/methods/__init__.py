@@ -86,6 +86,24 @@ class Method(nn.Module):
         raise NotImplementedError
 
     # -- shared -----------------------------------------------------------------------------
+    def register_normalisation(self, model_cfg: dict[str, Any]) -> None:
+        """Buffers ``mean``/``std`` (1, C, 1, 1) from model.mean / model.std (1 or C values)."""
+        mean, std = list(model_cfg["mean"]), list(model_cfg["std"])
+        for key, val in (("mean", mean), ("std", std)):
+            if len(val) not in (1, self.channels):
+                raise ValueError(f"model.{key} needs 1 or {self.channels} values, got {val}")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (..., C, H, W) -> network input."""
+        return (x - self.mean) / self.std
+
+    def normalise_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
+        """(N, 2C, H, W) [0, 1] -> normalised, each half with the image mean/std."""
+        c = self.channels
+        return torch.cat([self.normalise(pairs[:, :c]), self.normalise(pairs[:, c:])], dim=1)
+
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
         """-> (total, {term name: weighted value}, {metric: float})."""
         out = self(batch)

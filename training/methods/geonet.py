@@ -94,12 +94,7 @@ class MonoVideoMethod(Method):
 
     def _setup_common(self, cfg: dict[str, Any], channels: int) -> None:
         m = cfg["model"]
-        mean, std = list(m["mean"]), list(m["std"])
-        for key, val in (("mean", mean), ("std", std)):
-            if len(val) not in (1, channels):
-                raise ValueError(f"model.{key} needs 1 or {channels} values, got {val}")
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_normalisation(m)
         self.offsets = [int(o) for o in cfg["data"]["offsets"]]
         self.temporal_order = bool(m["pose_temporal_order"])
         if cfg["data"]["stereo"]:
@@ -108,13 +103,6 @@ class MonoVideoMethod(Method):
         if self.stage not in (1, 2):
             raise ValueError(f"model.stage must be 1 or 2, got {self.stage}")
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def normalise_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
-        c = self.channels
-        return torch.cat([self.normalise(pairs[:, :c]), self.normalise(pairs[:, c:])], dim=1)
 
     def frozen(self, name: str) -> bool:
         return name in self.nets and not any(p.requires_grad for p in self.nets[name].parameters())

@@ -349,12 +349,7 @@ class RNNMVOD(Method):
             raise ValueError(f"model.export_pose must be 'bundled' or 'inv_depth_input', got {m['export_pose']!r}")
         self.offsets = offsets
         self.n_frames = len(offsets) + 1
-        mean, std = list(m["mean"]), list(m["std"])
-        for key, val in (("mean", mean), ("std", std)):
-            if len(val) not in (1, channels):
-                raise ValueError(f"model.{key} needs 1 or {channels} values, got {val}")
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_normalisation(m)
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.depth_input_scale = float(m["depth_input_scale"])
         self.detach_pose_depth = bool(m["detach_pose_depth"])
@@ -377,8 +372,6 @@ class RNNMVOD(Method):
             self.terms.append(SmoothTerm(lo["smooth_weight"]))
         self._gt_depths = None
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
     # -- recurrent unrolling ------------------------------------------------------------------
     def unroll(self, frames_in: torch.Tensor):

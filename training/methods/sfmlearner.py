@@ -286,12 +286,7 @@ class SfMLearner(Method):
                              "and loss.temporal: true")
         if self.style == "sfmlearner" and lo["min_reprojection"]:
             raise ValueError("loss.style: sfmlearner sums the error over sources; set loss.min_reprojection: false")
-        mean, std = list(m["mean"]), list(m["std"])
-        for key, val in (("mean", mean), ("std", std)):
-            if len(val) not in (1, channels):
-                raise ValueError(f"model.{key} needs 1 or {channels} values, got {val}")
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_normalisation(m)
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.offsets = [int(o) for o in cfg["data"]["offsets"]]
         self.temporal_order = bool(m["pose_temporal_order"])
@@ -317,9 +312,6 @@ class SfMLearner(Method):
             self.terms = [PhotometricTerm(*photo)]
         self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"]))
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images -> network input."""
-        return (x - self.mean) / self.std
 
     def _poses(self, batch) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
         """-> (pose vectors (B, S, 6) as predicted, T_src_tgt per source, masks finest first or None)."""
@@ -391,10 +383,6 @@ class SfMLearner(Method):
                 "source_images": images, "source_kinds": kinds, "masks": masks,
                 "tgt_pyramid": tgt_pyramid or None}
 
-    def normalise_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
-        """(N, 2C, H, W) [0, 1] -> normalised, each half with the image mean/std."""
-        c = self.channels
-        return torch.cat([self.normalise(pairs[:, :c]), self.normalise(pairs[:, c:])], dim=1)
 
     def metrics(self, out, batch):
         depth = out["depths"][0]

@@ -105,15 +105,10 @@ class StereoVideoMethod(Method):
         m = cfg["model"]
         if not cfg["data"]["stereo"]:
             raise ValueError(f"{self.name} trains on stereo video: set data.stereo: true")
-        mean, std = list(m["mean"]), list(m["std"])
-        for key, val in (("mean", mean), ("std", std)):
-            if len(val) not in (1, channels):
-                raise ValueError(f"model.{key} needs 1 or {channels} values, got {val}")
+        self.register_normalisation(m)
         self.multiscale = cfg["loss"]["multiscale"]
         if self.multiscale not in ("native", "upsample"):
             raise ValueError(f"loss.multiscale must be 'native' or 'upsample', got {self.multiscale!r}")
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.offsets = [int(o) for o in cfg["data"]["offsets"]]
         kw = {"num_scales": m["num_scales"], "min_depth": self.min_depth, "max_depth": self.max_depth,
@@ -125,9 +120,6 @@ class StereoVideoMethod(Method):
         self.nets["depth"] = build_depth_net(m["depth_net"], channels, **kw)
 
     # -- helpers ----------------------------------------------------------------------------
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images (..., C, H, W) -> network input."""
-        return (x - self.mean) / self.std
 
     def depth_passes(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """One batched depth-net pass over several (B, C, H, W) images -> per image, its
