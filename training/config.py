@@ -21,6 +21,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "method": "sfmlearner",
     "data": {
         "path": "data/kitti_odometry_06_0000-0050",   # KITTI odometry folder (relative: to the cwd)
+        "paths": [],                     # kitti_odometry: several folders in one training set (overrides path)
+        "root": "",                      # folder that relative data.path / data.paths entries are under
         "width": 416,
         "height": 128,
         "color": "gray",                 # gray | rgb

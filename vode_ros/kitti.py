@@ -1,12 +1,17 @@
 """Reader for a folder in KITTI odometry layout (one sequence).
 
-    DIR/image_0/000000.png ...   left grey camera (cam0)
-    DIR/image_1/000000.png ...   right grey camera (cam1), optional for mono use
+    DIR/image_0/000000.png ...   left camera (cam0), PNG or JPEG, grey or colour
+    DIR/image_1/000000.png ...   right camera (cam1), optional for mono use
+    DIR/depth_0/000000.png ...   optional ground-truth depth of cam0 (uint16, metres = value / 256, 0 = invalid)
     DIR/calib.txt                P0: / P1: 3x4 projection matrices
     DIR/times.txt                one timestamp (s) per frame
     DIR/poses.txt                optional ground truth: 3x4 row-major pose of cam0 per frame
 
 Also accepts image_2/image_3 (colour cameras) with P2/P3 when image_0 is absent.
+
+Frames are matched by the number in the file name, not by position: frame ``000123.png`` gets
+line 123 of times.txt and poses.txt, so a frame missing from the folder does not shift the
+stamps and poses of every later one.
 """
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
 LAYOUT_HINT = (
-    "expected KITTI odometry layout: image_0/ (and image_1/ for stereo) with NNNNNN.png, "
+    "expected KITTI odometry layout: image_0/ (and image_1/ for stereo) with NNNNNN.png or .jpg, "
     "calib.txt with P0:/P1: lines, times.txt; poses.txt optional"
 )
 
@@ -35,6 +42,8 @@ class KittiSequence:
     times: np.ndarray           # (N,) seconds
     poses: np.ndarray | None    # (N, 4, 4) cam0 poses in the frame-0 camera frame
     image_size: tuple[int, int]  # (width, height)
+    frame_ids: list[int] | None = None   # the number of each frame (from its file name)
+    depth: list[Path | None] | None = None   # depth_0/ ground truth per frame, when the folder has it
 
     def __len__(self) -> int:
         return len(self.left)
@@ -70,12 +79,20 @@ def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSeque
     calib = parse_calib(calib_path)
     if p_left not in calib:
         raise KittiFormatError(f"{calib_path}: no '{p_left}:' line with 12 numbers; {LAYOUT_HINT}")
-    left = sorted((root / left_dir).glob("*.png"))
-    if not left:
-        raise KittiFormatError(f"{root / left_dir}: no .png images; {LAYOUT_HINT}")
-    right = sorted((root / right_dir).glob("*.png")) if (root / right_dir).is_dir() else None
-    if right is not None and len(right) != len(left):
-        raise KittiFormatError(f"{root}: {len(left)} left but {len(right)} right images")
+    left_by_id = _numbered_images(root / left_dir)
+    if not left_by_id:
+        raise KittiFormatError(f"{root / left_dir}: no .png/.jpg images named by frame number; {LAYOUT_HINT}")
+    ids = sorted(left_by_id)
+    left = [left_by_id[i] for i in ids]
+    right = None
+    if (root / right_dir).is_dir():
+        right_by_id = _numbered_images(root / right_dir)
+        missing = [i for i in ids if i not in right_by_id]
+        if missing:
+            raise KittiFormatError(f"{root / right_dir}: no right image for frame(s) "
+                                   f"{', '.join(f'{i:06d}' for i in missing[:5])}; give every left frame its "
+                                   f"right frame or remove {right_dir}/ for mono use")
+        right = [right_by_id[i] for i in ids]
     k = calib[p_left][:, :3].copy()
     baseline = None
     if right is not None and p_right in calib:
@@ -83,30 +100,57 @@ def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSeque
         baseline = float((calib[p_left][0, 3] - calib[p_right][0, 3]) / k[0, 0])
     elif right is not None:
         right = None
-    n = len(left)
     times_path = root / "times.txt"
-    if times_path.is_file():
-        times = np.loadtxt(times_path, dtype=np.float64).reshape(-1)
-        if len(times) < n:
-            raise KittiFormatError(f"{times_path}: {len(times)} stamps for {n} images")
-        times = times[:n]
-    else:
+    if not times_path.is_file():
         raise KittiFormatError(f"{root}: times.txt not found; {LAYOUT_HINT}")
+    all_times = np.loadtxt(times_path, dtype=np.float64).reshape(-1)
+    if len(all_times) <= ids[-1]:
+        raise KittiFormatError(f"{times_path}: {len(all_times)} stamps, but the images go up to frame "
+                               f"{ids[-1]:06d} (line {ids[-1] + 1} needed)")
+    times = all_times[ids]
     poses = None
     if (root / "poses.txt").is_file():
         raw = np.loadtxt(root / "poses.txt", dtype=np.float64).reshape(-1, 12)
-        if len(raw) < n:
-            raise KittiFormatError(f"{root / 'poses.txt'}: {len(raw)} poses for {n} images")
-        poses = np.tile(np.eye(4), (n, 1, 1))
-        poses[:, :3, :] = raw[:n].reshape(n, 3, 4)
+        if len(raw) <= ids[-1]:
+            raise KittiFormatError(f"{root / 'poses.txt'}: {len(raw)} poses, but the images go up to frame "
+                                   f"{ids[-1]:06d}")
+        poses = np.tile(np.eye(4), (len(ids), 1, 1))
+        poses[:, :3, :] = raw[ids].reshape(-1, 3, 4)
+    depth = None
+    if (root / "depth_0").is_dir():
+        depth_by_id = {i: p for i, p in _numbered_images(root / "depth_0").items() if p.suffix == ".png"}
+        depth = [depth_by_id.get(i) for i in ids]
     if max_frames is not None:
-        left, times = left[:max_frames], times[:max_frames]
+        left, times, ids = left[:max_frames], times[:max_frames], ids[:max_frames]
         right = right[:max_frames] if right is not None else None
         poses = poses[:max_frames] if poses is not None else None
+        depth = depth[:max_frames] if depth is not None else None
     first = cv2.imread(str(left[0]), cv2.IMREAD_UNCHANGED)
     if first is None:
         raise KittiFormatError(f"{left[0]}: not a readable image")
-    return KittiSequence(root, left, right, k, baseline, times, poses, (first.shape[1], first.shape[0]))
+    return KittiSequence(root, left, right, k, baseline, times, poses, (first.shape[1], first.shape[0]), ids, depth)
+
+
+def _numbered_images(folder: Path) -> dict[int, Path]:
+    """{frame number: path} of the images in ``folder`` whose stem is a number (PNG preferred over JPEG)."""
+    out: dict[int, Path] = {}
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.iterdir(), key=lambda p: IMAGE_SUFFIXES.index(p.suffix.lower())
+                       if p.suffix.lower() in IMAGE_SUFFIXES else 99, reverse=True):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.stem.isdigit():
+            out[int(path.stem)] = path
+    return out
+
+
+def read_depth(path: Path) -> np.ndarray:
+    """Ground-truth depth (H, W) float32 metres from a KITTI-convention uint16 PNG (0 = invalid -> 0)."""
+    import cv2
+
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
+        raise KittiFormatError(f"{path}: not a uint16 single-channel depth PNG (KITTI depth convention)")
+    return raw.astype(np.float32) / 256.0
 
 
 def read_image(path: Path) -> np.ndarray:

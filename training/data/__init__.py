@@ -1,6 +1,8 @@
 """Training data: ``data.kind`` picks the loader, every loader gives the same snippet batches.
 
-    kitti_odometry  data.path = a KITTI-odometry folder (image_0/1, calib.txt, times.txt[, poses.txt])
+    kitti_odometry  data.path = a KITTI-odometry folder (image_0/1, calib.txt, times.txt[, poses.txt]);
+                    or data.paths = several such folders (different cameras and places in one set;
+                    with data.stereo, folders without image_1/ train mono, the stereo term masked)
     kitti_raw       data.path = KITTI raw root / date folder / drive; data.split = '' (all drives but the
                     Eigen test scenes), 'all', or a split file (kitti_raw.read_split formats)
     image_folder    data.path = a folder of images + K.txt (3x3) or calib.txt (mono only)
@@ -50,6 +52,11 @@ def ensure_synthetic(cfg: dict[str, Any]) -> Path:
     return root
 
 
+def data_path(d: dict[str, Any], path: str) -> Path:
+    """``path`` under ``data.root`` when it is relative and a root is given."""
+    return Path(d.get("root") or ".") / path
+
+
 def prepare_data(cfg: dict[str, Any]) -> None:
     """One-off work before the dataset is built (rendering a synthetic sequence); run on one process."""
     if cfg["data"]["kind"] == "synthetic":
@@ -65,6 +72,11 @@ def build_dataset(cfg: dict[str, Any]):
     kind = d["kind"]
     common = (d["width"], d["height"], d["color"], d["stereo"], tuple(d["offsets"]), d["augment"],
               d["brightness"], d["contrast"])
+    if kind == "kitti_odometry" and d["paths"]:
+        from .sequences import kitti_odometry
+
+        seqs = [kitti_odometry(data_path(d, p), d["max_frames"] or None) for p in d["paths"]]
+        return SnippetDataset(seqs, *common, max_stride=d["max_stride"], stereo_optional=True, **_options(d))
     if kind in ("kitti_odometry", "synthetic"):
         if kind == "synthetic":
             ensure_synthetic(cfg)
@@ -118,7 +130,9 @@ def describe_data(cfg: dict[str, Any]) -> str:
     """What a run trains on, for the ONNX metadata ``vode.trained_on``."""
     d, init = cfg["data"], cfg["train"].get("init", "")
     kind = d.get("kind", "kitti_odometry")
-    if kind == "kitti_odometry":
+    if kind == "kitti_odometry" and d.get("paths"):
+        text = ", ".join(Path(p).name for p in d["paths"])
+    elif kind == "kitti_odometry":
         text = Path(d["path"]).name
     elif kind == "rosbag":
         text = f"rosbag {Path(d['path']).resolve()} image={d['image_topic']}"

@@ -71,7 +71,7 @@ def kitti_odometry(root: str | Path, max_frames: int | None = None) -> FrameSequ
 
     seq = load_sequence(root, max_frames=max_frames or None)
     return FrameSequence(Path(root).name, list(seq.left), seq.k, seq.image_size, list(seq.right) if seq.right else None,
-                         seq.baseline, seq.poses, seq.times)
+                         seq.baseline, seq.poses, seq.times, list(seq.frame_ids or []))
 
 
 def _numbers(text: str) -> list[float]:

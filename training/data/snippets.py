@@ -9,7 +9,8 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
     right_src  (S, C, H, W)   right images of the sources (only when stereo)
     K          (3, 3)         intrinsics at (W, H) (after the scale-crop augmentation when on)
     baseline   ()             metres (0 when mono)
-    gt_src_tgt (S, 4, 4)      ground-truth T_src_tgt when the sequence has poses (for logging only)
+    gt_src_tgt (S, 4, 4)      ground-truth T_src_tgt when a sequence has poses (identity where it has none)
+    gt_valid   ()             1 where gt_src_tgt is real, 0 where the item's sequence has no poses
     index      ()             frame number of the target in its sequence (before static-frame removal)
     stride     ()             frame stride of this snippet
 
@@ -21,6 +22,7 @@ config without the newer options gives the same items as before they existed.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -68,7 +70,7 @@ class SnippetDataset(Dataset):
                  augment: bool = False, brightness: float = 0.2, contrast: float = 0.2, max_stride: int = 1,
                  targets: Sequence[Sequence[int] | None] | None = None, scale_crop: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0, static_filter: str = "none",
-                 static_threshold: float = 1.0, preload: bool = True):
+                 static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False):
         if not sequences:
             raise ValueError("no frame sequences")
         self.width, self.height, self.color = int(width), int(height), color
@@ -80,12 +82,17 @@ class SnippetDataset(Dataset):
         seqs = []
         for seq in sequences:
             if stereo and (seq.right is None or seq.baseline is None):
-                raise ValueError(f"{seq.name}: stereo requested but the sequence has no right images / baseline")
+                if not stereo_optional:
+                    raise ValueError(f"{seq.name}: stereo requested but the sequence has no right images / baseline")
+                # Mixed stereo and mono sequences: the left frames stand in for the right ones with
+                # baseline 0, which the stereo loss terms read as "no stereo pair" and mask out.
+                seq = dataclasses.replace(seq, right=list(seq.left), baseline=0.0)
             if static_filter != "none" and static_threshold > 0:
                 frames = (prepare_frame(read_frame(f), "gray", self.width, self.height)[0].numpy() for f in seq.left)
                 seq = seq.subset(keep_moving(frames, static_filter, static_threshold))
             seqs.append(seq)
         self.sequences = seqs
+        self.any_poses = any(s.poses is not None for s in seqs)
         self.ks = [scale_intrinsics(s.k, s.image_size, (self.width, self.height)).astype(np.float32) for s in seqs]
         self.baselines = [float(s.baseline) if (stereo and s.baseline is not None) else 0.0 for s in seqs]
         self.starts = list(np.cumsum([0] + [len(s) for s in seqs[:-1]]))
@@ -174,4 +181,8 @@ class SnippetDataset(Dataset):
         if seq.poses is not None:
             gts = [invert_se3(seq.poses[t + o]) @ seq.poses[t] for o in offsets]
             item["gt_src_tgt"] = torch.from_numpy(np.stack(gts).astype(np.float32))
+            item["gt_valid"] = torch.tensor(1.0)
+        elif self.any_poses:       # one batch may mix sequences with and without poses
+            item["gt_src_tgt"] = torch.eye(4).repeat(len(offsets), 1, 1)
+            item["gt_valid"] = torch.tensor(0.0)
         return item

@@ -76,11 +76,37 @@ class PhotometricTerm(LossTerm):
         identity = None
         if self.automask and self.min_reprojection:
             identity = [photometric_error(out["source_images"][i], tgt, self.kind, self.ssim_weight) for i in use]
+        # A stereo source of a sample without a stereo pair (baseline 0: a mono sequence in a
+        # mixed training set) is left out of the loss.
+        has_pair = (batch["baseline"] > 0).to(tgt.dtype).view(-1, 1, 1, 1)
+        keep = [has_pair if out["source_kinds"][i] == "stereo" else 1.0 for i in use]
         losses = []
         for warped, valid in zip(out["warped"], out["valid"]):       # per scale
             errors = [photometric_error(warped[i], tgt, self.kind, self.ssim_weight) for i in use]
-            losses.append(reprojection_loss(errors, [valid[i] for i in use], self.min_reprojection, identity))
+            masks = [valid[i] * k for i, k in zip(use, keep)]
+            losses.append(reprojection_loss(errors, masks, self.min_reprojection, identity))
         return torch.stack(losses).mean()
+
+
+class SpeedTerm(LossTerm):
+    """Weak speed supervision (PackNet-SfM's velocity loss): |‖t_pred‖ - ‖t_gt‖| per source.
+
+    Where a training sequence has ground-truth poses (odometer, GNSS/INS, motion capture), the
+    length of each predicted translation is pulled to the true one. That gives a monocular
+    sequence metric scale without a stereo pair; the direction of motion stays self-supervised.
+    Samples without poses (``gt_valid`` 0) do not count.
+    """
+
+    name = "speed"
+
+    def compute(self, out, batch):
+        if "gt_src_tgt" not in batch or out["poses"] is None:
+            return batch["tgt"].new_zeros(())
+        n_src = batch["gt_src_tgt"].shape[1]
+        pred = torch.stack([t[:, :3, 3] for t in out["transforms"][:n_src]], 1).norm(dim=-1)    # (B, S)
+        true = batch["gt_src_tgt"][:, :, :3, 3].norm(dim=-1)                                    # (B, S)
+        valid = batch.get("gt_valid", torch.ones_like(true[:, 0])).view(-1, 1).expand_as(true)
+        return ((pred - true).abs() * valid).sum() / valid.sum().clamp(min=1.0)
 
 
 class ExplainedPhotometricTerm(LossTerm):
@@ -267,6 +293,8 @@ class SfMLearner(Method):
             "smoothness": "edge_aware",  # edge_aware | second_order
             "smooth_weight": 0.001,
             "explain_weight": 0.0,       # explainability regulariser (needs pose_net posexpnet, style sfmlearner)
+            "speed_weight": 0.0,         # weak supervision of the translation length by ground-truth poses
+                                         # where a training sequence has them (metric scale without stereo)
         },
     }
 
@@ -311,6 +339,10 @@ class SfMLearner(Method):
         else:
             self.terms = [PhotometricTerm(*photo)]
         self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"]))
+        if float(lo["speed_weight"]) > 0:
+            if not lo["temporal"]:
+                raise ValueError("loss.speed_weight > 0 needs loss.temporal: true (a pose net)")
+            self.terms.append(SpeedTerm(lo["speed_weight"]))
 
 
     def _poses(self, batch) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
@@ -420,5 +452,6 @@ class SfMLearner(Method):
             vals = [float(v) for v in vals]
             return vals * self.channels if len(vals) == 1 else vals
 
+        metric = self.stereo or float(self.cfg["loss"]["speed_weight"]) > 0
         return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
-                "metric_scale": self.stereo, "min_depth": self.min_depth, "max_depth": self.max_depth}
+                "metric_scale": metric, "min_depth": self.min_depth, "max_depth": self.max_depth}
