@@ -83,7 +83,7 @@ def test_evaluation_modules_do_not_import_torch():
 
     code = ("import sys\n"
             "import vode_training.evaluate.depth_metrics, vode_training.evaluate.trajectory\n"
-            "import vode_training.evaluate.stereo_gt, vode_training.evaluate.plots\n"
+            "import vode_ros.core.stereo_depth, vode_training.evaluate.plots\n"
             "from vode_training.evaluate.plots import depth_colormap\n"
             "import numpy as np; depth_colormap(np.ones((4, 4)))\n"
             "bad = [m for m in ('torch', 'matplotlib.pyplot') if m in sys.modules]\n"

@@ -124,7 +124,7 @@ def test_stereo_warp_and_disparity(seq):
         agree += abs(seq.depth_right[k, v, int(round(ur))] - depth) < 0.03 * depth
     assert n > 100 and agree / n > 0.97
     # and an independent stereo matcher (OpenCV SGBM) finds the same depth
-    from vode_training.evaluate.stereo_gt import sgbm_depth
+    from vode_ros.core.stereo_depth import sgbm_depth
 
     sd = sgbm_depth(seq.left[k], seq.right[k], fx, b, num_disparities=64)
     ok = (sd > 0) & (seq.depth[k] > 0)

@@ -561,7 +561,7 @@ def int8_accuracy(fp32_path: Path, cfg: BenchConfig, work: Path) -> dict[str, An
     from vode_ros.inference import DepthEstimator, OnnxModel
     from vode_ros.kitti import load_sequence, read_image
     from vode_training.evaluate.depth_metrics import compute_depth_metrics, mean_metrics
-    from vode_training.evaluate.stereo_gt import sgbm_depth
+    from vode_ros.core.stereo_depth import sgbm_depth
 
     seq = load_sequence(cfg.data_dir)
     n = len(seq) if cfg.accuracy_frames <= 0 else min(cfg.accuracy_frames, len(seq))

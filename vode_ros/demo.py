@@ -131,7 +131,7 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
     from vode_ros.kitti import load_sequence, read_image
     from vode_training.evaluate.depth_metrics import compute_depth_metrics, mean_metrics
     from vode_training.evaluate.plots import plot_trajectory_topview, save_depth_panel
-    from vode_training.evaluate.stereo_gt import sgbm_depth
+    from vode_ros.core.stereo_depth import sgbm_depth
     from vode_training.evaluate.trajectory import align_positions, ate5, ate_rmse, path_length
 
     seq = load_sequence(data_dir)

@@ -16,7 +16,7 @@ Protocol (``/work/shared/notes/methods.md``, reproduced exactly):
 
 Images are averaged with equal weight (:func:`mean_metrics`), not pixels.
 
-``garg_crop=False`` is for pseudo ground truth from stereo (``stereo_gt.sgbm_depth``), which
+``garg_crop=False`` is for pseudo ground truth from stereo (``vode_ros.core.stereo_depth.sgbm_depth``), which
 is not projected Velodyne and has its own (different) coverage.
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ preference with ``gt='auto'``:
    that product (as SfMLearner's ``generate_depth_map``); points behind the scanner (x < 0)
    dropped; pixel = ``round(u) - 1``, ``round(v) - 1`` (the reference code's MATLAB offset,
    ``matlab_offset=False`` to use ``round``); several points on one pixel keep the nearest.
-3. ``sgbm``: stereo pseudo-GT (``stereo_gt.sgbm_depth``) from image_0/image_1 at full
+3. ``sgbm``: stereo pseudo-GT (``vode_ros.core.stereo_depth.sgbm_depth``) from image_0/image_1 at full
    resolution with the calibrated baseline; numDisparities = fx·b / 3 m rounded up to 16
    (128 on KITTI). Not LiDAR: report it as "vs. SGBM pseudo-GT".
 
@@ -238,7 +238,7 @@ class GroundTruth:
                 raise EvalInputError(f"{path}: missing (velodyne/ must hold one scan per left image)")
             scan = np.fromfile(path, dtype=np.float32).reshape(-1, 4)
             return velodyne_depth_map(scan, self.tr, self.p_left, self.seq.image_size, self.matlab_offset)
-        from .stereo_gt import sgbm_depth
+        from vode_ros.core.stereo_depth import sgbm_depth
 
         right = read_image(self.seq.right[i])
         return sgbm_depth(left, right, float(self.seq.k[0, 0]), float(self.seq.baseline),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vode_training.evaluate.depth_metrics import garg_crop_mask
-from vode_training.evaluate.stereo_gt import sgbm_depth, sgbm_disparity
+from vode_ros.core.stereo_depth import sgbm_depth, sgbm_disparity
 
 CLIP = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
 
