@@ -23,6 +23,14 @@ setup(
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
         ("share/" + PACKAGE + "/models", glob("models/*")),
+        # The demo clip and the message definitions: vode_ros.core.resources finds them here
+        # when the package runs from an install (colcon without --symlink-install, or a wheel).
+        ("share/" + PACKAGE + "/data", glob("data/*.md")),
+    ] + [
+        ("share/" + PACKAGE + "/" + folder, glob(folder + "/*.*"))
+        for folder in sorted(d.rstrip("/") for d in glob("data/*/") + glob("data/*/*/"))
+    ] + [
+        ("share/" + PACKAGE + "/msg", glob("msg/*.msg")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -65,7 +65,7 @@ def make_synthetic_model(args, out: Path) -> dict:
     from vode_training.export import export_checkpoint
     from vode_training.trainer import load_checkpoint
 
-    from vode_ros.adaptation import nets_only_checkpoint
+    from vode_ros.tools.adaptation import nets_only_checkpoint
 
     ckpt = load_checkpoint(run / "checkpoint.pt")
     export_checkpoint(run / "checkpoint.pt", model)
@@ -76,7 +76,7 @@ def make_synthetic_model(args, out: Path) -> dict:
 
 # -- 3/5: evaluation ------------------------------------------------------------------------------
 def evaluate(model_dir: Path, data: Path) -> dict:
-    from vode_training.evaluate import run_eval
+    from vode_ros.tools import evaluate as run_eval
 
     d_metric = run_eval.evaluate_depth(data, model_dir, gt="sgbm", median_scaling=False, progress=False)
     d_median = run_eval.evaluate_depth(data, model_dir, gt="sgbm", median_scaling=True, progress=False)
@@ -104,8 +104,8 @@ class Streamer:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        from vode_ros.image_codec import encode_image
-        from vode_ros.kitti import load_sequence, read_image
+        from vode_ros.core.image_codec import encode_image
+        from vode_ros.core.kitti import load_sequence, read_image
         from vode_ros_msgs.msg import VodeStatus
 
         if not rclpy.ok():

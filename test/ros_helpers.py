@@ -10,7 +10,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from vode_ros.image_codec import encode_image
+from vode_ros.core.image_codec import encode_image
 
 
 class Harness:

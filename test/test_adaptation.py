@@ -1,4 +1,4 @@
-"""Online adaptation (vode_ros.adaptation): replay buffer bounds, held-out split, rollback of a
+"""Online adaptation (vode_ros.tools.adaptation): replay buffer bounds, held-out split, rollback of a
 worse candidate, acceptance + export of a better one, atomic save; and a depth node with adapt on
 (real rclpy) that steps, swaps or rolls back, reloads the odometry node and saves loadable ONNX.
 Tiny nets at 128x64 so that everything stays in a few seconds."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vode_ros.adaptation import FrameStore
+from vode_ros.tools.adaptation import FrameStore
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["data.width=128", "data.height=64", "data.stereo=true", "data.max_stride=1",
@@ -71,8 +71,8 @@ def tiny(tmp_path_factory, kitti_dir):
     from vode_training.methods import build_method
     from vode_training.trainer import save_checkpoint
 
-    from vode_ros.inference import OnnxModel
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.runtime.inference import OnnxModel
+    from vode_ros.core.kitti import load_sequence, read_image
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -89,7 +89,7 @@ def tiny(tmp_path_factory, kitti_dir):
 
 
 def _adapter(tiny, save_dir, on_accept=None, **kw):
-    from vode_ros.adaptation import AdaptSettings, OnlineAdapter
+    from vode_ros.tools.adaptation import AdaptSettings, OnlineAdapter
 
     settings = AdaptSettings(checkpoint=str(tiny["ckpt"]), save_dir=str(save_dir), buffer_size=16, holdout_every=4,
                              holdout_size=4, batch_size=1, lr=1e-4, check_every=1, stereo=True, **kw)
@@ -142,7 +142,7 @@ def test_save_is_atomic_and_loadable(tiny, tmp_path, monkeypatch):
     import vode_training.export as export
     from vode_training.trainer import load_checkpoint
 
-    from vode_ros.inference import OnnxModel
+    from vode_ros.runtime.inference import OnnxModel
 
     save = tmp_path / "save"
     adapter = _adapter(tiny, save)
@@ -172,7 +172,7 @@ def test_save_is_atomic_and_loadable(tiny, tmp_path, monkeypatch):
 
 
 def test_runtime_without_adapt_does_not_import_torch():
-    code = ("import sys, vode_ros.adaptation, vode_ros.nodes.depth_node; "
+    code = ("import sys, vode_ros.tools.adaptation, vode_ros.nodes.depth_node; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 
@@ -184,7 +184,7 @@ def test_depth_node_adapts_swaps_reloads_odometry_and_saves(tiny, tmp_path):
     from sensor_msgs.msg import CameraInfo, Image
     from std_srvs.srv import Trigger
 
-    from vode_ros.inference import OnnxModel
+    from vode_ros.runtime.inference import OnnxModel
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
 
@@ -242,7 +242,7 @@ def test_depth_node_adapts_swaps_reloads_odometry_and_saves(tiny, tmp_path):
 def test_a_checkpoint_of_another_model_is_refused(tiny, tmp_path):
     import dataclasses
 
-    from vode_ros.adaptation import AdaptationError, AdaptSettings, OnlineAdapter
+    from vode_ros.tools.adaptation import AdaptationError, AdaptSettings, OnlineAdapter
 
     other = dataclasses.replace(tiny["model"].meta, width=256)
     with pytest.raises(AdaptationError, match="width 128 vs 256"):

@@ -75,7 +75,7 @@ def test_registry():
 
 @pytest.fixture(scope="module")
 def tiny_depth(tmp_path_factory) -> Path:
-    from vode_ros.bench import NetSpec, export_random
+    from vode_ros.tools.bench import NetSpec, export_random
 
     torch.manual_seed(0)
     net = build_depth_net("small", 1, enc_channels=(8, 16, 16, 32, 32), dec_channels=(8, 8, 16, 16, 32),
@@ -87,8 +87,8 @@ def tiny_depth(tmp_path_factory) -> Path:
 def test_int8_quantisation_gives_a_loadable_model(tiny_depth, tmp_path):
     import onnx
 
-    from vode_ros.bench import calibration_batches, clip_inputs, quantize_int8
-    from vode_ros.inference import OnnxModel
+    from vode_ros.tools.bench import calibration_batches, clip_inputs, quantize_int8
+    from vode_ros.runtime.inference import OnnxModel
 
     frames = clip_inputs(tiny_depth, DATA, [0, 25, 50])
     assert frames[0].shape == (1, 64, 128) and frames[0].dtype == np.float32
@@ -142,7 +142,7 @@ def test_vode_bench_quick_writes_json(tiny_depth, tmp_path, capsys):
 def test_gpu_rows_skipped_or_reported(tiny_depth, tmp_path, monkeypatch):
     import onnxruntime as ort
 
-    from vode_ros.bench import BenchConfig, NetSpec, _gpu_candidates
+    from vode_ros.tools.bench import BenchConfig, NetSpec, _gpu_candidates
 
     spec = NetSpec("small", "depth", "tiny", fp32=tiny_depth)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])

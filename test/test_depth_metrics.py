@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vode_training.evaluate.depth_metrics import (
+from vode_ros.core.depth_metrics import (
     compute_depth_metrics, errors, garg_crop_mask, mean_metrics)
 
 

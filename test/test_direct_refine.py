@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros.direct_refine import direct_align, gray_from_net_input, refine_pose, se3_exp
-from vode_ros.geometry import invert_se3, pose_vec_to_mat
+from vode_ros.runtime.direct_refine import direct_align, gray_from_net_input, refine_pose, se3_exp
+from vode_ros.core.geometry import invert_se3, pose_vec_to_mat
 from vode_training.data.synthetic import generate_sequence
 from vode_training.nets.ddvo_solver import ddvo_align
 from vode_training.nets.ddvo_solver import se3_exp as se3_exp_torch
@@ -92,5 +92,5 @@ def test_gray_from_net_input():
 
 
 def test_direct_refine_does_not_import_torch():
-    code = "import sys, vode_ros.direct_refine; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, vode_ros.runtime.direct_refine; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vode_training.data.synthetic import generate_sequence, write_kitti_layout
-from vode_training.evaluate import run_eval
+from vode_ros.tools import evaluate as run_eval
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = Path(os.environ.get("VODE_TEST_MODELS", REPO / "models"))
@@ -138,7 +138,7 @@ def test_missing_gt_source_and_usage(synth_dir, tmp_path):
 # --------------------------------------------------------------------------- ground-truth sources
 
 def test_choose_gt(synth_dir, tmp_path):
-    from vode_ros.kitti import load_sequence
+    from vode_ros.core.kitti import load_sequence
 
     assert run_eval.choose_gt(load_sequence(synth_dir)) == "npy"
     copy = tmp_path / "nodepth"
@@ -176,7 +176,7 @@ def test_velodyne_projection_roundtrip(synth_seq, synth_dir, tmp_path):
     np.testing.assert_allclose(shifted[vs[inside] - 1, us[inside] - 1], z[inside], rtol=1e-4)
 
     # and through the folder loader: velodyne/ + Tr in calib.txt is picked up without depth/
-    from vode_ros.kitti import load_sequence
+    from vode_ros.core.kitti import load_sequence
 
     copy = tmp_path / "velo"
     shutil.copytree(synth_dir, copy)
@@ -217,7 +217,7 @@ class _OracleModel:
 def test_oracle_depth_and_pose_give_zero_error(synth_seq, synth_dir, tmp_path, monkeypatch):
     """With the exact depth / relative poses as "predictions" every metric is perfect: checks the
     frame bookkeeping, the (current, previous) -> T_prev_cur order and the integration."""
-    import vode_ros.inference as inference
+    import vode_ros.runtime.inference as inference
 
     frames = {synth_seq.left[i].tobytes(): i for i in range(len(synth_seq))}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vode_training.evaluate import kitti_odometry_metrics as km
-from vode_training.evaluate import trajectory as tj
-from vode_ros.geometry import euler_to_matrix
+from vode_ros.core import kitti_odometry_metrics as km
+from vode_ros.core import trajectory as tj
+from vode_ros.core.geometry import euler_to_matrix
 
 
 def _straight(n: int, step: float = 1.0) -> np.ndarray:

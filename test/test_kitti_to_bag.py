@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vode_ros import frames
+from vode_ros.core import frames
 from vode_ros.bag import topics as T
 from vode_ros.bag.kitti_to_bag import BagExistsError, convert
 from vode_ros.bag.reader import (
@@ -21,7 +21,7 @@ from vode_ros.bag.reader import (
     transform_to_matrix,
 )
 from vode_ros.cli import bag as bag_cli
-from vode_ros.kitti import KittiFormatError, load_sequence
+from vode_ros.core.kitti import KittiFormatError, load_sequence
 
 KITTI = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
 N = 5

@@ -115,7 +115,7 @@ class _FixedPose(torch.nn.Module):
 def _sfm_terms(tz_error=0.0, baseline_error=0.0):
     from test_training_geometry import K, render   # the analytic textured-plane renderer
 
-    from vode_ros import geometry as npgeo
+    from vode_ros.core import geometry as npgeo
     from vode_training.config import load_config
     from vode_training.geometry import stereo_transform
     from vode_training.methods import build_method

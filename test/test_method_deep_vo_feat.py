@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros import geometry as npgeo
+from vode_ros.core import geometry as npgeo
 from vode_training.geometry import pose_vec2mat, stereo_transform
 from vode_training.losses.feature_reconstruction import (FixedRandomFeatures, encoder_features,
                                                          feature_reconstruction_loss)
@@ -198,7 +198,7 @@ def test_config_trains_two_steps_and_exports(tmp_path):
     import onnxruntime as ort
 
     from vode_ros.cli.main import main
-    from vode_ros.inference import load_models
+    from vode_ros.runtime.inference import load_models
     from vode_training.trainer import load_checkpoint, method_from_checkpoint
 
     run = tmp_path / "run"

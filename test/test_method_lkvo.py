@@ -148,7 +148,7 @@ TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frame
 
 @needs_data
 def test_two_steps_of_both_stages_and_export(tmp_path):
-    from vode_ros.inference import DepthEstimator, load_models
+    from vode_ros.runtime.inference import DepthEstimator, load_models
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.trainer import Trainer, load_checkpoint

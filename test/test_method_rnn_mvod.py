@@ -16,7 +16,7 @@ from vode_training.methods import build_method
 from vode_training.methods.rnn_mvod import (depth_grad_similarity, depth_l1_rel, rigid_pixels, sample_at)
 from vode_training.nets.convlstm import ConvLSTMCell
 from vode_training.nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
-from vode_ros.geometry import invert_se3, mat_to_pose_vec
+from vode_ros.core.geometry import invert_se3, mat_to_pose_vec
 
 torch.set_num_threads(1)   # 2 threads on shared, busy cores run ~10x slower (OpenMP spinning)
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def _plane_terms(tz_error=0.0, backward_error=0.0):
     3-frame subset with ground-truth depths and poses fed in place of the nets."""
     from test_training_geometry import K, render   # the analytic textured-plane renderer
 
-    from vode_ros import geometry as npgeo
+    from vode_ros.core import geometry as npgeo
 
     world = [np.eye(4), npgeo.pose_vec_to_mat(np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])),
              npgeo.pose_vec_to_mat(np.array([0.05, 0.0, 0.55, 0.0, -0.03, 0.01]))]   # W_k: frame k in frame 0

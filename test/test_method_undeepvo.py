@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros import geometry as npgeo
+from vode_ros.core import geometry as npgeo
 from vode_training.geometry import invert_se3, pose_vec2mat, stereo_transform
 from vode_training.losses.stereo_consistency import lr_disparity_consistency, pose_consistency, registration_3d
 from vode_training.nets.undeepvo_pose import UnDeepVOPoseNet
@@ -230,8 +230,8 @@ TINY = ["data.width=128", "data.height=64", "train.steps=2", f"data.path={DATA}"
 @needs_data
 def test_config_trains_two_steps_and_exports(tmp_path, capsys):
     from vode_ros.cli.main import main
-    from vode_ros.inference import DepthEstimator, PoseEstimator, load_models
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.runtime.inference import DepthEstimator, PoseEstimator, load_models
+    from vode_ros.core.kitti import load_sequence, read_image
 
     run = tmp_path / "run"
     argv = ["train", "--config", str(CONFIG), "--out", str(run), "--no-progress"]

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from vode_ros.kitti import load_sequence, read_image
+from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 

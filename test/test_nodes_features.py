@@ -11,7 +11,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from vode_ros.kitti import load_sequence, read_image
+from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 

@@ -7,7 +7,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 
-from vode_ros.kitti import load_sequence, read_image
+from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 

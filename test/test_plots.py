@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vode_training.evaluate.plots import (
-    colormap_lut, depth_colormap, plot_trajectory_topview, save_depth_panel)
+from vode_ros.core.colormap import colormap_lut, depth_colormap
+from vode_ros.tools.plots import plot_trajectory_topview, save_depth_panel
 
 
 def _poses(n=30):
@@ -82,9 +82,9 @@ def test_evaluation_modules_do_not_import_torch():
     import sys
 
     code = ("import sys\n"
-            "import vode_training.evaluate.depth_metrics, vode_training.evaluate.trajectory\n"
-            "import vode_ros.core.stereo_depth, vode_training.evaluate.plots\n"
-            "from vode_training.evaluate.plots import depth_colormap\n"
+            "import vode_ros.core.depth_metrics, vode_ros.core.trajectory\n"
+            "import vode_ros.core.stereo_depth, vode_ros.tools.plots\n"
+            "from vode_ros.core.colormap import depth_colormap\n"
             "import numpy as np; depth_colormap(np.ones((4, 4)))\n"
             "bad = [m for m in ('torch', 'matplotlib.pyplot') if m in sys.modules]\n"
             "assert not bad, bad\n")

@@ -1,4 +1,4 @@
-"""vode_ros.recurrent: an exported recurrent model (RNN-MVOD) run frame by frame with its state
+"""vode_ros.runtime.recurrent: an exported recurrent model (RNN-MVOD) run frame by frame with its state
 carried in ONNX Runtime equals the torch model unrolled over the same frames; reset and time jumps."""
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros.recurrent import RecurrentSession, is_recurrent, state_spec
+from vode_ros.runtime.recurrent import RecurrentSession, is_recurrent, state_spec
 
 torch.set_num_threads(1)   # 2 threads on shared, busy cores run ~10x slower (OpenMP spinning)
 TINY_NETS = ["model.depth_enc_channels=[8, 8, 16, 16, 16]", "model.depth_dec_channels=[8, 8, 8, 16, 16]",

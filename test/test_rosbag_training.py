@@ -34,7 +34,7 @@ def bags(tmp_path_factory):
 
 
 def test_load_bag_frames_intrinsics_and_baseline(bags):
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.core.kitti import load_sequence, read_image
     from vode_training.data.rosbag_frames import load_bag
 
     ref = load_sequence(bags["kitti"])

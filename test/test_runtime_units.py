@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from vode_ros.frames import camera_to_base_motion, matrix_to_xyz_quat, mount_transform, xyz_quat_to_matrix
-from vode_ros.geometry import invert_se3, mat_to_pose_vec, pose_vec_to_mat, scale_intrinsics
-from vode_ros.image_codec import ImageDecodeError, decode_image, encode_image, to_gray
-from vode_ros.latest_worker import LatestFrameWorker
-from vode_ros.odometry import OdometryIntegrator
+from vode_ros.core.frames import camera_to_base_motion, matrix_to_xyz_quat, mount_transform, xyz_quat_to_matrix
+from vode_ros.core.geometry import invert_se3, mat_to_pose_vec, pose_vec_to_mat, scale_intrinsics
+from vode_ros.core.image_codec import ImageDecodeError, decode_image, encode_image, to_gray
+from vode_ros.runtime.latest_worker import LatestFrameWorker
+from vode_ros.runtime.odometry import OdometryIntegrator
 
 
 @pytest.mark.parametrize("encoding", ["mono8", "rgb8", "bgr8", "rgba8", "bgra8", "32FC1"])

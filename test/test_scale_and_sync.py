@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vode_ros.scale import ScaleEstimator, ground_height, median_ratio, stereo_depth
-from vode_ros.stereo_sync import StereoPairer
+from vode_ros.runtime.scale import ScaleEstimator, ground_height, median_ratio, stereo_depth
+from vode_ros.runtime.stereo_sync import StereoPairer
 
 
 def _ground_depth(h=128, w=416, f=200.0, height=1.65):

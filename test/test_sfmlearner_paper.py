@@ -70,7 +70,7 @@ class _Fixed(nn.Module):
 
 
 def _gt_loss(method, batch, depth, trans_err=0.0, mask=1.0, motion=1.0):
-    from vode_ros.geometry import mat_to_pose_vec
+    from vode_ros.core.geometry import mat_to_pose_vec
 
     inv = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-3), torch.full_like(depth, 1e-5))   # sky: at infinity
     disps = [inv] + [F.interpolate(inv, scale_factor=0.5 ** s, mode="area") for s in range(1, 4)]
@@ -167,7 +167,7 @@ def test_paper_config_two_steps_and_export(tmp_path):
     assert [(o.name, o.shape) for o in sess.get_outputs()] == [("pose", [1, 6]), ("confidence", [1, 1, 64, 128])]
     pose, conf = sess.run(None, {"frames": np.zeros((1, 6, 64, 128), np.float32)})
     assert pose.shape == (1, 6) and ((conf > 0) & (conf < 1)).all()
-    from vode_ros.inference import OnnxModel, PoseEstimator
+    from vode_ros.runtime.inference import OnnxModel, PoseEstimator
 
     model = OnnxModel(tmp_path / "models" / "pose.onnx", expected_kind="pose")
     t = PoseEstimator(model)(np.zeros((3, 64, 128), np.float32), np.zeros((3, 64, 128), np.float32))

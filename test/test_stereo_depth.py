@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vode_training.evaluate.depth_metrics import garg_crop_mask
+from vode_ros.core.depth_metrics import garg_crop_mask
 from vode_ros.core.stereo_depth import sgbm_depth, sgbm_disparity
 
 CLIP = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
@@ -45,7 +45,7 @@ def test_depth_range_and_input_checks():
 
 @pytest.mark.skipif(not CLIP.is_dir(), reason="KITTI clip not present")
 def test_kitti_clip_plausible():
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.core.kitti import load_sequence, read_image
 
     seq = load_sequence(CLIP)
     fx = seq.k[0, 0]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vode_training.data.synthetic import SynthConfig, generate_sequence, write_kitti_layout
-from vode_ros.geometry import invert_se3
+from vode_ros.core.geometry import invert_se3
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_stereo_warp_and_disparity(seq):
 
 
 def test_kitti_layout_roundtrip(tmp_path):
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.core.kitti import load_sequence, read_image
 
     s = generate_sequence(frames=3, width=120, height=40, seed=1)
     write_kitti_layout(tmp_path / "g", s)

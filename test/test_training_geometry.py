@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros import geometry as npgeo
+from vode_ros.core import geometry as npgeo
 from vode_training import geometry as g
 
 torch.set_num_threads(2)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vode_ros.geometry import euler_to_matrix, pose_vec_to_mat
-from vode_training.evaluate.trajectory import (
+from vode_ros.core.geometry import euler_to_matrix, pose_vec_to_mat
+from vode_ros.core.trajectory import (
     align_positions, ate5, ate_rmse, integrate_relative, path_length, relative_from_absolute,
     snippet_ate, umeyama_alignment)
 

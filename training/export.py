@@ -5,7 +5,7 @@ depth.onnx: input ``image`` float32 [1, C, H, W], normalised as at training,
             scale, inverse depth in 1/m (metric when ``vode.metric_scale`` is "true").
 pose.onnx:  input ``frames`` float32 [1, 2C, H, W] = [target = current, source = previous], each
             half normalised like ``image``; output ``pose`` float32 [1, 6] = T_previous_current as
-            [tx, ty, tz, rx, ry, rz] (metres, radians, R = Rz @ Ry @ Rx; vode_ros.geometry).
+            [tx, ty, tz, rx, ry, rz] (metres, radians, R = Rz @ Ry @ Rx; vode_ros.core.geometry).
 
 Metadata (``metadata_props``, all strings): vode.kind, vode.method, vode.input_width,
 vode.input_height, vode.channels, vode.color, vode.mean, vode.std (JSON lists), vode.metric_scale,

@@ -1,6 +1,6 @@
-"""Torch twin of ``vode_ros.geometry``: poses, projection and differentiable inverse warping.
+"""Torch twin of ``vode_ros.core.geometry``: poses, projection and differentiable inverse warping.
 
-Conventions (the same as vode_ros.geometry; a test holds pose_vec2mat equal to the numpy one):
+Conventions (the same as vode_ros.core.geometry; a test holds pose_vec2mat equal to the numpy one):
 - Optical camera frames: x right, y down, z forward.
 - Pose vector ``[tx, ty, tz, rx, ry, rz]``, R = Rz(rz) @ Ry(ry) @ Rx(rx), translation in metres.
 - ``T_src_tgt`` maps points of the target camera into the source camera: X_s = T_s_t @ X_t.
@@ -31,7 +31,7 @@ def euler2mat(angles: torch.Tensor) -> torch.Tensor:
 
 
 def pose_vec2mat(vec: torch.Tensor) -> torch.Tensor:
-    """(B, 6) [t, euler] -> (B, 4, 4) homogeneous transform (same as vode_ros.geometry.pose_vec_to_mat)."""
+    """(B, 6) [t, euler] -> (B, 4, 4) homogeneous transform (same as vode_ros.core.geometry.pose_vec_to_mat)."""
     batch = vec.shape[0]
     rot = euler2mat(vec[:, 3:])                       # (B, 3, 3)
     top = torch.cat([rot, vec[:, :3].unsqueeze(-1)], dim=2)  # (B, 3, 4)

@@ -186,7 +186,7 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
 
 def _disp_colour(disp: torch.Tensor) -> torch.Tensor:
     """(h, w) inverse depth -> (3, h, w) magma colour map (bright = near), 5-95 % range."""
-    from .evaluate.plots import depth_colormap
+    from vode_ros.core.colormap import depth_colormap
 
     inv = disp.detach().float().cpu().numpy()
     depth = np.where(inv > 0, 1.0 / np.maximum(inv, 1e-12), 0.0)

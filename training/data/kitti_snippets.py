@@ -7,7 +7,7 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
     src_in    (S, C, H, W)   sources as the networks see them
     right     (C, H, W)      right image at t (only when stereo)
     right_src (S, C, H, W)   right images of the sources (only when stereo)
-    K         (3, 3)         intrinsics scaled to (W, H) with vode_ros.geometry.scale_intrinsics
+    K         (3, 3)         intrinsics scaled to (W, H) with vode_ros.core.geometry.scale_intrinsics
     baseline  ()             metres (0 when mono)
     gt_src_tgt (S, 4, 4)     ground-truth T_src_tgt when poses.txt exists (for logging only)
     index     ()             target frame index
@@ -41,7 +41,7 @@ class KittiSnippets(SnippetDataset):
                  stereo: bool = False, offsets: tuple[int, ...] = (-1, 1), augment: bool = False,
                  brightness: float = 0.2, contrast: float = 0.2, max_frames: int | None = None,
                  max_stride: int = 1, **options):
-        from vode_ros.kitti import KittiFormatError
+        from vode_ros.core.kitti import KittiFormatError
 
         from . import load_frames
         from .sequences import kitti_odometry

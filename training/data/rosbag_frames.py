@@ -39,7 +39,7 @@ def default_info_topic(image_topic: str) -> str:
 
 
 def _decode(msg, msgtype: str, color: str) -> np.ndarray:
-    from vode_ros.image_codec import decode_compressed, decode_image, to_gray, to_rgb
+    from vode_ros.core.image_codec import decode_compressed, decode_image, to_gray, to_rgb
 
     if msgtype.endswith("CompressedImage"):
         arr, enc = decode_compressed(msg.format, bytes(msg.data))
@@ -73,7 +73,7 @@ def load_bag(bag: str | Path, image_topic: str, info_topic: str = "", right_topi
              max_frames: int | None = None, sync_tolerance: float = 0.0) -> FrameSequence:
     """Frames of ``image_topic`` (+ paired ``right_topic``) with intrinsics from CameraInfo; see the module doc."""
     from vode_ros.bag.reader import BagReadError, open_bag, stamp_to_ns
-    from vode_ros.geometry import scale_intrinsics
+    from vode_ros.core.geometry import scale_intrinsics
 
     info_topic = info_topic or default_info_topic(image_topic)
     if right_topic:

@@ -4,7 +4,7 @@ A :class:`FrameSequence` is one continuous camera stream: left frames (image pat
 uint8 arrays), optional right frames, the full-resolution intrinsics K of the left camera, the
 stereo baseline, optional ground-truth poses and time stamps. Loaders:
 
-- :func:`kitti_odometry` — a KITTI-odometry folder (``vode_ros.kitti.load_sequence``);
+- :func:`kitti_odometry` — a KITTI-odometry folder (``vode_ros.core.kitti.load_sequence``);
 - :func:`image_folder` — a folder of images (png / jpg / jpeg / bmp, sorted by name; in the
   folder itself or in ``images/``) with the intrinsics in ``K.txt`` (3x3, 9 numbers) or
   ``calib.txt`` (a KITTI ``P0:`` / ``P2:`` line, or a bare 3x3 / 3x4 matrix); optional
@@ -61,13 +61,13 @@ def read_frame(item: Any) -> np.ndarray:
     """A frame entry (path or array) -> uint8 (H, W) or (H, W, 3) RGB."""
     if isinstance(item, np.ndarray):
         return item
-    from vode_ros.kitti import read_image
+    from vode_ros.core.kitti import read_image
 
     return read_image(Path(item))
 
 
 def kitti_odometry(root: str | Path, max_frames: int | None = None) -> FrameSequence:
-    from vode_ros.kitti import load_sequence
+    from vode_ros.core.kitti import load_sequence
 
     seq = load_sequence(root, max_frames=max_frames or None)
     return FrameSequence(Path(root).name, list(seq.left), seq.k, seq.image_size, list(seq.right) if seq.right else None,

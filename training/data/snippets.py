@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vode_ros.geometry import invert_se3, scale_intrinsics
+from vode_ros.core.geometry import invert_se3, scale_intrinsics
 
 from .augment import ColourJitter, random_scale_crop
 from .sequences import FrameSequence, read_frame

@@ -30,7 +30,7 @@ the relative pose used by the nets is ``T_{k,k+1} = inv(W_k) @ W_{k+1}``).
 Deterministic given ``seed``. Defaults: 416x128, 30 frames, grey, baseline 0.54 m,
 fx = fy = 0.5767 W (KITTI's field of view).
 
-``write_kitti_layout`` writes a KITTI-odometry folder that ``vode_ros.kitti.load_sequence``
+``write_kitti_layout`` writes a KITTI-odometry folder that ``vode_ros.core.kitti.load_sequence``
 reads unchanged, plus ``depth/NNNNNN.npy`` (left GT depth) and ``synthetic.json`` (config).
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros.geometry import euler_to_matrix, invert_se3
+from vode_ros.core.geometry import euler_to_matrix, invert_se3
 
 AMP0, DECAY = 0.6, 1.05   # noise octave amplitude: AMP0 * DECAY ** octave (fine detail strong)
 SKY = -1          # surface id of the sky
@@ -553,7 +553,7 @@ def _calib_line(name: str, p: np.ndarray) -> str:
 
 def write_kitti_layout(out_dir: str | Path, seq: SyntheticSequence | None = None,
                        cfg: SynthConfig | None = None, progress: bool | None = False, **overrides) -> Path:
-    """Write a KITTI-odometry folder readable by ``vode_ros.kitti.load_sequence``.
+    """Write a KITTI-odometry folder readable by ``vode_ros.core.kitti.load_sequence``.
 
     Grey sequences go to image_0/ + image_1/ (calib P0, P1); RGB ones to image_2/ + image_3/
     (calib P2, P3; P0/P1 are written too, with the same numbers). P_right[0, 3] = -fx * b.

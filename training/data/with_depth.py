@@ -26,7 +26,7 @@ class FrameDepths:
     """depth/<stem>.npy of a KITTI-layout folder at (width, height), by frame index (cached)."""
 
     def __init__(self, root: str | Path, width: int, height: int, max_frames: int | None = None):
-        from vode_ros.kitti import load_sequence
+        from vode_ros.core.kitti import load_sequence
 
         seq = load_sequence(root, max_frames=max_frames or None)
         self.root, self.width, self.height = Path(root), int(width), int(height)

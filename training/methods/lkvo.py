@@ -26,7 +26,7 @@ Terms (both stages):
   weighted 1 / 2^s.
 Export: depth.onnx = the finest mean-normalised inverse depth (relative units; metric_scale
 false, median scaling at evaluation), pose.onnx = the PoseCNN. The run time can refine the
-PoseCNN pose with the numpy twin of the solver, ``vode_ros.direct_refine``.
+PoseCNN pose with the numpy twin of the solver, ``vode_ros.runtime.direct_refine``.
 """
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ from . import LossTerm, Method, register
 
 
 def scale_k(k: torch.Tensor, factor: float) -> torch.Tensor:
-    """K (B, 3, 3) of an image resized by ``factor`` (pixel centres as vode_ros.geometry.scale_intrinsics)."""
+    """K (B, 3, 3) of an image resized by ``factor`` (pixel centres as vode_ros.core.geometry.scale_intrinsics)."""
     out = k.clone()
     out[:, 0, 0] = k[:, 0, 0] * factor
     out[:, 1, 1] = k[:, 1, 1] * factor

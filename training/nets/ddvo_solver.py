@@ -23,7 +23,7 @@ where the point is in front of the other camera and lands inside it (u in [-0.5,
 times optional Huber weights min(1, delta / |r|). Image gradients: central differences with
 replicated borders.
 
-``vode_ros.direct_refine`` is the numpy twin used at run time; a test holds the two equal.
+``vode_ros.runtime.direct_refine`` is the numpy twin used at run time; a test holds the two equal.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """SfMLearner-style pose CNN: [target, source] stacked on channels -> 6-DoF T_source_target.
 
 Input (B, 2C, H, W) normalised, target first; output (B, 6) pose vector [tx, ty, tz, rx, ry, rz]
-(metres, radians; vode_ros.geometry convention) of T_source_target, i.e. it maps target-camera
+(metres, radians; vode_ros.core.geometry convention) of T_source_target, i.e. it maps target-camera
 points into the source camera. As SfMLearner, the global-average-pooled head is scaled by
 ``output_scale`` (0.01) so the initial motion is near zero.
 """

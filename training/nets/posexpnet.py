@@ -9,7 +9,7 @@ Input: the snippet stacked on channels, target first, then the S sources in snip
 - pose head: conv6, conv7 (256, 3x3, stride 2, ReLU), 1x1 conv to 6 S, global average pool,
   times ``output_scale`` (0.01; ``trans_scale`` for the translations, default the same):
   pose (B, S, 6) = [tx, ty, tz, rx, ry, rz] of T_source_target (maps target-camera points into
-  source s; vode_ros.geometry convention, R = Rz @ Ry @ Rx);
+  source s; vode_ros.core.geometry convention, R = Rz @ Ry @ Rx);
 - explainability decoder (``mask=True``): upconv5..upconv1 (ConvTranspose2d stride 2, 256, 128,
   64, 32, 16 channels, kernels 3, 3, 3, 5, 7, ReLU) from conv5; a 3x3 conv with S outputs after
   upconv4, 3, 2, 1 gives the mask logits at H/8, H/4, H/2, H. ``masks`` are returned finest first,

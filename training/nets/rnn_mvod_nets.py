@@ -12,7 +12,7 @@ RecurrentDepthNet: image (B, C, H, W) normalised, state -> ([inverse depth (B, 1
 RecurrentPoseNet: [image (C), depth feature (1)] stacked on channels (B, C+1, H, W), state ->
     (pose vector (B, 6), new state). Only the *current* frame and its depth go in: the motion
     since the previous frame comes from the state. Output T_previous_current as [t, euler]
-    (vode_ros.geometry convention), global-average-pooled 1x1 head scaled by ``trans_scale`` /
+    (vode_ros.core.geometry convention), global-average-pooled 1x1 head scaled by ``trans_scale`` /
     ``output_scale`` like PoseNet. Strided convs (kernels 7, 5, 3, ...) with a ConvLSTM after each
     stage in ``lstm_stages``.
 

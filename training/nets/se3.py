@@ -10,7 +10,7 @@ which equals ``torch.linalg.matrix_exp`` of the 4x4 twist matrix [[ [w]x, rho ],
 th = 0 the coefficients switch to their Taylor series, so values and gradients stay finite at 0.
 
 ``mat2euler`` / ``mat_to_pose_vec`` convert back to the package's pose vector ``[t, euler]`` with
-R = Rz @ Ry @ Rx (vode_ros.geometry.matrix_to_euler, valid for |ry| < pi/2); exported pose nets
+R = Rz @ Ry @ Rx (vode_ros.core.geometry.matrix_to_euler, valid for |ry| < pi/2); exported pose nets
 must output that vector, so a method whose net predicts se(3) converts in its export wrapper.
 Uses only ops ONNX opset 17 has (Sin, Cos, Sqrt, Where, Asin, Atan via torch's atan2 symbolic).
 """

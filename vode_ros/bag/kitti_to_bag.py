@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros import frames
+from vode_ros.core import frames
 from vode_ros.bag import topics as T
-from vode_ros.kitti import KittiFormatError, load_sequence, read_image
+from vode_ros.core.kitti import KittiFormatError, load_sequence, read_image
 
 STORAGES = ("mcap", "sqlite3")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros import frames
+from vode_ros.core import frames
 
 # encoding -> (numpy dtype char/size, channels)
 _ENCODINGS = {

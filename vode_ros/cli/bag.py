@@ -60,7 +60,7 @@ def _size(n: int) -> str:
 
 def _from_kitti(args) -> int:
     from vode_ros.bag.kitti_to_bag import BagExistsError, convert
-    from vode_ros.kitti import KittiFormatError
+    from vode_ros.core.kitti import KittiFormatError
 
     if args.max_frames is not None and args.max_frames < 1:
         return _fail(f"--max-frames must be at least 1, not {args.max_frames}")

@@ -4,7 +4,7 @@ Runtime fp32 and int8, the real nodes' end-to-end rate and latency, and int8 acc
     vode bench                                   416x128, 2 threads, table on stdout
     vode bench --models-dir models --json bench.json
     vode bench --quick                           tiny sizes, a smoke test of the whole path
-    vode bench soak --minutes 10 --rate 20       long run through the nodes (vode_ros.soak)
+    vode bench soak --minutes 10 --rate 20       long run through the nodes (vode_ros.tools.soak)
 
 Without the lead's main wiring: ``python -m vode_ros.cli.bench [options]``.
 """
@@ -52,7 +52,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.set_defaults(func=run)
     sub = p.add_subparsers(dest="bench_command", metavar="{soak}")
     soak = sub.add_parser("soak", help="the clip in a loop through the nodes (`vode run`) for minutes: drops, "
-                                       "latency, memory (vode_ros.soak)",
+                                       "latency, memory (vode_ros.tools.soak)",
                           description="Camera, nodes and probe in three processes; frames in/out, drops, latency "
                                       "stamp -> receipt and the nodes' resident memory over time.")
     soak.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
@@ -67,8 +67,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run_soak(args) -> int:
     import json
 
-    from vode_ros.bench import DEFAULT_DATA
-    from vode_ros.soak import run_soak as soak
+    from vode_ros.tools.bench import DEFAULT_DATA
+    from vode_ros.tools.soak import run_soak as soak
 
     try:
         result = soak(args.minutes, args.rate, args.data or DEFAULT_DATA, args.model_dir, args.json,
@@ -87,7 +87,7 @@ DEFAULTS = {"width": (416, 128), "height": (128, 64), "seconds": (3.0, 0.3), "ro
 
 
 def _config(args):
-    from vode_ros.bench import DEFAULT_DATA, BenchConfig
+    from vode_ros.tools.bench import DEFAULT_DATA, BenchConfig
 
     def pick(name: str):
         value = getattr(args, name)
@@ -105,7 +105,7 @@ def _config(args):
 
 def run(args) -> int:
     try:
-        from vode_ros.bench import format_report, run_bench, to_json
+        from vode_ros.tools.bench import format_report, run_bench, to_json
     except ImportError as exc:
         print(f"vode bench: {exc}", file=sys.stderr)
         return 2

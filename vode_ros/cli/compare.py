@@ -20,7 +20,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from vode_training.compare import METHODS, compare, to_markdown
+    from vode_ros.core.resources import demo_clip
+    from vode_ros.tools.compare import METHODS, compare, to_markdown
     from vode_training.data.synthetic import write_kitti_layout
 
     data = args.data
@@ -28,7 +29,7 @@ def run(args) -> int:
         synth = args.out / "synthetic"
         if not (synth / "calib.txt").is_file():
             write_kitti_layout(synth)
-        data = [synth, Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"]
+        data = [synth, demo_clip()]
     methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else METHODS
     rows = compare(data, args.out, methods, args.steps, args.width, args.height, args.batch)
     print(to_markdown(rows))

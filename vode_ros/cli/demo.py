@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from vode_ros.demo import DEFAULT_DATA, REPO
+    from vode_ros.tools.demo import DEFAULT_DATA, DEFAULT_OUT
 
     p = subparsers.add_parser(
         "demo", help="KITTI clip -> bag -> real ROS 2 nodes -> report (ATE, depth metrics, plots)",
@@ -15,7 +15,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "depth and odometry nodes over DDS, records their outputs and writes "
                     "report.json, trajectory.png and depth_*.png.")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"KITTI layout folder (default: {DEFAULT_DATA})")
-    p.add_argument("--out", type=Path, default=REPO / "reports" / "demo", help="report folder")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
     p.add_argument("--model-dir", type=Path, default=None, help="depth.onnx + pose.onnx (default: shipped)")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate of the clip (1 = real time)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -24,9 +24,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from vode_ros.demo import run_demo, summary
-    from vode_ros.inference import ModelLoadError
-    from vode_ros.kitti import KittiFormatError
+    from vode_ros.tools.demo import run_demo, summary
+    from vode_ros.runtime.inference import ModelLoadError
+    from vode_ros.core.kitti import KittiFormatError
 
     try:
         report = run_demo(args.data, args.out, args.model_dir, args.rate, args.storage)

@@ -5,7 +5,7 @@
                     [--json FILE] [--plots DIR]
     vode eval pose  --data DIR [--model-dir DIR] --json FILE [--plots DIR] [--lengths 10,20,30]
 
-Numpy + ONNX Runtime only (vode_training.evaluate.run_eval); exit code 2 on bad input
+Numpy + ONNX Runtime only (vode_ros.tools.evaluate); exit code 2 on bad input
 (missing folder, model file, ground truth). Without the lead's main wiring:
 ``python -m vode_ros.cli.eval depth --data DIR``.
 """
@@ -72,7 +72,7 @@ def _usage(p: argparse.ArgumentParser):
 
 
 def run(args) -> int:
-    from vode_training.evaluate import run_eval
+    from vode_ros.tools import evaluate as run_eval
 
     progress = False if args.no_progress else None
     try:

@@ -22,7 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from vode_ros.runner import run_nodes
+    from vode_ros.nodes.runner import run_nodes
 
     overrides = {}
     if args.model_dir:

@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "train" / "sfmlearner.yaml"
+DEFAULT_CONFIG = ("config", "train", "sfmlearner.yaml")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -58,17 +58,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def default_config() -> Path:
     """config/train/sfmlearner.yaml of the source tree, else of the installed share folder."""
-    if DEFAULT_CONFIG.is_file():
-        return DEFAULT_CONFIG
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    from vode_ros.core.resources import resource_path
 
-        shared = Path(get_package_share_directory("vode_ros")) / "config" / "train" / "sfmlearner.yaml"
-        if shared.is_file():
-            return shared
-    except Exception:  # not installed with colcon
-        pass
-    return DEFAULT_CONFIG
+    return resource_path(*DEFAULT_CONFIG)
 
 
 def bag_overrides(bag: str, image_topic: str, right_topic: str | None, info_topic: str | None) -> list[str]:

@@ -64,7 +64,7 @@ def parse_calib(path: Path) -> dict[str, np.ndarray]:
 
 def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSequence:
     """Load a KITTI-odometry-format folder; raises KittiFormatError naming what is missing."""
-    import cv2  # local: keeps `import vode_ros.kitti` cheap
+    import cv2  # local: keeps `import vode_ros.core.kitti` cheap
 
     root = Path(root)
     if not root.is_dir():

@@ -1,6 +1,6 @@
 """Trajectory metrics (numpy only, no torch: the ROS run time imports this too).
 
-Pose conventions follow ``vode_ros.geometry``: absolute poses ``W_i`` (4x4) map camera-i
+Pose conventions follow ``vode_ros.core.geometry``: absolute poses ``W_i`` (4x4) map camera-i
 coordinates into the world (frame-0 camera) frame; relative poses ``T_{i-1,i}`` are the
 camera-i pose in the camera-(i-1) frame, so ``W_i = W_{i-1} @ T_{i-1,i}``.
 

@@ -1,7 +1,7 @@
 """What the depth and odometry nodes share: parameters, model, camera input, health.
 
-A node here is a thin adapter: it decodes messages, hands numpy to vode_ros.inference /
-vode_ros.odometry / vode_ros.scale and turns results back into messages. Bad input is
+A node here is a thin adapter: it decodes messages, hands numpy to vode_ros.runtime.inference /
+vode_ros.runtime.odometry / vode_ros.runtime.scale and turns results back into messages. Bad input is
 logged (throttled), counted, reported on /diagnostics, and never stops the node.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from vode_ros.image_codec import ImageDecodeError
-from vode_ros.inference import ModelLoadError, OnnxModel, default_model_dir
-from vode_ros.latest_worker import LatestFrameWorker
+from vode_ros.core.image_codec import ImageDecodeError
+from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir
+from vode_ros.runtime.latest_worker import LatestFrameWorker
 from vode_ros.nodes.ros_msgs import image_from_msg, k_from_camera_info, stamp_to_sec
-from vode_ros.stereo_sync import StereoPairer
+from vode_ros.runtime.stereo_sync import StereoPairer
 from vode_ros_msgs.msg import VodeStatus
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -190,7 +190,7 @@ class VodeNodeBase(Node):
         if baseline is None:
             return self.reject(f"no usable right CameraInfo on {self.get_parameter('right_camera_info_topic').value} "
                                "(need P[0,3] = -fx * baseline < 0)")
-        from vode_ros.image_codec import to_gray
+        from vode_ros.core.image_codec import to_gray
 
         frame.right, frame.baseline = to_gray(right, right_enc), baseline
         self.worker.submit(frame)

@@ -8,7 +8,7 @@ Publishes, with the input image's header (same stamp and optical frame):
   vode/status        vode_ros_msgs/VodeStatus per frame (with the scale in use); /diagnostics 1 Hz
 Service ~/reload_model (std_srvs/Trigger) swaps in the model found in model_dir.
 
-Online adaptation (parameter adapt, off by default; vode_ros.adaptation): the frames also feed
+Online adaptation (parameter adapt, off by default; vode_ros.tools.adaptation): the frames also feed
 a replay buffer; a background thread fine-tunes the model's training method on them and swaps
 improved weights in (held-out guard with rollback). Service ~/save_adapted (std_srvs/Trigger)
 writes the accepted weights to adapt_save_dir (restart with model_dir:=<adapt_save_dir>). After
@@ -29,10 +29,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
-from vode_ros.inference import DepthEstimator, OnnxModel, default_model_dir
+from vode_ros.runtime.inference import DepthEstimator, OnnxModel, default_model_dir
 from vode_ros.nodes.base import ERROR, OK, WARN, Frame, VodeNodeBase, run_single
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_sec
-from vode_ros.scale import ScaleEstimator, median_ratio, stereo_depth
+from vode_ros.runtime.scale import ScaleEstimator, median_ratio, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
@@ -69,7 +69,7 @@ class DepthNode(VodeNodeBase):
         if p("adapt").value:
             self._start_adapter()
 
-    # -- online adaptation (vode_ros.adaptation) -------------------------------------------------
+    # -- online adaptation (vode_ros.tools.adaptation) -------------------------------------------------
     def _declare_adapt(self) -> None:
         rng_i = lambda lo, hi: {"integer_range": [IntegerRange(from_value=lo, to_value=hi, step=1)]}  # noqa: E731
         rng_f = lambda lo, hi: {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}  # noqa: E731
@@ -101,7 +101,7 @@ class DepthNode(VodeNodeBase):
         return default_model_dir() / "sfmlearner_stereo.pt"
 
     def _start_adapter(self) -> None:
-        from vode_ros.adaptation import AdaptationError, AdaptSettings, OnlineAdapter
+        from vode_ros.tools.adaptation import AdaptationError, AdaptSettings, OnlineAdapter
 
         p = self.get_parameter
         ckpt = self._adapt_checkpoint()
@@ -237,7 +237,7 @@ class DepthNode(VodeNodeBase):
         h, w = depth.shape
         self.info_pub.publish(scaled_camera_info(self.camera_info, k_net, w, h, frame.header))
         if self.get_parameter("publish_color").value and self.color_pub.get_subscription_count():
-            from vode_training.evaluate.plots import depth_colormap   # numpy-only module
+            from vode_ros.core.colormap import depth_colormap
 
             color = depth_colormap(depth, vmin=0.5, vmax=float(self.get_parameter("color_max_depth").value))
             self.color_pub.publish(image_to_msg(color, "bgr8", frame.header))
@@ -251,7 +251,7 @@ class DepthNode(VodeNodeBase):
         """Stereo depth / network depth at the network resolution (SGBM on the resized pair)."""
         import cv2
 
-        from vode_ros.image_codec import to_gray
+        from vode_ros.core.image_codec import to_gray
 
         h, w = depth.shape
         left = cv2.resize(to_gray(frame.image, frame.encoding), (w, h), interpolation=cv2.INTER_AREA)

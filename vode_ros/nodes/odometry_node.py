@@ -18,12 +18,12 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from vode_ros.frames import mount_transform
-from vode_ros.direct_refine import gray_from_net_input, refine_pose
-from vode_ros.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
+from vode_ros.core.frames import mount_transform
+from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
+from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
-from vode_ros.odometry import OdometryIntegrator, diagonal_covariance
+from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
 from vode_ros_msgs.msg import VodeStatus
 
 
@@ -43,7 +43,7 @@ class OdometryNode(VodeNodeBase):
         self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none)")
         self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)")
         self._declare("refine_pose", False, "refine the pose net's motion by direct photometric alignment "
-                      "(vode_ros.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
+                      "(vode_ros.runtime.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
         self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)")
         p = self.get_parameter
         self.odom_frame, self.base_frame = p("odom_frame").value, p("base_frame").value

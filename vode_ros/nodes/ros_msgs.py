@@ -8,8 +8,8 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from vode_ros.frames import matrix_to_xyz_quat
-from vode_ros.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
+from vode_ros.core.frames import matrix_to_xyz_quat
+from vode_ros.core.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
 
 def stamp_to_sec(stamp: Time) -> float:

@@ -12,9 +12,10 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-from vode_ros.inference import ModelLoadError
+from vode_ros.core.resources import resource_path
+from vode_ros.runtime.inference import ModelLoadError
 
-DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "config" / "vode.yaml"
+DEFAULT_PARAMS = resource_path("config", "vode.yaml")
 
 
 def ros_args(params_file: Path, overrides: dict[str, str]) -> list[str]:

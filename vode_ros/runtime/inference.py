@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros.geometry import disparity_to_depth, pose_vec_to_mat, scale_intrinsics
-from vode_ros.image_codec import to_gray, to_rgb
-from vode_ros.recurrent import RecurrentSession, state_spec
+from vode_ros.core.geometry import disparity_to_depth, pose_vec_to_mat, scale_intrinsics
+from vode_ros.core.image_codec import to_gray, to_rgb
+from vode_ros.runtime.recurrent import RecurrentSession, state_spec
 
-LOG = logging.getLogger("vode_ros.inference")
+LOG = logging.getLogger("vode_ros.runtime.inference")
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -215,16 +215,10 @@ class PoseEstimator:
 
 
 def default_model_dir() -> Path:
-    """The shipped models: the installed share dir on a ROS install, else the repo's models/."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    """The shipped models (source tree, colcon install or wheel: :mod:`vode_ros.core.resources`)."""
+    from vode_ros.core.resources import resource_path
 
-        share = Path(get_package_share_directory("vode_ros")) / "models"
-        if (share / "depth.onnx").is_file():
-            return share
-    except Exception:  # not installed with colcon, or ament_index missing
-        pass
-    return Path(__file__).resolve().parent.parent / "models"
+    return resource_path("models")
 
 
 def load_models(model_dir: str | Path | None, providers: list[str] | None = None,

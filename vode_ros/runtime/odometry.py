@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vode_ros.frames import camera_to_base_motion
-from vode_ros.geometry import invert_se3
+from vode_ros.core.frames import camera_to_base_motion
+from vode_ros.core.geometry import invert_se3
 
 
 @dataclass

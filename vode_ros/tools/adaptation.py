@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-LOG = logging.getLogger("vode_ros.adaptation")
+LOG = logging.getLogger("vode_ros.tools.adaptation")
 MAX_GAP_S = 1.0          # a larger gap between processed frames breaks the snippet chain
 ADAPTED_NOTE = "online adaptation"
 
@@ -266,7 +266,7 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 
 
 class OnlineAdapter:
-    """See the module docstring. ``model_meta`` (vode_ros.inference.ModelMeta) of the depth model
+    """See the module docstring. ``model_meta`` (vode_ros.runtime.inference.ModelMeta) of the depth model
     in use: the checkpoint must match its method, size and colour."""
 
     def __init__(self, settings: AdaptSettings, model_meta, on_accept: Callable[[Path], None] | None = None,

@@ -37,8 +37,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
+from vode_ros.core.resources import demo_clip
+
+DEFAULT_DATA = demo_clip()
 MEAN, STD = [0.45], [0.225]          # the training default (model.mean / model.std)
 BASELINE = ("dispnet", "ort-fp32")
 OPSET = 17
@@ -193,8 +194,8 @@ def onnx_params(path: Path) -> int:
 # --------------------------------------------------------------------------- calibration, int8
 def clip_inputs(model_path: Path, data_dir: Path, indices: list[int] | None = None) -> list[np.ndarray]:
     """Net inputs (C, H, W) of clip frames, preprocessed by the run time's OnnxModel.preprocess."""
-    from vode_ros.inference import OnnxModel
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.runtime.inference import OnnxModel
+    from vode_ros.core.kitti import load_sequence, read_image
 
     model = OnnxModel(model_path, ["CPUExecutionProvider"], threads=1)
     seq = load_sequence(data_dir)
@@ -412,8 +413,8 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from vode_ros.image_codec import encode_image
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.core.image_codec import encode_image
+    from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
 
@@ -543,7 +544,7 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
 
 def raw_model_rates(model_dir: Path, cfg: BenchConfig) -> dict[str, float]:
     """OnnxModel.run rates of the files the nodes load, with the nodes' own session settings."""
-    from vode_ros.inference import OnnxModel
+    from vode_ros.runtime.inference import OnnxModel
 
     depth = OnnxModel(model_dir / "depth.onnx", ["CPUExecutionProvider"], cfg.threads, expected_kind="depth")
     pose = OnnxModel(model_dir / "pose.onnx", ["CPUExecutionProvider"], cfg.threads, expected_kind="pose")
@@ -558,9 +559,9 @@ def raw_model_rates(model_dir: Path, cfg: BenchConfig) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- int8 accuracy
 def int8_accuracy(fp32_path: Path, cfg: BenchConfig, work: Path) -> dict[str, Any]:
-    from vode_ros.inference import DepthEstimator, OnnxModel
-    from vode_ros.kitti import load_sequence, read_image
-    from vode_training.evaluate.depth_metrics import compute_depth_metrics, mean_metrics
+    from vode_ros.runtime.inference import DepthEstimator, OnnxModel
+    from vode_ros.core.kitti import load_sequence, read_image
+    from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics
     from vode_ros.core.stereo_depth import sgbm_depth
 
     seq = load_sequence(cfg.data_dir)
@@ -757,7 +758,7 @@ def _run(cfg: BenchConfig, report: dict[str, Any], work: Path, log) -> None:
                     report["nodes"][f"{name}@{feed}"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     acc_model = cfg.depth_model or (Path(cfg.models_dir) / "depth.onnx" if cfg.models_dir else None)
     if acc_model is None:                        # the shipped model, when there is one
-        from vode_ros.inference import default_model_dir
+        from vode_ros.runtime.inference import default_model_dir
 
         shipped = default_model_dir() / "depth.onnx"
         acc_model = shipped if shipped.is_file() else None
@@ -771,7 +772,7 @@ def _run(cfg: BenchConfig, report: dict[str, Any], work: Path, log) -> None:
 
 
 def _clip_len(data_dir: Path) -> int:
-    from vode_ros.kitti import load_sequence
+    from vode_ros.core.kitti import load_sequence
 
     return len(load_sequence(data_dir))
 

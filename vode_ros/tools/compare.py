@@ -13,15 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-CONFIGS = REPO / "config" / "train"
+from vode_ros.core.resources import resource_path
+
+CONFIGS = resource_path("config", "train")
 METHODS = ("sfmlearner", "sfmlearner_paper", "undeepvo", "deep_vo_feat", "geonet", "lkvo", "rnn_mvod")
 STEREO = {"sfmlearner", "undeepvo", "deep_vo_feat"}   # trained with the right camera: metric scale
 
 
 def _train(config: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
-    from .config import load_config
-    from .trainer import Trainer
+    from vode_training.config import load_config
+    from vode_training.trainer import Trainer
 
     cfg = load_config(config, overrides)
     return Trainer(cfg, out, progress=False).train()
@@ -31,9 +32,9 @@ def run_cell(method: str, data: Path, out: Path, steps: int, width: int, height:
              batch: int) -> dict[str, Any]:
     import torch
 
-    from .evaluate.run_eval import evaluate_depth, evaluate_pose
-    from .export import export_checkpoint
-    from .trainer import load_checkpoint, method_from_checkpoint
+    from vode_ros.tools.evaluate import evaluate_depth, evaluate_pose
+    from vode_training.export import export_checkpoint
+    from vode_training.trainer import load_checkpoint, method_from_checkpoint
 
     common = [f"data.path={data}", f"data.width={width}", f"data.height={height}", f"train.steps={steps}",
               f"train.batch_size={batch}", f"train.ckpt_every={steps}", f"train.log_every={max(1, steps // 5)}"]

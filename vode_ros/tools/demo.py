@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
+from vode_ros.core.resources import demo_clip
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
+DEFAULT_DATA = demo_clip()
+DEFAULT_OUT = Path("reports") / "demo"       # relative to the working directory
 RECORDED = {
     "/depth/image": "sensor_msgs/msg/Image",
     "/depth/camera_info": "sensor_msgs/msg/CameraInfo",
@@ -128,11 +129,11 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
              log=print) -> dict:
     from vode_ros.bag.kitti_to_bag import stamp_ns
     from vode_ros.bag.reader import read_depth_images, read_messages, read_trajectory
-    from vode_ros.kitti import load_sequence, read_image
-    from vode_training.evaluate.depth_metrics import compute_depth_metrics, mean_metrics
-    from vode_training.evaluate.plots import plot_trajectory_topview, save_depth_panel
+    from vode_ros.core.kitti import load_sequence, read_image
+    from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics
+    from vode_ros.tools.plots import plot_trajectory_topview, save_depth_panel
     from vode_ros.core.stereo_depth import sgbm_depth
-    from vode_training.evaluate.trajectory import align_positions, ate5, ate_rmse, path_length
+    from vode_ros.core.trajectory import align_positions, ate5, ate_rmse, path_length
 
     seq = load_sequence(data_dir)
     frame_ns = np.array([stamp_ns(t, STAMP_OFFSET) for t in seq.times], dtype=np.int64)
@@ -202,11 +203,11 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
     return out
 
 
-def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = REPO / "reports" / "demo",
+def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
              model_dir: Path | None = None, rate: float = 1.0, storage: str = "mcap", log=print) -> dict:
     from vode_ros.bag.kitti_to_bag import convert
-    from vode_ros.inference import OnnxModel, default_model_dir
-    from vode_ros.kitti import load_sequence
+    from vode_ros.runtime.inference import OnnxModel, default_model_dir
+    from vode_ros.core.kitti import load_sequence
 
     t_start = time.monotonic()
     data_dir, out_dir = Path(data_dir), Path(out_dir)

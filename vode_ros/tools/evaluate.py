@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import depth_metrics as dm
-from . import kitti_odometry_metrics as km
-from . import trajectory as tj
+from vode_ros.core import depth_metrics as dm
+from vode_ros.core import kitti_odometry_metrics as km
+from vode_ros.core import trajectory as tj
 
 GT_SOURCES = ("npy", "velodyne", "sgbm")
 
@@ -71,7 +71,7 @@ def _progress(iterable, desc: str, total: int, enabled: bool | None):
 
 
 def _load_sequence(data: str | Path, max_frames: int | None):
-    from vode_ros.kitti import KittiFormatError, load_sequence
+    from vode_ros.core.kitti import KittiFormatError, load_sequence
 
     if not Path(data).is_dir():
         raise EvalInputError(f"data folder not found: {data}")
@@ -82,7 +82,7 @@ def _load_sequence(data: str | Path, max_frames: int | None):
 
 
 def _load_model(model_dir: str | Path | None, kind: str):
-    from vode_ros.inference import ModelLoadError, OnnxModel, default_model_dir
+    from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir
 
     d = Path(model_dir) if model_dir else default_model_dir()
     path = d / f"{kind}.onnx"
@@ -135,7 +135,7 @@ def write_json(result: dict, path: str | Path) -> Path:
 
 def read_calib(root: Path) -> dict[str, np.ndarray]:
     """All 12-number lines of calib.txt (P0..P3, Tr) as (3, 4) arrays."""
-    from vode_ros.kitti import parse_calib
+    from vode_ros.core.kitti import parse_calib
 
     return parse_calib(Path(root) / "calib.txt")
 
@@ -225,7 +225,7 @@ class GroundTruth:
                                  note="stereo pseudo ground truth, not LiDAR")
 
     def __call__(self, i: int, left: np.ndarray) -> np.ndarray:
-        from vode_ros.kitti import read_image
+        from vode_ros.core.kitti import read_image
 
         if self.source == "npy":
             path = self.root / "depth" / f"{self.seq.left[i].stem}.npy"
@@ -253,8 +253,8 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
                    plots: str | Path | None = None, progress: bool | None = None,
                    matlab_offset: bool = True) -> dict:
     """Depth metrics of depth.onnx on every left frame of ``data`` (see the module doc)."""
-    from vode_ros.inference import DepthEstimator
-    from vode_ros.kitti import read_image
+    from vode_ros.runtime.inference import DepthEstimator
+    from vode_ros.core.kitti import read_image
 
     seq = _load_sequence(data, max_frames)
     source = choose_gt(seq, gt)
@@ -324,8 +324,8 @@ def _depth_plots(out: Path, samples: dict, per_image: list, source: str) -> list
 
 def predict_trajectory(seq, model, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """pose.onnx on (current, previous) pairs -> (relative T_{i-1,i} (N-1, 4, 4), absolute (N, 4, 4))."""
-    from vode_ros.inference import PoseEstimator
-    from vode_ros.kitti import read_image
+    from vode_ros.runtime.inference import PoseEstimator
+    from vode_ros.core.kitti import read_image
 
     estimator = PoseEstimator(model)
     rel = []

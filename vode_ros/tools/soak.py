@@ -36,7 +36,7 @@ def publish_loop(data_dir: Path, rate: float, seconds: float) -> int:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from vode_ros.kitti import load_sequence, read_image
+    from vode_ros.core.kitti import load_sequence, read_image
 
     seq = load_sequence(data_dir)
     frames = [read_image(p) for p in seq.left]
@@ -108,7 +108,7 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
             time.sleep(0.1)
         time.sleep(1.0)
         log(f"soak: {minutes} min at {rate} Hz (nodes pid {nodes.pid}, ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']})")
-        camera = subprocess.Popen([sys.executable, "-m", "vode_ros.soak", str(data_dir), str(rate), str(seconds)],
+        camera = subprocess.Popen([sys.executable, "-m", "vode_ros.tools.soak", str(data_dir), str(rate), str(seconds)],
                                   env=env, stdout=subprocess.PIPE, text=True)
         samples = []   # (t, rss MB)
         t0 = time.monotonic()
