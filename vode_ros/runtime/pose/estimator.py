@@ -1,0 +1,310 @@
+"""One stateful frame-to-frame pose estimator for the odometry node and the offline evaluation.
+
+Pose sources (``PoseEstimatorConfig.pose_source``):
+
+- ``net``: the pose net's T_prev_cur as given by the caller, with the fixed net covariance.
+- ``geometric``: Shi-Tomasi corners of the previous frame tracked into the current one (pyramidal
+  LK, forward-backward check), lifted with the previous frame's depth (metres), PnP-RANSAC + LM.
+  The scale is the depth's. Covariance from the PnP Jacobian (vode_ros.runtime.pose.pnp).
+- ``hybrid``: geometric, with the pose net's motion predicting where the corners went (LK starts
+  there) and offered to RANSAC as a hypothesis; falls back to the net where too few inliers
+  remain (low texture, blur), optionally refined by direct photometric alignment (``refine``).
+
+Each ``step`` takes the current image, its depth (the depth net's /depth/image or SGBM; any
+resolution) and optionally the net's T_prev_cur, and returns the motion since the previous step
+in the camera optical frame (x right, y down, z forward) with its 6x6 covariance in the order of
+nav_msgs/Odometry (x y z roll pitch yaw, in the current camera frame; see pnp.py). The first
+frame, and the first after a reset or a time jump back, returns identity with source 'start'.
+
+numpy + OpenCV only; no ROS, no torch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vode_ros.core.geometry import invert_se3, scale_intrinsics
+from vode_ros.runtime.direct_refine import refine_pose
+from vode_ros.runtime.pose.pnp import PnpConfig, solve_pnp
+from vode_ros.runtime.pose.tracking import (TrackingConfig, backproject, detect_corners, project, sample_depth,
+                                            track)
+
+POSE_SOURCES = ("net", "geometric", "hybrid")
+
+
+@dataclass(frozen=True)
+class PoseEstimatorConfig:
+    pose_source: str = "hybrid"          # net | geometric | hybrid
+    work_width: int = 640                # tracking resolution (images wider are downscaled); 0 = as given
+    max_features: int = 600
+    lk_window: int = 21                  # px, LK window at the working resolution
+    lk_levels: int = 3                   # LK pyramid levels above the base
+    fb_threshold: float = 1.0            # px at the working resolution (LK forward-backward check)
+    ransac_threshold: float = 1.5        # px at the working resolution
+    ransac_iterations: int = 100
+    min_inliers: int = 30                # fewer: fall back to the net
+    min_inlier_ratio: float = 0.25       # lower: fall back to the net
+    min_depth: float = 0.1               # m: depth outside [min_depth, max_depth] is not used
+    max_depth: float = 80.0
+    net_flow_guess: bool = True          # hybrid: start LK where the net's motion puts each corner
+    refine: bool = False                 # hybrid / fallback: direct photometric refinement after
+    refine_width: int = 416              # resolution of the direct refinement
+    refine_max_points: int = 3000
+    # Covariance of the net's motion (std), used for 'net' and 'fallback': the pose net has no
+    # uncertainty output; these say "dead reckoning at best" to a fusion filter.
+    net_std_xyz: float = 0.5             # m per frame
+    net_std_rpy: float = 0.05            # rad per frame
+    cov_floor_xyz: float = 0.01          # m, added to the PnP covariance (depth errors, see pnp.py)
+    cov_floor_rpy: float = 0.001         # rad
+
+    def __post_init__(self):
+        if self.pose_source not in POSE_SOURCES:
+            raise ValueError(f"pose_source must be one of {', '.join(POSE_SOURCES)}, got {self.pose_source!r}")
+        if self.min_inliers < 6:
+            raise ValueError(f"min_inliers must be >= 6 (PnP has 6 unknowns), got {self.min_inliers}")
+        if not 0 < self.min_depth < self.max_depth:
+            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+
+    def tracking(self) -> TrackingConfig:
+        return TrackingConfig(max_features=self.max_features, fb_threshold=self.fb_threshold, win_size=self.lk_window,
+                              levels=self.lk_levels)
+
+    def pnp(self) -> PnpConfig:
+        return PnpConfig(ransac_threshold=self.ransac_threshold, ransac_iterations=self.ransac_iterations,
+                         min_inliers=self.min_inliers, cov_floor_xyz=self.cov_floor_xyz,
+                         cov_floor_rpy=self.cov_floor_rpy)
+
+    def net_covariance(self) -> np.ndarray:
+        return np.diag([self.net_std_xyz ** 2] * 3 + [self.net_std_rpy ** 2] * 3)
+
+
+@dataclass
+class PoseEstimate:
+    stamp: float
+    t_prev_cur: np.ndarray               # (4, 4) current camera in the previous camera (metres)
+    covariance: np.ndarray               # (6, 6) x y z roll pitch yaw, current camera frame
+    source: str                          # start | net | geometric | hybrid | fallback
+    tracked: int = 0                     # corners tracked (forward-backward consistent)
+    with_depth: int = 0                  # of those, with valid depth (the PnP input)
+    inliers: int = 0
+    inlier_ratio: float = 0.0            # inliers / with_depth
+    rmse_px: float = float("nan")        # inlier reprojection RMSE at the working resolution
+    refined: bool = False                # direct refinement accepted
+    reason: str = ""                     # why a fallback happened
+    dt: float = 0.0                      # s since the previous frame
+    time_ms: float = 0.0                 # time spent in step()
+    extra: dict = field(default_factory=dict)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    if img.ndim != 2 or min(img.shape) < 16:
+        raise ValueError(f"image must be (H, W) grey or (H, W, 3) RGB of at least 16x16, got shape {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def _check_k(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, np.float64)
+    if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ValueError(f"K must be a finite (3, 3) pinhole matrix with fx, fy > 0, got {k.tolist()}")
+    return k
+
+
+def _check_depth(depth: np.ndarray | None) -> np.ndarray | None:
+    if depth is None:
+        return None
+    d = np.asarray(depth)
+    if d.ndim == 3 and d.shape[0] == 1:
+        d = d[0]
+    if d.ndim == 3 and d.shape[2] == 1:
+        d = d[:, :, 0]
+    if d.ndim != 2 or min(d.shape) < 2 or not np.issubdtype(d.dtype, np.number):
+        raise ValueError(f"depth must be a numeric (H, W) map in metres, got shape {d.shape}, dtype {d.dtype}")
+    return d.astype(np.float32, copy=False)
+
+
+def _check_motion(t: np.ndarray | None) -> np.ndarray | None:
+    if t is None:
+        return None
+    t = np.asarray(t, np.float64)
+    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
+        raise ValueError(f"net_t_prev_cur must be a finite (4, 4) transform, got shape {t.shape}")
+    return t
+
+
+def rotation_angle(t: np.ndarray) -> float:
+    """Rotation angle (rad) of a (4, 4) or (3, 3)."""
+    return float(np.arccos(np.clip((np.trace(t[:3, :3]) - 1) / 2, -1.0, 1.0)))
+
+
+class PoseEstimator:
+    """Frame-to-frame motion from images, depth and (optionally) the pose net. See the module docstring.
+
+        est = PoseEstimator(PoseEstimatorConfig(pose_source="hybrid"))
+        for image, stamp, depth, net_motion in frames:
+            e = est.step(image, stamp, k, depth=depth, net_t_prev_cur=net_motion)
+            pose = pose @ e.t_prev_cur
+    """
+
+    def __init__(self, config: PoseEstimatorConfig | None = None):
+        self.config = config or PoseEstimatorConfig()
+        self._tracking = self.config.tracking()
+        self._pnp = self.config.pnp()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame: the next step starts a new sequence."""
+        self._prev_gray: np.ndarray | None = None      # (h, w) uint8 at the working resolution
+        self._prev_pts: np.ndarray | None = None       # (N, 2) float32 corners at the working resolution
+        self._prev_depth: np.ndarray | None = None     # (Hd, Wd) float32 metres (any resolution)
+        self._prev_stamp: float | None = None
+        self._prev_size: tuple[int, int] | None = None  # (W, H) of the caller's image
+        self._prev_full: np.ndarray | None = None       # (H, W) uint8 grey at the caller's resolution
+        self._last_motion = np.eye(4)                  # constant-velocity stand-in without a net
+
+    @property
+    def started(self) -> bool:
+        return self._prev_gray is not None
+
+    # ------------------------------------------------------------------ helpers
+    def _work(self, gray: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The caller's grey image and K -> working resolution (downscaled to ``work_width``)."""
+        import cv2
+
+        h, w = gray.shape
+        ww = self.config.work_width
+        if ww and w > ww:
+            wh = (ww, max(1, round(h * ww / w)))
+            return cv2.resize(gray, wh, interpolation=cv2.INTER_AREA), scale_intrinsics(k, (w, h), wh)
+        return gray, k
+
+    def _fallback(self, net: np.ndarray | None, reason: str) -> tuple[np.ndarray, np.ndarray, str]:
+        cov = self.config.net_covariance()
+        if net is not None:
+            return net.copy(), cov, reason
+        # No net: constant velocity, with the variance of a frame of unknown motion on top.
+        return self._last_motion.copy(), 4.0 * cov, reason + "; no net motion: constant velocity"
+
+    def _refine(self, gray_prev: np.ndarray, gray_cur: np.ndarray, k: np.ndarray, t_prev_cur: np.ndarray
+                ) -> tuple[np.ndarray, bool]:
+        """Direct photometric refinement at ``refine_width`` (needs the previous depth)."""
+        import cv2
+
+        h, w = gray_cur.shape
+        rw = min(self.config.refine_width, w)
+        wh = (rw, max(8, round(h * rw / w)))
+        k_r = scale_intrinsics(k, (w, h), wh)
+        prev = cv2.resize(gray_prev, wh, interpolation=cv2.INTER_AREA).astype(np.float64) / 255.0
+        cur = cv2.resize(gray_cur, wh, interpolation=cv2.INTER_AREA).astype(np.float64) / 255.0
+        depth = cv2.resize(self._prev_depth, wh, interpolation=cv2.INTER_NEAREST)
+        depth = np.where((depth >= self.config.min_depth) & (depth <= self.config.max_depth), depth, 0.0)
+        levels = max(1, min(4, int(math.log2(max(wh[1], 8) / 8)) + 1))
+        t, info = refine_pose(prev, cur, depth, k_r, t_prev_cur, levels=levels,
+                              max_points=self.config.refine_max_points)
+        return t, info.used
+
+    # ------------------------------------------------------------------ main entry
+    def step(self, image: np.ndarray, stamp: float, k: np.ndarray, depth: np.ndarray | None = None,
+             net_t_prev_cur: np.ndarray | None = None) -> PoseEstimate:
+        """Motion from the previous step's frame to this one.
+
+        image: (H, W) uint8 grey or (H, W, 3) uint8 RGB. stamp: seconds. k: (3, 3) at (W, H).
+        depth: (Hd, Wd) metres of *this* image (kept for the next step; any resolution, 0 / NaN /
+        inf / out of [min_depth, max_depth] = no depth); None: the next step has no geometry.
+        net_t_prev_cur: (4, 4) the pose net's T_prev_cur for (previous, this) frame, metres.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be finite seconds, got {stamp}")
+        gray_full = _check_image(image)
+        k = _check_k(k)
+        depth = _check_depth(depth)
+        net = _check_motion(net_t_prev_cur)
+        size = (gray_full.shape[1], gray_full.shape[0])
+        if cfg.pose_source == "net" and net is None and self.started:
+            raise ValueError("pose_source 'net' needs net_t_prev_cur on every frame after the first")
+        gray, k_w = self._work(gray_full, k)
+
+        if (not self.started or self._prev_size != size
+                or (self._prev_stamp is not None and stamp < self._prev_stamp)):
+            est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
+        else:
+            est = self._estimate(gray, gray_full, k, k_w, net)
+            est.stamp, est.dt = stamp, stamp - self._prev_stamp
+            self._last_motion = est.t_prev_cur.copy()
+
+        # Keep what the next step needs: corners and depth of this frame.
+        if cfg.pose_source != "net":
+            self._prev_pts = detect_corners(gray, self._tracking)
+        self._prev_gray, self._prev_full = gray, gray_full
+        self._prev_depth, self._prev_stamp, self._prev_size = depth, stamp, size
+        est.time_ms = (time.perf_counter() - t0) * 1e3
+        return est
+
+    def _estimate(self, gray: np.ndarray, gray_full: np.ndarray, k: np.ndarray, k_w: np.ndarray,
+                  net: np.ndarray | None) -> PoseEstimate:
+        cfg = self.config
+        if cfg.pose_source == "net":
+            return PoseEstimate(0.0, net.copy(), cfg.net_covariance(), "net")
+        hybrid = cfg.pose_source == "hybrid"
+        est = PoseEstimate(0.0, np.eye(4), np.zeros((6, 6)), "geometric" if not hybrid else "hybrid")
+        pts0 = self._prev_pts
+        result = None
+        if self._prev_depth is None:
+            est.reason = "no depth for the previous frame"
+        elif pts0 is None or len(pts0) < cfg.min_inliers:
+            est.reason = f"{0 if pts0 is None else len(pts0)} corners on the previous frame (low texture)"
+        else:
+            z, has_z = sample_depth(self._prev_depth, pts0, gray.shape[::-1], cfg.min_depth, cfg.max_depth)
+            guess = None
+            if hybrid and cfg.net_flow_guess and net is not None and has_z.any():
+                # Corners without depth keep their own position as the guess (zero flow).
+                uv, zc = project(backproject(pts0, np.where(has_z, z, 1.0), k_w), invert_se3(net), k_w)
+                guess = np.where((has_z & (zc > 1e-3))[:, None] & np.isfinite(uv), uv, pts0).astype(np.float32)
+            pts1, ok = track(self._prev_gray, gray, pts0, self._tracking, guess)
+            est.tracked = int(ok.sum())
+            use = ok & has_z
+            est.with_depth = int(use.sum())
+            if est.with_depth < cfg.min_inliers:
+                est.reason = f"{est.with_depth} tracked corners with depth < min_inliers {cfg.min_inliers}"
+            else:
+                p3 = backproject(pts0[use], z[use], k_w)
+                result = solve_pnp(p3, pts1[use], k_w, self._pnp,
+                                   invert_se3(net) if hybrid and net is not None else None)
+                if result is None:
+                    est.reason = f"PnP found fewer than {cfg.min_inliers} inliers"
+                else:
+                    est.inliers = int(result.inliers.sum())
+                    est.inlier_ratio = est.inliers / est.with_depth
+                    est.rmse_px = result.rmse
+                    if est.inlier_ratio < cfg.min_inlier_ratio:
+                        est.reason = f"inlier ratio {est.inlier_ratio:.2f} < {cfg.min_inlier_ratio}"
+                        result = None
+        if result is not None:
+            est.t_prev_cur = invert_se3(result.t_cur_prev)
+            # Inflate as the inlier ratio falls: outliers that slipped under the threshold grow
+            # with them, and the Gauss-Newton covariance knows nothing of those.
+            est.covariance = result.covariance / max(est.inlier_ratio, 1e-3) ** 2
+            if net is not None:
+                d = invert_se3(net) @ est.t_prev_cur
+                est.extra["net_disagreement_m"] = float(np.linalg.norm(d[:3, 3]))
+                est.extra["net_disagreement_deg"] = math.degrees(rotation_angle(d))
+        else:
+            est.t_prev_cur, est.covariance, est.reason = self._fallback(net, est.reason)
+            est.source = "fallback"
+        if cfg.refine and hybrid and self._prev_depth is not None:
+            est.t_prev_cur, est.refined = self._refine(self._prev_full, gray_full, k, est.t_prev_cur)
+        return est
