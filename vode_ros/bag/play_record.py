@@ -3,6 +3,12 @@
 Messages travel as the CDR bytes stored in the bag (rclpy publishes and receives raw
 serialized messages), so nothing is decoded on the way: what the nodes get is what
 `ros2 bag play` would send.
+
+Delivery: a DDS sample is delivered reliably only when BOTH the writer and the reader are
+RELIABLE. The player always offers RELIABLE; ``reliable=True`` also keeps every sample in
+the writer's history (KEEP_ALL) and waits for the readers' acknowledgements at the end, so a
+reliable reader loses nothing. A BEST_EFFORT reader (e.g. sensor-data QoS) still matches,
+but then the samples are sent best effort.
 """
 from __future__ import annotations
 
@@ -10,107 +16,198 @@ import importlib
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from vode_ros.bag.reader import open_bag
+from vode_ros.bag.reader import BagReadError, open_bag
+
+# Topics that are latched whatever the bag recorded (late joiners need them).
+LATCHED_TOPICS = frozenset({"/tf_static"})
 
 
 def ros_type(msgtype: str):
     """'sensor_msgs/msg/Image' -> the rclpy message class."""
     pkg, _, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    try:
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError) as exc:
+        raise BagReadError(f"message type {msgtype} is not importable in this environment ({exc}); "
+                           f"source the workspace that provides {pkg}, or leave its topic out") from exc
 
 
 def vode_typestore():
     """rosbags typestore for ROS 2 Kilted plus this package's own messages."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+    from vode_ros.core.resources import resource_path
+
     store = get_typestore(Stores.ROS2_KILTED)
-    msg_dir = Path(__file__).resolve().parents[2] / "msg"
     add = {}
-    for f in sorted(msg_dir.glob("*.msg")):
+    for f in sorted(resource_path("msg").glob("*.msg")):
         add.update(get_types_from_msg(f.read_text(), f"vode_ros_msgs/msg/{f.stem}"))
     store.register(add)
     return store
 
 
-def _qos_for(topic: str) -> QoSProfile:
-    if topic == "/tf_static":
+def _recorded_transient_local(conn) -> bool:
+    qos = getattr(getattr(conn, "ext", None), "offered_qos_profiles", None) or []
+    return any(getattr(q.durability, "name", "") == "TRANSIENT_LOCAL" for q in qos)
+
+
+def playback_qos(topic: str, latched: bool = False, reliable: bool = False) -> QoSProfile:
+    """QoS the player offers on `topic`.
+
+    Latched topics (recorded transient-local, or /tf_static) stay transient-local so that
+    nodes started after the message still get it. ``reliable`` keeps all samples (KEEP_ALL):
+    the writer blocks instead of overwriting what a slow reliable reader has not acknowledged.
+    """
+    if latched or topic in LATCHED_TOPICS:
         return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    if reliable:
+        return QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
     return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
-class BagPlayer(Node):
-    """Publishes a bag's messages at their recorded pace times `rate` (0 = as fast as possible)."""
+# Kept for callers of the earlier name.
+_qos_for = playback_qos
 
-    def __init__(self, bag: str | Path, topics: list[str] | None = None, rate: float = 1.0,
-                 publish_clock: bool = False, name: str = "vode_bag_player"):
-        super().__init__(name)
-        self.bag, self.rate, self.publish_clock = Path(bag), rate, publish_clock
-        self.messages: list[tuple[str, int, bytes]] = []
+
+class BagPlayer(Node):
+    """Publishes a bag's messages at their recorded pace times `rate` (0 = as fast as possible).
+
+    The bag is read while playing (not loaded into memory), once per pass (``loops``).
+    """
+
+    def __init__(self, bag: str | Path, topics: Iterable[str] | None = None, rate: float = 1.0,
+                 publish_clock: bool = False, name: str = "vode_bag_player", reliable: bool = False,
+                 **node_kwargs):
+        super().__init__(name, **node_kwargs)
+        self.bag, self.rate, self.publish_clock, self.reliable = Path(bag), rate, publish_clock, reliable
         self.publishers_by_topic = {}
+        wanted = set(topics) if topics is not None else None
         with open_bag(self.bag) as reader:
-            conns = [c for c in reader.connections if topics is None or c.topic in topics]
-            for c in conns:
+            self.bag_topics = sorted({c.topic for c in reader.connections})
+            self.connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+            self.message_count = sum(c.msgcount for c in self.connections)
+            for c in self.connections:
                 if c.topic not in self.publishers_by_topic:
-                    self.publishers_by_topic[c.topic] = self.create_publisher(ros_type(c.msgtype), c.topic,
-                                                                              _qos_for(c.topic))
-            for conn, log_ns, raw in reader.messages(connections=conns):
-                self.messages.append((conn.topic, log_ns, bytes(raw)))
+                    qos = playback_qos(c.topic, _recorded_transient_local(c), reliable)
+                    self.publishers_by_topic[c.topic] = self.create_publisher(ros_type(c.msgtype), c.topic, qos)
+        self.missing_topics = sorted(wanted - set(self.publishers_by_topic)) if wanted is not None else []
+        self.clock_pub = None
         if publish_clock:
             from rosgraph_msgs.msg import Clock
 
+            self._clock_type = Clock
             self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.published = 0
+        self.stop_requested = threading.Event()
         self.finished = threading.Event()
 
-    def wait_for_subscribers(self, topics: list[str], timeout: float = 20.0) -> bool:
+    def wait_for_subscribers(self, topics: Iterable[str], timeout: float = 20.0) -> bool:
         """Block until every topic has a subscriber (DDS discovery takes a moment)."""
+        topics = [t for t in topics if t in self.publishers_by_topic]
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while time.monotonic() < end and not self.stop_requested.is_set():
             if all(self.publishers_by_topic[t].get_subscription_count() > 0 for t in topics):
                 return True
             time.sleep(0.05)
         return False
 
-    def play(self, on_message=None) -> None:
-        """Blocking playback (call from a thread other than the executor's)."""
-        if not self.messages:
-            self.finished.set()
-            return
-        t0_bag = self.messages[0][1]
-        t0_wall = time.monotonic()
-        for topic, log_ns, raw in self.messages:
-            if self.rate > 0:
-                due = t0_wall + (log_ns - t0_bag) * 1e-9 / self.rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if self.publish_clock:
-                from rosgraph_msgs.msg import Clock
+    def unmatched(self, topics: Iterable[str]) -> list[str]:
+        """Those of `topics` that no subscriber has matched yet."""
+        return [t for t in topics if t in self.publishers_by_topic
+                and self.publishers_by_topic[t].get_subscription_count() == 0]
 
-                clock = Clock()
-                clock.clock.sec, clock.clock.nanosec = divmod(log_ns, 1_000_000_000)
-                self.clock_pub.publish(clock)
-            self.publishers_by_topic[topic].publish(raw)
-            self.published += 1
-            if on_message:
-                on_message(topic, log_ns)
-        self.finished.set()
+    def _messages(self):
+        with open_bag(self.bag) as reader:
+            conns = [c for c in reader.connections if c.topic in self.publishers_by_topic]
+            yield from reader.messages(connections=conns)
+
+    def play(self, on_message: Callable[[str, int], None] | None = None, loops: int = 1) -> None:
+        """Blocking playback (call from a thread other than the executor's); loops 0 = forever.
+
+        Raises BagReadError when the bag cannot be read to its end (e.g. a truncated file);
+        what was before the damage has been published.
+        """
+        try:
+            n = 0
+            while (loops == 0 or n < loops) and not self.stop_requested.is_set():
+                self._play_once(on_message)
+                n += 1
+            if self.reliable:
+                self.wait_for_acks()
+        finally:
+            self.finished.set()
+
+    def _play_once(self, on_message) -> None:
+        t0_bag = t0_wall = None
+        try:
+            for conn, log_ns, raw in self._messages():
+                if self.stop_requested.is_set():
+                    return
+                if t0_bag is None:
+                    t0_bag, t0_wall = log_ns, time.monotonic()
+                if self.rate > 0:
+                    delay = t0_wall + (log_ns - t0_bag) * 1e-9 / self.rate - time.monotonic()
+                    if delay > 0 and self.stop_requested.wait(delay):
+                        return
+                if self.clock_pub is not None:
+                    clock = self._clock_type()
+                    clock.clock.sec, clock.clock.nanosec = divmod(log_ns, 1_000_000_000)
+                    self.clock_pub.publish(clock)
+                self.publishers_by_topic[conn.topic].publish(bytes(raw))
+                self.published += 1
+                if on_message:
+                    on_message(conn.topic, log_ns)
+        except BagReadError:
+            raise
+        except Exception as exc:  # rosbags raises several types for damaged storage files
+            raise BagReadError(f"{self.bag}: cannot read past message {self.published}: {exc}") from exc
+
+    def wait_for_acks(self, timeout: float = 10.0) -> bool:
+        """Wait until every reliable reader acknowledged every sample (True) or timeout."""
+        ok = True
+        for pub in self.publishers_by_topic.values():
+            ok = pub.wait_for_all_acked(Duration(seconds=timeout)) and ok
+        return ok
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+
+def recording_qos(node: Node, topic: str) -> QoSProfile:
+    """A subscription QoS that matches the publishers seen on `topic` (as `ros2 bag record` does).
+
+    A RELIABLE reader does not match a BEST_EFFORT writer, so any best-effort publisher makes
+    the recording best effort; transient-local is asked for only when every publisher offers it.
+    """
+    infos = node.get_publishers_info_by_topic(topic)
+    best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+    latched = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+    if topic in LATCHED_TOPICS and not infos:
+        latched = True
+    return QoSProfile(depth=100 if not latched else 10,
+                      reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 class BagRecorder(Node):
-    """Records topics (raw CDR) into a new rosbag2; the bag appears only when complete."""
+    """Records topics (raw CDR) into a new rosbag2; the bag appears only when complete.
+
+    ``qos`` maps topics to subscription QoS (default: reliable, /tf_static transient-local).
+    """
 
     def __init__(self, out: str | Path, topics: dict[str, str], storage: str = "mcap",
-                 name: str = "vode_bag_recorder"):
+                 name: str = "vode_bag_recorder", qos: dict[str, QoSProfile] | None = None, **node_kwargs):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        super().__init__(name)
+        super().__init__(name, **node_kwargs)
         self.out = Path(out)
         if self.out.exists():
             raise FileExistsError(f"{self.out} exists; choose another output or delete it")
@@ -125,14 +222,14 @@ class BagRecorder(Node):
         self.writer.open()
         self.lock = threading.Lock()
         self.counts = {t: 0 for t in topics}
-        self.first_ns: dict[str, int] = {}
         store = vode_typestore()
         self.subs = []
         for topic, msgtype in topics.items():
             conn = self.writer.add_connection(topic, msgtype, typestore=store)
+            profile = (qos or {}).get(topic) or playback_qos(topic)
             self.subs.append(self.create_subscription(
                 ros_type(msgtype), topic, lambda raw, c=conn, t=topic: self._on_raw(c, t, raw),
-                _qos_for(topic), raw=True))
+                profile, raw=True))
 
     def _on_raw(self, conn, topic: str, raw: bytes) -> None:
         now = time.time_ns()

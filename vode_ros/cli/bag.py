@@ -4,6 +4,8 @@
                         [--mount-xyz X Y Z] [--mount-rpy R P Y] [--stamp-offset S]
                         [--max-frames N]
     vode bag info BAG
+    vode bag play BAG [--rate R] [--clock] [--loop] [--topics T ...] [--reliable] [--wait-for [T ...]]
+    vode bag record OUT --topics T [T ...] [--storage mcap|sqlite3] [--duration S]
 """
 from __future__ import annotations
 
@@ -11,15 +13,16 @@ import argparse
 import sys
 
 from vode_ros.bag import topics as T
+from vode_ros.cli import bag_playback
 
 EXIT_BAD_INPUT = 2
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `bag` command (with from-kitti / info) to an argparse subparsers object."""
-    bag = subparsers.add_parser("bag", help="convert KITTI to rosbag2, inspect bags",
-                                description="Build and inspect rosbag2 bags (mcap or sqlite3).")
-    sub = bag.add_subparsers(dest="bag_command", metavar="{from-kitti,info}")
+    bag = subparsers.add_parser("bag", help="convert KITTI to rosbag2, inspect, play and record bags",
+                                description="Build, inspect, play and record rosbag2 bags (mcap or sqlite3).")
+    sub = bag.add_subparsers(dest="bag_command", metavar="{from-kitti,info,play,record}")
     sub.required = True
 
     fk = sub.add_parser(
@@ -45,6 +48,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                           description="Print topics, types, message counts and duration of a rosbag2.")
     info.add_argument("bag", metavar="BAG", help="rosbag2 folder (or the .mcap/.db3 file in it)")
     info.set_defaults(func=run)
+    bag_playback.register(sub)
     bag.set_defaults(func=run)
     return bag
 
@@ -109,7 +113,12 @@ def run(args) -> int:
         return _from_kitti(args)
     if command == "info":
         return _info(args)
-    return _fail("missing sub-command; use `vode bag from-kitti KITTI_DIR OUT` or `vode bag info BAG`")
+    if command == "play":
+        return bag_playback.run_play(args)
+    if command == "record":
+        return bag_playback.run_record(args)
+    return _fail("missing sub-command; use `vode bag from-kitti KITTI_DIR OUT`, `vode bag info BAG`, "
+                 "`vode bag play BAG` or `vode bag record OUT --topics T`")
 
 
 def main(argv=None) -> int:
