@@ -4,21 +4,71 @@
     ros2 launch vode_ros vode.launch.py image_topic:=/my_cam/image_raw camera_info_topic:=/my_cam/camera_info
     ros2 launch vode_ros vode.launch.py bag:=/path/to/kitti_bag use_sim_time:=true
 
-On a machine without `ros2 launch` (ROS 2 from PyPI wheels), `vode run` starts the same
-nodes from the same config/vode.yaml.
-"""
-import os
+Two cameras side by side: one instance per camera, each in its own namespace (outputs such
+as depth/image, odom and vode/status are relative names) and with its own TF frames
+(frame_prefix, or odom_frame / base_frame / camera_frame one by one):
 
-from ament_index_python.packages import get_package_share_directory
+    ros2 launch vode_ros vode.launch.py namespace:=front frame_prefix:=front/ \\
+        image_topic:=/front/image_raw camera_info_topic:=/front/camera_info
+    ros2 launch vode_ros vode.launch.py namespace:=rear frame_prefix:=rear/ \\
+        image_topic:=/rear/image_raw camera_info_topic:=/rear/camera_info
+
+bag:= plays a rosbag2 with --clock: through `ros2 bag play` where the ros2 CLI has the bag
+verb, else through `vode bag play` (the package's own player, which also waits for the
+depth node's image subscription before the first message).
+
+Without `ros2 launch` (ROS 2 from PyPI wheels), `vode run` starts the same nodes from the
+same config/vode.yaml, and `python -m vode_ros.tools.launch_runner` runs this file wherever
+the `launch` packages are importable.
+"""
+import importlib.util
+import os
+import shutil
+import sys
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
-from launch.conditions import IfCondition, LaunchConfigurationNotEquals
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
+try:  # Jazzy and later (Kilted): comparisons are substitutions
+    from launch.substitutions import NotEqualsSubstitution
+
+    def _if_not_empty(name):
+        return IfCondition(NotEqualsSubstitution(LaunchConfiguration(name), ""))
+except ImportError:  # Humble, Iron: only the condition, deprecated since Jazzy
+    from launch.conditions import LaunchConfigurationNotEquals
+
+    def _if_not_empty(name):
+        return LaunchConfigurationNotEquals(name, "")
+
+
+def _share_dir():
+    """share/vode_ros of an install, or the source tree when the package is not installed."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return get_package_share_directory("vode_ros")
+    except Exception:  # not in the ament index: running from a source checkout or a pip install
+        return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bag_player():
+    """`ros2 bag play` where the ros2 CLI has the bag verb, else this package's player."""
+    bag = LaunchConfiguration("bag")
+    if shutil.which("ros2") and importlib.util.find_spec("ros2bag") is not None:
+        return ["ros2", "bag", "play", bag, "--clock", "--rate", LaunchConfiguration("bag_rate")]
+    # Wait for the depth node's image subscription: the models take seconds to load, and
+    # frames sent before that would be lost.
+    return [sys.executable, "-m", "vode_ros.cli.main", "bag", "play", bag, "--clock",
+            "--rate", LaunchConfiguration("bag_rate"), "--wait-for", LaunchConfiguration("image_topic"),
+            "--wait-timeout", "120"]
+
 
 def generate_launch_description():
-    share = get_package_share_directory("vode_ros")
+    share = _share_dir()
+    prefix = LaunchConfiguration("frame_prefix")
     args = [
         DeclareLaunchArgument("mode", default_value="mono", choices=["mono", "stereo"],
                               description="mono, or stereo (right camera pairs for metric scale)"),
@@ -31,13 +81,21 @@ def generate_launch_description():
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/vode.rviz"),
         DeclareLaunchArgument("model_dir", default_value="", description="folder with depth.onnx + pose.onnx ('' = shipped)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "vode.yaml")),
-        DeclareLaunchArgument("namespace", default_value=""),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of both nodes (one per camera when several run)"),
+        DeclareLaunchArgument("frame_prefix", default_value="",
+                              description="prefix of the default TF frame names, e.g. 'front/'"),
+        DeclareLaunchArgument("odom_frame", default_value=[prefix, "odom"]),
+        DeclareLaunchArgument("base_frame", default_value=[prefix, "base_link"]),
+        DeclareLaunchArgument("camera_frame", default_value=[prefix, "camera_left_optical_frame"],
+                              description="optical frame of the images (their header.frame_id)"),
         DeclareLaunchArgument("image_topic", default_value="/camera/left/image_raw"),
         DeclareLaunchArgument("camera_info_topic", default_value="/camera/left/camera_info"),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
         DeclareLaunchArgument("depth", default_value="true", description="start the depth node"),
         DeclareLaunchArgument("odometry", default_value="true", description="start the odometry node"),
         DeclareLaunchArgument("bag", default_value="", description="rosbag2 to play (with --clock)"),
+        DeclareLaunchArgument("bag_rate", default_value="1.0", description="playback rate of bag"),
     ]
     overrides = {
         "model_dir": LaunchConfiguration("model_dir"),
@@ -54,16 +112,20 @@ def generate_launch_description():
     # The odometry node follows the depth node's scale unless the model itself is metric.
     odom_scale = PythonExpression(["'model' if '", LaunchConfiguration("scale_mode"),
                                    "' in ('model', 'none') else 'from_depth'"])
+    odom_params = params + [{
+        "scale_mode": odom_scale,
+        "odom_frame": LaunchConfiguration("odom_frame"),
+        "base_frame": LaunchConfiguration("base_frame"),
+        "camera_frame": LaunchConfiguration("camera_frame"),
+    }]
+    namespace = LaunchConfiguration("namespace")
     nodes = [
-        Node(package="vode_ros", executable="depth_node", name="depth_node", namespace=LaunchConfiguration("namespace"),
+        Node(package="vode_ros", executable="depth_node", name="depth_node", namespace=namespace,
              parameters=depth_params, output="screen", condition=IfCondition(LaunchConfiguration("depth"))),
-        Node(package="vode_ros", executable="odometry_node", name="odometry_node",
-             namespace=LaunchConfiguration("namespace"), parameters=params + [{"scale_mode": odom_scale}],
-             output="screen",
-             condition=IfCondition(LaunchConfiguration("odometry"))),
+        Node(package="vode_ros", executable="odometry_node", name="odometry_node", namespace=namespace,
+             parameters=odom_params, output="screen", condition=IfCondition(LaunchConfiguration("odometry"))),
         Node(package="rviz2", executable="rviz2", arguments=["-d", os.path.join(share, "config", "vode.rviz")],
              condition=IfCondition(LaunchConfiguration("rviz"))),
-        ExecuteProcess(cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--clock"], output="screen",
-                       condition=LaunchConfigurationNotEquals("bag", "")),
+        ExecuteProcess(cmd=_bag_player(), output="screen", condition=_if_not_empty("bag")),
     ]
     return LaunchDescription(args + nodes)
