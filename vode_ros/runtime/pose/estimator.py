@@ -28,7 +28,7 @@ import numpy as np
 
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
 from vode_ros.runtime.direct_refine import refine_pose
-from vode_ros.runtime.pose.pnp import PnpConfig, solve_pnp
+from vode_ros.runtime.pose.pnp import PnpConfig, inflate_for_inlier_ratio, solve_pnp
 from vode_ros.runtime.pose.tracking import (TrackingConfig, backproject, detect_corners, project, sample_depth,
                                             track)
 
@@ -295,9 +295,7 @@ class PoseEstimator:
                         result = None
         if result is not None:
             est.t_prev_cur = invert_se3(result.t_cur_prev)
-            # Inflate as the inlier ratio falls: outliers that slipped under the threshold grow
-            # with them, and the Gauss-Newton covariance knows nothing of those.
-            est.covariance = result.covariance / max(est.inlier_ratio, 1e-3) ** 2
+            est.covariance = inflate_for_inlier_ratio(result.covariance, est.inlier_ratio)
             if net is not None:
                 d = invert_se3(net) @ est.t_prev_cur
                 est.extra["net_disagreement_m"] = float(np.linalg.norm(d[:3, 3]))

@@ -1,0 +1,210 @@
+"""PoseEstimator on synthetic street scenes with exact depth and poses: pure yaw, pure forward
+motion, a textureless stretch that falls back to the net, covariance against inliers, input
+checks, hybrid equal to geometric on good frames, depth at another resolution."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from vode_ros.core.geometry import invert_se3
+from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
+from vode_ros.runtime.pose.pnp import inflate_for_inlier_ratio
+from vode_training.data.synthetic import Scene, SynthConfig, make_trajectory, render_view
+
+W, H = 416, 128
+
+
+def pose_vec_to_mat(vec) -> np.ndarray:
+    """[tx, ty, tz, rx, ry, rz] (rotation vector, rad) -> (4, 4)."""
+    out = np.eye(4)
+    out[:3, :3] = cv2.Rodrigues(np.asarray(vec[3:], np.float64))[0]
+    out[:3, 3] = vec[:3]
+    return out
+
+
+@pytest.fixture(scope="module")
+def world():
+    cfg = SynthConfig(frames=12, width=W, height=H, seed=3)
+    rng = np.random.default_rng(cfg.seed)
+    traj = make_trajectory(cfg, rng)
+    scene = Scene(cfg, traj[:, :3, 3], rng)
+    k = cfg.intrinsics()
+    base = traj[4]
+
+    def view(t_base_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grey uint8 (H, W) and depth (H, W) metres (0 = sky) of the camera at base @ t_base_cam."""
+        img, depth = render_view(scene, base @ t_base_cam, k, W, H)
+        gray = np.clip(np.round(img @ np.array([0.299, 0.587, 0.114], np.float32) * 255), 0, 255).astype(np.uint8)
+        return gray, depth
+
+    return {"view": view, "k": k}
+
+
+def _errors(t_est: np.ndarray, t_true: np.ndarray) -> tuple[float, float]:
+    """(translation error m, rotation error deg) of T_prev_cur estimates."""
+    d = invert_se3(t_true) @ t_est
+    ang = np.degrees(np.arccos(np.clip((np.trace(d[:3, :3]) - 1) / 2, -1, 1)))
+    return float(np.linalg.norm(d[:3, 3])), float(ang)
+
+
+def _pair(world, t_prev_cur: np.ndarray, source: str = "geometric", net=None, depth_scale: float = 1.0, **cfg):
+    est = PoseEstimator(PoseEstimatorConfig(pose_source=source, **cfg))
+    g0, d0 = world["view"](np.eye(4))
+    g1, d1 = world["view"](t_prev_cur)
+    if depth_scale != 1.0:
+        size = (int(W * depth_scale), int(H * depth_scale))
+        d0 = cv2.resize(d0, size, interpolation=cv2.INTER_NEAREST)
+    first = est.step(g0, 0.0, world["k"], depth=d0)
+    assert first.source == "start" and np.array_equal(first.t_prev_cur, np.eye(4))
+    return est.step(g1, 0.1, world["k"], depth=d1, net_t_prev_cur=net)
+
+
+def test_pure_yaw(world):
+    rot = pose_vec_to_mat([0.0, 0.0, 0.0, 0.0, np.radians(3.0), 0.0])      # yaw: about the optical y axis
+    e = _pair(world, rot)
+    t_err, r_err = _errors(e.t_prev_cur, rot)
+    assert e.source == "geometric" and e.inliers >= 50 and e.inlier_ratio > 0.8
+    assert t_err < 0.03 and r_err < 0.05, (t_err, r_err)
+    assert e.rmse_px < 0.5
+
+
+def test_pure_forward_motion_keeps_the_metric_scale(world):
+    fwd = pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    e = _pair(world, fwd)
+    t_err, r_err = _errors(e.t_prev_cur, fwd)
+    assert e.source == "geometric"
+    assert t_err < 0.03 and r_err < 0.1, (t_err, r_err)
+    assert abs(np.linalg.norm(e.t_prev_cur[:3, 3]) - 1.0) < 0.02
+    cov = e.covariance
+    assert cov.shape == (6, 6) and np.allclose(cov, cov.T) and np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_depth_at_another_resolution(world):
+    fwd = pose_vec_to_mat([0.1, 0.0, 0.8, 0.0, np.radians(1.0), 0.0])
+    e = _pair(world, fwd, depth_scale=0.5)
+    t_err, r_err = _errors(e.t_prev_cur, fwd)
+    assert e.source == "geometric" and t_err < 0.05 and r_err < 0.15, (t_err, r_err)
+
+
+def test_hybrid_agrees_with_geometric_on_good_frames(world):
+    true = pose_vec_to_mat([0.05, 0.0, 1.0, 0.0, np.radians(1.5), 0.0])
+    net = true @ pose_vec_to_mat([0.05, 0.02, -0.2, 0.005, -0.01, 0.0])     # a net ~20 cm, 0.6 deg off
+    geo = _pair(world, true)
+    hyb = _pair(world, true, source="hybrid", net=net)
+    assert hyb.source == "hybrid"
+    dt, dr = _errors(hyb.t_prev_cur, geo.t_prev_cur)
+    assert dt < 0.01 and dr < 0.05, (dt, dr)
+    assert _errors(hyb.t_prev_cur, true)[0] < 0.03
+    assert hyb.extra["net_disagreement_m"] > 0.1        # reported, not followed
+
+
+def test_textureless_stretch_falls_back_to_the_net(world):
+    cfg = PoseEstimatorConfig(pose_source="hybrid")
+    est = PoseEstimator(cfg)
+    flat = np.full((H, W), 128, np.uint8)
+    depth = np.full((H, W), 10.0, np.float32)
+    net = pose_vec_to_mat([0.0, 0.0, 0.9, 0.0, 0.01, 0.0])
+    est.step(flat, 0.0, world["k"], depth=depth)
+    e = est.step(flat, 0.1, world["k"], depth=depth, net_t_prev_cur=net)
+    assert e.source == "fallback" and "corners" in e.reason
+    assert np.array_equal(e.t_prev_cur, net)
+    assert np.allclose(e.covariance, cfg.net_covariance())
+    # geometric without a net: constant velocity, larger covariance still
+    geo = PoseEstimator(PoseEstimatorConfig(pose_source="geometric"))
+    geo.step(flat, 0.0, world["k"], depth=depth)
+    e2 = geo.step(flat, 0.1, world["k"], depth=depth)
+    assert e2.source == "fallback" and np.array_equal(e2.t_prev_cur, np.eye(4))
+    assert np.trace(e2.covariance) > np.trace(cfg.net_covariance())
+
+
+def test_textured_then_textureless_then_textured(world):
+    """The fallback covers the blank frames and tracking resumes after them."""
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="hybrid"))
+    fwd = pose_vec_to_mat([0.0, 0.0, 0.5, 0.0, 0.0, 0.0])
+    g0, d0 = world["view"](np.eye(4))
+    g1, d1 = world["view"](fwd)
+    g3, d3 = world["view"](fwd @ fwd @ fwd)
+    g4, d4 = world["view"](fwd @ fwd @ fwd @ fwd)
+    flat = np.full((H, W), 90, np.uint8)
+    sources = [est.step(img, 0.1 * i, world["k"], depth=d, net_t_prev_cur=None if i == 0 else fwd).source
+               for i, (img, d) in enumerate([(g0, d0), (g1, d1), (flat, d1), (g3, d3), (g4, d4)])]
+    assert sources == ["start", "hybrid", "fallback", "fallback", "hybrid"]
+
+
+def test_covariance_grows_as_inliers_fall(world):
+    true = pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, np.radians(1.0), 0.0])
+    many = _pair(world, true, max_features=500)
+    few = _pair(world, true, max_features=40, min_inliers=10)
+    assert many.inliers > 3 * few.inliers
+    assert np.trace(few.covariance[:3, :3]) > np.trace(many.covariance[:3, :3])
+    assert np.trace(few.covariance[3:, 3:]) > np.trace(many.covariance[3:, 3:])
+    cov = many.covariance
+    assert np.all(np.diag(inflate_for_inlier_ratio(cov, 0.5)) == pytest.approx(4 * np.diag(cov)))
+
+
+def test_net_source_passes_the_net_through(world):
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="net", net_std_xyz=0.3))
+    g0, _ = world["view"](np.eye(4))
+    net = pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    est.step(g0, 0.0, world["k"])
+    e = est.step(g0, 0.1, world["k"], net_t_prev_cur=net)
+    assert e.source == "net" and np.array_equal(e.t_prev_cur, net) and e.covariance[0, 0] == pytest.approx(0.09)
+
+
+def test_time_jump_back_restarts(world):
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric"))
+    g0, d0 = world["view"](np.eye(4))
+    est.step(g0, 5.0, world["k"], depth=d0)
+    assert est.step(g0, 4.0, world["k"], depth=d0).source == "start"
+
+
+def test_invalid_input_raises_clear_errors(world):
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="hybrid"))
+    g0, d0 = world["view"](np.eye(4))
+    k = world["k"]
+    with pytest.raises(ValueError, match="uint8"):
+        est.step(g0.astype(np.float32), 0.0, k, depth=d0)
+    with pytest.raises(ValueError, match="image must be"):
+        est.step(np.zeros((H, W, 4), np.uint8), 0.0, k)
+    with pytest.raises(ValueError, match="K must be"):
+        est.step(g0, 0.0, np.eye(4), depth=d0)
+    with pytest.raises(ValueError, match="K must be"):
+        est.step(g0, 0.0, np.diag([0.0, 1.0, 1.0]), depth=d0)
+    with pytest.raises(ValueError, match="depth must be"):
+        est.step(g0, 0.0, k, depth=np.zeros((2, H, W)))
+    with pytest.raises(ValueError, match="net_t_prev_cur"):
+        est.step(g0, 0.0, k, depth=d0, net_t_prev_cur=np.eye(3))
+    with pytest.raises(ValueError, match="stamp"):
+        est.step(g0, float("nan"), k, depth=d0)
+    with pytest.raises(ValueError, match="pose_source"):
+        PoseEstimatorConfig(pose_source="magic")
+    net_only = PoseEstimator(PoseEstimatorConfig(pose_source="net"))
+    net_only.step(g0, 0.0, k)
+    with pytest.raises(ValueError, match="needs net_t_prev_cur"):
+        net_only.step(g0, 0.1, k)
+
+
+def test_invalid_depth_values_are_ignored(world):
+    """0 / NaN / inf / out-of-range depth: those corners are dropped, the rest still metric."""
+    fwd = pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric"))
+    g0, d0 = world["view"](np.eye(4))
+    g1, d1 = world["view"](fwd)
+    bad = d0.copy()
+    bad[:, : W // 4] = np.nan
+    bad[:, W // 4: W // 3] = np.inf
+    bad[:, W // 3: W // 2] = -1.0
+    bad[: H // 4] = 1e6
+    est.step(g0, 0.0, world["k"], depth=bad)
+    e = est.step(g1, 0.1, world["k"], depth=d1)
+    assert e.source == "geometric"
+    assert _errors(e.t_prev_cur, fwd)[0] < 0.05
+
+
+def test_estimator_does_not_import_torch():
+    code = "import sys, vode_ros.runtime.pose.estimator; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -1,0 +1,252 @@
+"""Benchmark of the pose sources (net, geometric, hybrid) over the real sequences with ground truth.
+
+    python -m vode_ros.tools.pose_bench [--data ROOT] [--sources net,geometric,hybrid,hybrid+refine]
+        [--modes mono,stereo,rgbd] [--models-dir models] [--json OUT] [--max-frames N]
+
+For every folder of the data root with poses.txt (KITTI odometry layout), every depth mode the
+folder supports and every pose source, the trajectory integrated from the frame-to-frame motions
+of ``vode_ros.runtime.pose.PoseEstimator`` is scored against the ground truth:
+
+- ATE-5: SfMLearner's 5-frame snippets, scale fitted per snippet (metres);
+- ATE after Sim(3) and after SE(3) alignment of the whole trajectory (metres);
+- end drift: end-position error without any alignment, % of the ground-truth path length;
+- t_err (%) / r_err (deg/100 m): KITTI devkit segments over the lengths that fit the clip;
+- FPS of depth + odometry on this machine (depth net or SGBM, the pose net where the source uses
+  it, the estimator), frames processed one after the other.
+
+Depth modes: ``mono`` the depth net's metric depth (416x128), ``stereo`` SGBM on the rectified
+pair at half resolution (folders with image_1/), ``rgbd`` the folder's depth_0/ (sensor depth).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from vode_ros.core.kitti import load_sequence, read_depth, read_image
+from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
+from vode_ros.core.stereo_depth import sgbm_depth
+from vode_ros.core.trajectory import ate5, ate_rmse, path_length
+from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
+
+SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
+MODES = ("mono", "stereo", "rgbd")
+SGBM_DIV = 2          # SGBM at half resolution: ~8x faster than full on KITTI, see the README table
+
+
+def find_sequences(root: Path) -> list[Path]:
+    """Folders under ``root`` in the KITTI odometry layout that have ground-truth poses, sorted."""
+    return sorted(p for p in root.iterdir() if (p / "poses.txt").is_file() and (p / "image_0").is_dir())
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+
+
+def _encoding(img: np.ndarray) -> str:
+    return "rgb8" if img.ndim == 3 else "mono8"
+
+
+class NetRunner:
+    """The shipped depth and pose nets (ONNX Runtime), timed per call."""
+
+    def __init__(self, models_dir: Path, threads: int = 0):
+        from vode_ros.runtime.inference import DepthEstimator, PoseEstimator as PoseNet, load_models
+
+        self.depth_model, self.pose_model = load_models(models_dir, ["CPUExecutionProvider"], threads)
+        self.depth = DepthEstimator(self.depth_model)
+        self.pose = PoseNet(self.pose_model)
+
+    def depth_of(self, img: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """(H, W[, 3]) uint8 -> (h, w) metres at the net's resolution (focal length rescaled)."""
+        x = self.depth_model.preprocess(img, _encoding(img))
+        fx = self.depth_model.intrinsics_for_net(k, (img.shape[1], img.shape[0]))[0, 0]
+        return self.depth(x, fx=fx)
+
+    def pose_inputs(self, img: np.ndarray) -> np.ndarray:
+        return self.pose_model.preprocess(img, _encoding(img))
+
+
+def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float) -> np.ndarray:
+    import cv2
+
+    h, w = left.shape[:2]
+    wh = (w // SGBM_DIV, h // SGBM_DIV)
+    l_s = cv2.resize(_gray(left), wh, interpolation=cv2.INTER_AREA)
+    r_s = cv2.resize(_gray(right), wh, interpolation=cv2.INTER_AREA)
+    return sgbm_depth(l_s, r_s, k[0, 0] * wh[0] / w, baseline, num_disparities=128 // SGBM_DIV)
+
+
+def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True) -> dict:
+    """Images, the mode's depth per frame and the pose net's motions, with their times (s)."""
+    from tqdm import tqdm
+
+    n = len(seq) if max_frames is None else min(len(seq), max_frames)
+    images, depths, net_motion = [], [], [None]
+    t_depth, t_net = [], []
+    prev_in = None
+    for i in tqdm(range(n), desc=f"{seq.root.name} {mode}: depth", unit="frame", disable=None if progress else True,
+                  leave=False):
+        img = read_image(seq.left[i])
+        t0 = time.perf_counter()
+        if mode == "mono":
+            d = nets.depth_of(img, seq.k)
+        elif mode == "stereo":
+            d = _sgbm(img, read_image(seq.right[i]), seq.k, seq.baseline)
+        else:
+            d = read_depth(seq.depth[i]) if seq.depth[i] is not None else None
+        t_depth.append(time.perf_counter() - t0)
+        if nets is not None:
+            t0 = time.perf_counter()
+            cur_in = nets.pose_inputs(img)
+            if prev_in is not None:
+                net_motion.append(nets.pose(cur_in, prev_in))
+            prev_in = cur_in
+            t_net.append(time.perf_counter() - t0)
+        images.append(img)
+        depths.append(d)
+    return {"images": images, "depths": depths, "net": net_motion if nets is not None else [None] * n,
+            "t_depth": float(np.mean(t_depth)) if mode != "rgbd" else 0.0,
+            "t_net": float(np.mean(t_net)) if t_net else 0.0}
+
+
+def config_for(source: str, base: PoseEstimatorConfig) -> PoseEstimatorConfig:
+    if source == "hybrid+refine":
+        return replace(base, pose_source="hybrid", refine=True)
+    return replace(base, pose_source=source, refine=False)
+
+
+def run_source(seq, frames: dict, source: str, base: PoseEstimatorConfig, progress: bool = True) -> dict:
+    """Integrate the estimator's motions -> (N, 4, 4) trajectory, per-frame statistics, time."""
+    from tqdm import tqdm
+
+    est = PoseEstimator(config_for(source, base))
+    poses = [np.eye(4)]
+    stats = {"fallback": 0, "refined": 0, "inliers": [], "inlier_ratio": [], "rmse_px": [], "ms": []}
+    for i, (img, depth, net) in enumerate(tqdm(zip(frames["images"], frames["depths"], frames["net"]),
+                                               total=len(frames["images"]), desc=f"  {source}", unit="frame",
+                                               disable=None if progress else True, leave=False)):
+        e = est.step(img, seq.times[i], seq.k, depth=depth, net_t_prev_cur=net)
+        stats["ms"].append(e.time_ms)
+        if i == 0:
+            continue
+        poses.append(poses[-1] @ e.t_prev_cur)
+        stats["fallback"] += e.source == "fallback"
+        stats["refined"] += e.refined
+        if e.source in ("geometric", "hybrid"):
+            stats["inliers"].append(e.inliers)
+            stats["inlier_ratio"].append(e.inlier_ratio)
+            stats["rmse_px"].append(e.rmse_px)
+    return {"poses": np.array(poses), "stats": stats}
+
+
+def score(est: np.ndarray, gt: np.ndarray) -> dict:
+    """The benchmark's metrics of (N, 4, 4) estimated vs ground-truth poses (first frames coincide)."""
+    length = path_length(gt)
+    m, s = ate5(est, gt)
+    lengths = fitting_lengths(gt)
+    ke = kitti_errors(est, gt, lengths=lengths) if lengths else {"t_err": float("nan"), "r_err": float("nan")}
+    return {
+        "ate5": m, "ate5_std": s,
+        "ate_sim3": ate_rmse(est, gt, "sim3")["rmse"],
+        "ate_se3": ate_rmse(est, gt, "se3")["rmse"],
+        "end_drift_pct": float(100.0 * np.linalg.norm(est[-1, :3, 3] - gt[-1, :3, 3]) / max(length, 1e-9)),
+        "path_m": length,
+        "t_err": ke["t_err"], "r_err": ke["r_err"], "lengths": [float(x) for x in lengths],
+    }
+
+
+def _fmt(x: float, nd: int) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| sequence | depth | source | frames | ATE-5 (m) | ATE Sim(3) (m) | ATE SE(3) (m) | end drift (% path) "
+            "| t_err (%) | r_err (°/100 m) | fallbacks | inliers (median) | FPS depth+odom |")
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        inl = r["stats"]["inliers_median"]
+        lines.append(
+            f"| {r['sequence']} | {r['mode']} | {r['source']} | {r['frames']} | {_fmt(r['ate5'], 4)} ± "
+            f"{_fmt(r['ate5_std'], 4)} | {_fmt(r['ate_sim3'], 3)} | {_fmt(r['ate_se3'], 3)} | "
+            f"{_fmt(r['end_drift_pct'], 2)} | {_fmt(r['t_err'], 2)} | {_fmt(r['r_err'], 2)} | "
+            f"{r['stats']['fallback']} | {'—' if inl is None else int(inl)} | {_fmt(r['fps'], 1)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vode_ros.tools.pose_bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / ".." / "shared" / "data",
+                    help="folder of sequences in the KITTI odometry layout")
+    ap.add_argument("--sources", default=",".join(SOURCES), help=f"comma list of {', '.join(SOURCES)}")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
+    ap.add_argument("--models-dir", type=Path, default=Path(__file__).resolve().parents[2] / "models")
+    ap.add_argument("--json", type=Path, default=None, help="write all figures here")
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--sequences", default="", help="comma list of folder names (default: all with poses)")
+    ap.add_argument("--work-width", type=int, default=PoseEstimatorConfig.work_width)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    args = ap.parse_args(argv)
+    sources = [s for s in args.sources.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    for s in sources:
+        if s not in SOURCES:
+            ap.error(f"unknown source {s!r}; use {', '.join(SOURCES)}")
+    for m in modes:
+        if m not in MODES:
+            ap.error(f"unknown mode {m!r}; use {', '.join(MODES)}")
+    if not args.data.is_dir():
+        ap.error(f"data root {args.data} does not exist")
+    seqs = find_sequences(args.data)
+    if args.sequences:
+        wanted = set(args.sequences.split(","))
+        seqs = [s for s in seqs if s.name in wanted]
+    needs_net = any(s != "geometric" for s in sources) or "mono" in modes
+    nets = NetRunner(args.models_dir, args.threads) if needs_net else None
+    base = PoseEstimatorConfig(work_width=args.work_width)
+    rows = []
+    for folder in seqs:
+        seq = load_sequence(folder, max_frames=args.max_frames)
+        gt = seq.poses
+        for mode in modes:
+            if mode == "stereo" and seq.right is None:
+                continue
+            if mode == "rgbd" and (seq.depth is None or all(d is None for d in seq.depth)):
+                continue
+            frames = prepare(seq, mode, nets, args.max_frames)
+            n = len(frames["images"])
+            for source in sources:
+                out = run_source(seq, frames, source, base)
+                st = out["stats"]
+                ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
+                uses_net = source != "geometric"
+                fps = 1.0 / max(frames["t_depth"] + (frames["t_net"] if uses_net else 0.0) + ms, 1e-9)
+                row = {"sequence": folder.name, "mode": mode, "source": source, "frames": n,
+                       **score(out["poses"], gt[:n]), "fps": fps,
+                       "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * frames["t_net"],
+                                   "estimator": 1e3 * ms},
+                       "stats": {"fallback": int(st["fallback"]), "refined": int(st["refined"]),
+                                 "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
+                                 "inlier_ratio_median": (float(np.median(st["inlier_ratio"]))
+                                                         if st["inlier_ratio"] else None),
+                                 "rmse_px_median": float(np.median(st["rmse_px"])) if st["rmse_px"] else None}}
+                rows.append(row)
+                print(f"{folder.name} {mode} {source}: ATE-5 {row['ate5']:.4f} m, end drift "
+                      f"{row['end_drift_pct']:.2f} %, {fps:.1f} FPS", file=sys.stderr, flush=True)
+    table = markdown(rows)
+    print(table)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"config": asdict(base), "sgbm_div": SGBM_DIV, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
