@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from vode_ros.runtime.direct_refine import direct_align, gray_from_net_input, refine_pose, se3_exp
-from vode_ros.core.geometry import invert_se3, pose_vec_to_mat
+from vode_ros.core.geometry import se3_exp
+from vode_ros.runtime.direct_refine import direct_align, gray_from_net_input, refine_pose
+from vode_ros.core.geometry import invert_se3, pose_vec2mat
 from vode_training.data.synthetic import generate_sequence
-from vode_training.nets.ddvo_solver import ddvo_align
-from vode_training.nets.ddvo_solver import se3_exp as se3_exp_torch
+from vode_training.solvers.ddvo import ddvo_align
+from vode_training.geometry import se3_exp as se3_exp_torch
 
 torch.set_num_threads(1)
 
@@ -41,7 +42,7 @@ def test_se3_exp_equals_torch():
 @pytest.mark.parametrize("huber,use_mask", [(None, False), (0.05, True)])
 def test_numpy_solver_equals_torch_solver(scene, huber, use_mask):
     t_cur_prev = invert_se3(scene["T_prev_cur"])
-    t_init = t_cur_prev @ pose_vec_to_mat([0.15, -0.05, 0.3, 0.01, -0.02, 0.01])
+    t_init = t_cur_prev @ pose_vec2mat([0.15, -0.05, 0.3, 0.01, -0.02, 0.01])
     mask = scene["ground"] if use_mask else None
     t_np, costs_np = direct_align(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_init, levels=3, iters=5,
                                   huber=huber, mask=mask, return_costs=True)
@@ -63,7 +64,7 @@ def test_numpy_solver_equals_torch_solver(scene, huber, use_mask):
 
 def test_refine_pose_converges_from_perturbed_pose_net_estimate(scene):
     t_true = scene["T_prev_cur"]
-    t_net = t_true @ pose_vec_to_mat([0.1, 0.05, -0.3, 0.01, 0.02, -0.01])   # a pose net ~32 cm, 1.4 deg off
+    t_net = t_true @ pose_vec2mat([0.1, 0.05, -0.3, 0.01, 0.02, -0.01])   # a pose net ~32 cm, 1.4 deg off
     t_ref, info = refine_pose(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net)
     e0 = _trans_rot_err(t_net, t_true)
     e1 = _trans_rot_err(t_ref, t_true)
@@ -72,7 +73,7 @@ def test_refine_pose_converges_from_perturbed_pose_net_estimate(scene):
 
 
 def test_refine_pose_falls_back_to_the_pose_net(scene):
-    t_net = scene["T_prev_cur"] @ pose_vec_to_mat([0.1, 0.0, 0.2, 0.0, 0.01, 0.0])
+    t_net = scene["T_prev_cur"] @ pose_vec2mat([0.1, 0.0, 0.2, 0.0, 0.01, 0.0])
     t_out, info = refine_pose(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net, min_overlap=1.01)
     assert not info.used and "overlap" in info.reason and np.array_equal(t_out, t_net)
     # images that do not match at all: the cost cannot be lowered much, and never raised

@@ -6,7 +6,7 @@ import pytest
 
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
-from vode_ros.core.geometry import euler_to_matrix
+from vode_ros.core.geometry import euler2mat
 
 
 def _straight(n: int, step: float = 1.0) -> np.ndarray:
@@ -20,7 +20,7 @@ def _curvy(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rel = np.tile(np.eye(4), (n - 1, 1, 1))
     for i in range(n - 1):
-        rel[i, :3, :3] = euler_to_matrix(rng.normal(0, 0.003), 0.02 * np.sin(i / 7.0), rng.normal(0, 0.003))
+        rel[i, :3, :3] = euler2mat([rng.normal(0, 0.003), 0.02 * np.sin(i / 7.0), rng.normal(0, 0.003)])
         rel[i, :3, 3] = [rng.normal(0, 0.02), rng.normal(0, 0.01), 1.0 + rng.normal(0, 0.05)]
     return tj.integrate_relative(rel)
 
@@ -40,7 +40,7 @@ def test_devkit_helpers():
     assert km.last_frame_from_segment_length(dist, 0, 5.0) == 6
     assert km.last_frame_from_segment_length(dist, 3, 8.0) == -1
     err = np.eye(4)
-    err[:3, :3] = euler_to_matrix(0.0, 0.1, 0.0)
+    err[:3, :3] = euler2mat([0.0, 0.1, 0.0])
     err[:3, 3] = [3.0, 4.0, 0.0]
     assert km.rotation_error(err) == pytest.approx(0.1, abs=1e-7)
     assert km.translation_error(err) == pytest.approx(5.0)
@@ -105,7 +105,7 @@ def test_known_rotation_drift():
     gt = _straight(n)
     rel = tj.relative_from_absolute(gt)
     rel_est = rel.copy()
-    rel_est[:, :3, :3] = euler_to_matrix(0.0, eps, 0.0)
+    rel_est[:, :3, :3] = euler2mat([0.0, eps, 0.0])
     est = tj.integrate_relative(rel_est)
     r = km.kitti_errors(est, gt, lengths=(10.0,), align="none")
     # straight line, 1 m / frame: a 10 m segment spans 11 steps
@@ -114,7 +114,7 @@ def test_known_rotation_drift():
 
 def test_sim3_alignment_recovers_similarity():
     gt = _curvy(120, seed=2)
-    rot = euler_to_matrix(0.1, -0.4, 0.2)
+    rot = euler2mat([0.1, -0.4, 0.2])
     est = _sim3(gt, 2.5, rot, np.array([3.0, -1.0, 7.0]))
     r = km.kitti_errors(est, gt, lengths=(10.0, 50.0), align="sim3")
     assert r["t_err"] == pytest.approx(0.0, abs=1e-7)
@@ -155,7 +155,7 @@ def test_against_evo():
     rel = tj.relative_from_absolute(gt)
     for i in range(len(rel)):                       # noisy odometry, scale 0.6 (monocular-like)
         noise = np.eye(4)
-        noise[:3, :3] = euler_to_matrix(*rng.normal(0, 0.004, 3))
+        noise[:3, :3] = euler2mat(rng.normal(0, 0.004, 3))
         noise[:3, 3] = rng.normal(0, 0.03, 3)
         rel[i] = rel[i] @ noise
         rel[i, :3, 3] *= 0.6

@@ -124,8 +124,8 @@ def _sfm_terms(tz_error=0.0, baseline_error=0.0):
     t_next = np.array([-0.03, 0.01, -0.3, -0.01, 0.015, 0.0])    # T_{t+1,t}
     baseline = 0.5
     tgt, depth = render(np.eye(4))
-    prev, _ = render(npgeo.pose_vec_to_mat(t_prev))
-    nxt, _ = render(npgeo.pose_vec_to_mat(t_next))
+    prev, _ = render(npgeo.pose_vec2mat(t_prev))
+    nxt, _ = render(npgeo.pose_vec2mat(t_next))
     right, _ = render(stereo_transform(baseline, dtype=torch.float64)[0].numpy())
     as_t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
     batch = {"tgt": as_t(tgt)[None, None], "src": as_t(np.stack([prev, nxt]))[None, :, None],
@@ -135,7 +135,7 @@ def _sfm_terms(tz_error=0.0, baseline_error=0.0):
     method = build_method(cfg, channels=1)
     # The pose net sees [later, earlier]: for the future source it must output T_{t,t+1}.
     used_prev = t_prev + np.array([0, 0, tz_error, 0, 0, 0])
-    nets_out = np.stack([used_prev, npgeo.mat_to_pose_vec(npgeo.invert_se3(npgeo.pose_vec_to_mat(t_next)))])
+    nets_out = np.stack([used_prev, npgeo.mat2pose_vec(npgeo.invert_se3(npgeo.pose_vec2mat(t_next)))])
     method.nets["depth"] = _FixedDepth(as_t(1.0 / depth)[None, None])
     method.nets["pose"] = _FixedPose(as_t(nets_out))
     _, terms, _ = method.compute_loss(batch)

@@ -10,7 +10,7 @@ from vode_ros.core import geometry as npgeo
 from vode_training.geometry import pose_vec2mat, stereo_transform
 from vode_training.losses.feature_reconstruction import (FixedRandomFeatures, encoder_features,
                                                          feature_reconstruction_loss)
-from vode_training.nets.se3 import mat2euler, mat_to_pose_vec, se3_exp, se3_to_pose_vec, skew, so3_exp
+from vode_training.geometry import mat2euler, mat2pose_vec, se3_exp, se3_to_pose_vec, skew, so3_exp
 
 torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[1]
@@ -51,9 +51,9 @@ def test_mat2euler_inverts_euler2mat_and_matches_numpy():
     rng = np.random.default_rng(1)
     vecs = np.concatenate([rng.normal(0, 2, (32, 3)), rng.uniform(-1.4, 1.4, (32, 3))], axis=1)
     mats = pose_vec2mat(torch.from_numpy(vecs))
-    np.testing.assert_allclose(mat_to_pose_vec(mats).numpy(), vecs, atol=1e-10)
+    np.testing.assert_allclose(mat2pose_vec(mats).numpy(), vecs, atol=1e-10)
     np.testing.assert_allclose(mat2euler(mats[:, :3, :3]).numpy(),
-                               np.stack([npgeo.matrix_to_euler(m[:3, :3]) for m in mats.numpy()]), atol=1e-12)
+                               np.stack([npgeo.mat2euler(m[:3, :3]) for m in mats.numpy()]), atol=1e-12)
 
 
 # --- feature reconstruction ----------------------------------------------------------------------
@@ -219,4 +219,4 @@ def test_config_trains_two_steps_and_exports(tmp_path):
     (vec,) = sess.run(None, {"frames": frames.numpy()})
     with torch.no_grad():
         mat = se3_exp(method.nets["pose"](frames))
-    np.testing.assert_allclose(npgeo.pose_vec_to_mat(vec[0]), mat[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(npgeo.pose_vec2mat(vec[0]), mat[0].numpy(), atol=1e-5)

@@ -12,7 +12,8 @@ from vode_training.data.synthetic import generate_sequence
 from vode_training.geometry import pose_vec2mat
 from vode_training.losses.flow import rigid_warp
 from vode_training.methods.lkvo import AppearanceTerm, NormalisedSmoothnessTerm, normalise_inv_depth
-from vode_training.nets.ddvo_solver import ddvo_align, scale_k_half, se3_exp
+from vode_training.geometry import rescale_intrinsics, se3_exp
+from vode_training.solvers.ddvo import ddvo_align
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_ddvo_pose_is_differentiable_wrt_depth(scene):
     scaling the depth by s scales the solved translation by about s (the solver sees the depth)."""
     f64 = lambda x: x.double()                                          # noqa: E731
     ref, cur = f64(scene["ref"][..., ::2, ::2]), f64(scene["cur"][..., ::2, ::2])
-    k = scale_k_half(f64(scene["k"]))
+    k = rescale_intrinsics(f64(scene["k"]), 0.5, 0.5)
     k[:, 0, 2] += 0.25      # ::2 subsampling keeps pixel centres 2u (not 2u + 0.5)
     k[:, 1, 2] += 0.25
     depth, ground = f64(scene["depth"][..., ::2, ::2]), f64(scene["ground"][..., ::2, ::2])
@@ -112,7 +113,7 @@ def test_appearance_term_small_at_truth_and_grows(scene):
         cur_pyr.append(torch.nn.functional.avg_pool2d(cur_pyr[-1], 2))
         inv_pyr.append(torch.nn.functional.avg_pool2d(inv_pyr[-1], 2))
         ground.append((torch.nn.functional.avg_pool2d(ground[-1], 2) == 1).float())
-        k_pyr.append(scale_k_half(k_pyr[-1]))
+        k_pyr.append(rescale_intrinsics(k_pyr[-1], 0.5, 0.5))
     values = []
     for err in (0.0, 0.03, 0.1, 0.3):
         t = scene["T"] @ pose_vec2mat(torch.tensor([[err, 0.0, err, 0.0, err / 10, 0.0]]))

@@ -13,10 +13,11 @@ from torch.utils.data import DataLoader
 from vode_training.config import load_config
 from vode_training.data.kitti_snippets import KittiSnippets
 from vode_training.methods import build_method
-from vode_training.methods.rnn_mvod import (depth_grad_similarity, depth_l1_rel, rigid_pixels, sample_at)
+from vode_training.geometry import rigid_pixels, sample_pixels
+from vode_training.methods.rnn_mvod import depth_grad_similarity, depth_l1_rel
 from vode_training.nets.convlstm import ConvLSTMCell
 from vode_training.nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
-from vode_ros.core.geometry import invert_se3, mat_to_pose_vec
+from vode_ros.core.geometry import invert_se3, mat2pose_vec
 
 torch.set_num_threads(1)   # 2 threads on shared, busy cores run ~10x slower (OpenMP spinning)
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def _gt_inputs(method, batch, synth_root, pose_noise=None, depth_factor=1.0, bac
         if r >= b:
             times = times[::-1]
         for j in range(1, n):
-            vecs[r, j] = mat_to_pose_vec(invert_se3(world[times[j - 1]]) @ world[times[j]])
+            vecs[r, j] = mat2pose_vec(invert_se3(world[times[j - 1]]) @ world[times[j]])
     poses = torch.from_numpy(vecs)
     if pose_noise is not None:
         poses = poses + torch.tensor(pose_noise, dtype=torch.float32)
@@ -130,7 +131,7 @@ def test_rigid_pixels_and_sample_match_inverse_warp():
     k = torch.tensor([[20.0, 0, 11.5], [0, 20.0, 7.5], [0, 0, 1]]).expand(2, 3, 3)
     pix, valid = rigid_pixels(depth, t, k)
     ref, ref_valid = inverse_warp(img, depth, t, k)
-    assert torch.allclose(sample_at(img, pix), ref, atol=1e-6) and torch.equal(valid, ref_valid)
+    assert torch.allclose(sample_pixels(img, pix), ref, atol=1e-6) and torch.equal(valid, ref_valid)
 
 
 # --------------------------------------------------------------------------- loss terms at ground truth
@@ -142,8 +143,8 @@ def _plane_terms(tz_error=0.0, backward_error=0.0):
 
     from vode_ros.core import geometry as npgeo
 
-    world = [np.eye(4), npgeo.pose_vec_to_mat(np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])),
-             npgeo.pose_vec_to_mat(np.array([0.05, 0.0, 0.55, 0.0, -0.03, 0.01]))]   # W_k: frame k in frame 0
+    world = [np.eye(4), npgeo.pose_vec2mat(np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])),
+             npgeo.pose_vec2mat(np.array([0.05, 0.0, 0.55, 0.0, -0.03, 0.01]))]   # W_k: frame k in frame 0
     views = [render(invert_se3(w)) for w in world]
     as_t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32))  # noqa: E731
     imgs = as_t(np.stack([v[0] for v in views]))[:, None]                    # (3, 1, H, W)
@@ -152,7 +153,8 @@ def _plane_terms(tz_error=0.0, backward_error=0.0):
              "gt_src_tgt": as_t(np.stack([invert_se3(x) for x in world[1:]]))[None],
              "index": torch.tensor([0]), "stride": torch.tensor([1])}
     batch["tgt_in"], batch["src_in"] = batch["tgt"], batch["src"]
-    cfg = load_config(None, ["method=rnn_mvod", f"data.width={w}", f"data.height={h}", "data.stereo=false", "data.offsets=[1, 2]", "model.num_scales=1",
+    cfg = load_config(None, ["method=rnn_mvod", f"data.width={w}", f"data.height={h}", "data.stereo=false",
+                             "data.offsets=[1, 2]", "model.num_scales=1",
                              "loss.min_baseline=0.0"] + TINY_NETS)
     method = build_method(cfg, 1)
     seq_in, seq, k = method.sequences(batch)
@@ -162,7 +164,7 @@ def _plane_terms(tz_error=0.0, backward_error=0.0):
     for r in range(2):
         for j in range(1, 3):
             a, b_ = order[r][j - 1], order[r][j]
-            vecs[r, j] = npgeo.mat_to_pose_vec(invert_se3(world[a]) @ world[b_])
+            vecs[r, j] = npgeo.mat2pose_vec(invert_se3(world[a]) @ world[b_])
     vecs[:, 1:, 2] += tz_error
     vecs[1, 1:, 0] += backward_error
     out = method.assemble(batch, seq, k, disps, torch.from_numpy(vecs))

@@ -31,7 +31,7 @@ def _plane_views():
     from test_training_geometry import K, render   # the analytic textured-plane renderer
 
     s = stereo_transform(BASELINE, dtype=torch.float64)[0].numpy()
-    t_prev, t_next = npgeo.pose_vec_to_mat(T_PREV), npgeo.pose_vec_to_mat(T_NEXT)
+    t_prev, t_next = npgeo.pose_vec2mat(T_PREV), npgeo.pose_vec2mat(T_NEXT)
     views = {name: render(mat) for name, mat in (
         ("l", np.eye(4)), ("l_prev", t_prev), ("l_next", t_next),
         ("r", s), ("r_prev", s @ t_prev), ("r_next", s @ t_next))}
@@ -171,12 +171,12 @@ def _undeepvo_terms(tz_error=0.0, baseline_error=0.0, scales=1, multiscale="nati
     method.nets["depth"] = _LookupDepth([method.normalise(img[n]) for n in names],
                                         [as_t(1.0 / v[n][1])[None] for n in names], scales)
     # pose net input is [later, earlier]: for the future source it must give T_{t,t+1}
-    t_prev, t_next = npgeo.pose_vec_to_mat(T_PREV), npgeo.pose_vec_to_mat(T_NEXT)
+    t_prev, t_next = npgeo.pose_vec2mat(T_PREV), npgeo.pose_vec2mat(T_NEXT)
     s_inv = npgeo.invert_se3(s)
-    vecs = [npgeo.mat_to_pose_vec(t_prev) + np.array([0, 0, tz_error, 0, 0, 0]),
-            npgeo.mat_to_pose_vec(npgeo.invert_se3(t_next)),
-            npgeo.mat_to_pose_vec(s @ t_prev @ s_inv),
-            npgeo.mat_to_pose_vec(npgeo.invert_se3(s @ t_next @ s_inv))]
+    vecs = [npgeo.mat2pose_vec(t_prev) + np.array([0, 0, tz_error, 0, 0, 0]),
+            npgeo.mat2pose_vec(npgeo.invert_se3(t_next)),
+            npgeo.mat2pose_vec(s @ t_prev @ s_inv),
+            npgeo.mat2pose_vec(npgeo.invert_se3(s @ t_next @ s_inv))]
     method.nets["pose"] = _FixedPose(as_t(np.stack(vecs)))
     _, terms, metrics = method.compute_loss(batch)
     assert np.isfinite(list(metrics.values())).all()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vode_ros.core.frames import camera_to_base_motion, matrix_to_xyz_quat, mount_transform, xyz_quat_to_matrix
-from vode_ros.core.geometry import invert_se3, mat_to_pose_vec, pose_vec_to_mat, scale_intrinsics
+from vode_ros.core.geometry import invert_se3, mat2pose_vec, pose_vec2mat, scale_intrinsics
 from vode_ros.core.image_codec import ImageDecodeError, decode_image, encode_image, to_gray
 from vode_ros.runtime.latest_worker import LatestFrameWorker
 from vode_ros.runtime.odometry import OdometryIntegrator
@@ -47,8 +47,8 @@ def test_gray_conversion_matches_channel_order():
 
 def test_pose_vector_round_trip_and_inverse():
     vec = np.array([0.3, -0.2, 1.1, 0.05, -0.1, 0.2])
-    mat = pose_vec_to_mat(vec)
-    assert np.allclose(mat_to_pose_vec(mat), vec)
+    mat = pose_vec2mat(vec)
+    assert np.allclose(mat2pose_vec(mat), vec)
     assert np.allclose(invert_se3(mat) @ mat, np.eye(4))
 
 

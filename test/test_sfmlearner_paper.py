@@ -70,11 +70,11 @@ class _Fixed(nn.Module):
 
 
 def _gt_loss(method, batch, depth, trans_err=0.0, mask=1.0, motion=1.0):
-    from vode_ros.core.geometry import mat_to_pose_vec
+    from vode_ros.core.geometry import mat2pose_vec
 
     inv = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-3), torch.full_like(depth, 1e-5))   # sky: at infinity
     disps = [inv] + [F.interpolate(inv, scale_factor=0.5 ** s, mode="area") for s in range(1, 4)]
-    vec = torch.tensor(np.stack([[mat_to_pose_vec(m) for m in b] for b in batch["gt_src_tgt"].double().numpy()]),
+    vec = torch.tensor(np.stack([[mat2pose_vec(m) for m in b] for b in batch["gt_src_tgt"].double().numpy()]),
                        dtype=torch.float32)                                # (B, S, 6) T_src_tgt
     vec = vec * motion
     vec[..., 2] += trans_err

@@ -13,7 +13,7 @@ def test_pose_vec2mat_matches_numpy():
     rng = np.random.default_rng(0)
     vecs = np.concatenate([rng.normal(0, 2, (16, 3)), rng.uniform(-1.4, 1.4, (16, 3))], axis=1)
     got = g.pose_vec2mat(torch.from_numpy(vecs)).numpy()
-    want = np.stack([npgeo.pose_vec_to_mat(v) for v in vecs])
+    want = np.stack([npgeo.pose_vec2mat(v) for v in vecs])
     np.testing.assert_allclose(got, want, atol=1e-12)
 
 
@@ -73,7 +73,7 @@ def render(t_cam_tgt):
 
 
 def _warp_error(true_vec, used_vec):
-    t_src_tgt = npgeo.pose_vec_to_mat(true_vec)
+    t_src_tgt = npgeo.pose_vec2mat(true_vec)
     tgt_img, tgt_depth = render(np.eye(4))
     src_img, _ = render(t_src_tgt)
     as_t = lambda a: torch.from_numpy(a).float()[None, None]  # noqa: E731

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vode_ros.core.geometry import euler_to_matrix, pose_vec_to_mat
+from vode_ros.core.geometry import euler2mat, pose_vec2mat
 from vode_ros.core.trajectory import (
     align_positions, ate5, ate_rmse, integrate_relative, path_length, relative_from_absolute,
     snippet_ate, umeyama_alignment)
@@ -18,7 +18,7 @@ def _random_rotation(rng):
 
 def _trajectory(n=40, seed=0):
     rng = np.random.default_rng(seed)
-    rel = [pose_vec_to_mat(np.r_[rng.normal(0, 0.05, 2), 1.0 + rng.normal(0, 0.1),
+    rel = [pose_vec2mat(np.r_[rng.normal(0, 0.05, 2), 1.0 + rng.normal(0, 0.1),
                                  rng.normal(0, 0.02, 3)]) for _ in range(n - 1)]
     return integrate_relative(np.array(rel))
 
@@ -79,7 +79,7 @@ def test_ate5_scaled_gt_is_zero_and_perturbed_positive():
     mean, std = ate5(scaled, gt)
     assert mean == pytest.approx(0.0, abs=1e-12) and std == pytest.approx(0.0, abs=1e-12)
     # a different global origin/orientation does not matter either (snippet-relative)
-    offset = pose_vec_to_mat([3.0, -1.0, 2.0, 0.1, -0.4, 0.2])
+    offset = pose_vec2mat([3.0, -1.0, 2.0, 0.1, -0.4, 0.2])
     mean, _ = ate5(offset @ scaled, gt)
     assert mean == pytest.approx(0.0, abs=1e-9)
     rng = np.random.default_rng(4)
@@ -118,12 +118,12 @@ def test_integrate_relative_round_trip():
     rel = relative_from_absolute(gt)
     np.testing.assert_allclose(integrate_relative(rel), gt, atol=1e-10)
     # W_i = W_{i-1} @ T_{i-1,i}
-    t = pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, np.pi / 2, 0.0])
+    t = pose_vec2mat([0.0, 0.0, 1.0, 0.0, np.pi / 2, 0.0])
     w = integrate_relative(np.array([t, t]))
     np.testing.assert_allclose(w[1], t)
     np.testing.assert_allclose(w[2][:3, 3], [1.0, 0.0, 1.0], atol=1e-12)
-    np.testing.assert_allclose(w[2][:3, :3], euler_to_matrix(0, np.pi, 0), atol=1e-12)
-    start = pose_vec_to_mat([1, 2, 3, 0, 0, 0])
+    np.testing.assert_allclose(w[2][:3, :3], euler2mat([0, np.pi, 0]), atol=1e-12)
+    start = pose_vec2mat([1, 2, 3, 0, 0, 0])
     np.testing.assert_allclose(integrate_relative(rel, initial=start)[0], start)
 
 

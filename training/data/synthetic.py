@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros.core.geometry import euler_to_matrix, invert_se3
+from vode_ros.core.geometry import euler2mat, invert_se3
 
 AMP0, DECAY = 0.6, 1.05   # noise octave amplitude: AMP0 * DECAY ** octave (fine detail strong)
 SKY = -1          # surface id of the sky
@@ -451,7 +451,7 @@ def make_trajectory(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
             heading = 0.5 * (yaw[i] + yaw[i - 1])
             pos = pos + cfg.speed * np.array([np.sin(heading), 0.0, np.cos(heading)])
         # optical frame: yaw about y, pitch about x, roll about z -> euler (rx, ry, rz)
-        poses[i, :3, :3] = euler_to_matrix(pitch[i], yaw[i], roll[i])
+        poses[i, :3, :3] = euler2mat([pitch[i], yaw[i], roll[i]])
         poses[i, :3, 3] = pos + np.array([0.0, bob[i], 0.0])
     return poses
 

@@ -19,25 +19,23 @@ p' = p + f(p), in pixels of the full image (u right, v down).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..geometry import backproject, pixel_grid, project, transform_points
+from ..geometry import in_image, pixel_grid, rigid_pixels, sample_pixels
 
 
 def rigid_flow(depth: torch.Tensor, t_src_tgt: torch.Tensor, k: torch.Tensor,
-               return_depth: bool = False):
+               return_valid: bool = False):
     """depth (B, 1, H, W) of the target (m), T_src_tgt (B, 4, 4), K (B, 3, 3) -> flow (B, 2, H, W).
 
-    With ``return_depth`` also the z of the transformed points in the source camera (B, 1, H, W)
-    (<= 0 behind it).
+    With ``return_valid`` also where the point lies in front of the source camera and inside its
+    image (B, 1, H, W) float {0, 1}, as ``geometry.rigid_pixels``.
     """
     batch, _, height, width = depth.shape
-    points = backproject(depth, torch.linalg.inv(k))                  # (B, 3, N)
-    pix, z = project(transform_points(t_src_tgt, points), k)           # (B, 2, N), (B, 1, N)
-    grid = pixel_grid(height, width, depth.dtype, depth.device)[:, :2]  # (1, 2, N)
-    flow = (pix - grid).reshape(batch, 2, height, width)
-    if return_depth:
-        return flow, z.reshape(batch, 1, height, width)
+    pix, valid = rigid_pixels(depth, t_src_tgt, k)                     # (B, 2, H, W), (B, 1, H, W)
+    grid = pixel_grid(height, width, depth.dtype, depth.device)[:, :2].reshape(1, 2, height, width)
+    flow = pix - grid
+    if return_valid:
+        return flow, valid
     return flow
 
 
@@ -49,10 +47,8 @@ def flow_warp(img: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border
     batch, _, height, width = img.shape
     grid = pixel_grid(height, width, flow.dtype, flow.device)[:, :2].reshape(1, 2, height, width)
     coords = grid + flow                                                # (B, 2, H, W)
-    u, v = coords[:, 0], coords[:, 1]
-    valid = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5)
-    norm = torch.stack([(2.0 * u + 1.0) / width - 1.0, (2.0 * v + 1.0) / height - 1.0], dim=-1)
-    warped = F.grid_sample(img, norm, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    valid = in_image(coords[:, 0], coords[:, 1], width, height)
+    warped = sample_pixels(img, coords, padding_mode)
     return warped, valid.unsqueeze(1).to(img.dtype)
 
 
@@ -62,9 +58,9 @@ def rigid_warp(img: torch.Tensor, depth: torch.Tensor, t_src_tgt: torch.Tensor,
 
     valid also requires the point to lie in front of the source camera (as inverse_warp).
     """
-    flow, z = rigid_flow(depth, t_src_tgt, k, return_depth=True)
-    warped, valid = flow_warp(img, flow)
-    return warped, valid * (z > 1e-3).to(valid.dtype), flow
+    flow, in_front_inside = rigid_flow(depth, t_src_tgt, k, return_valid=True)
+    warped, _ = flow_warp(img, flow)
+    return warped, in_front_inside.to(img.dtype), flow
 
 
 def _dx(t: torch.Tensor) -> torch.Tensor:

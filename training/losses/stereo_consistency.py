@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import backproject, invert_se3, inverse_warp, transform_points
-from ..nets.se3 import mat2euler
+from ..geometry import backproject, invert_se3, inverse_warp, mat2euler, transform_points
 from .photometric import masked_mean
 
 

@@ -10,7 +10,7 @@ Nets (``self.nets``):
   registry depth net), run on the left target only;
 - ``pose``: the odometry CNN, a registry pose net (``model.pose_net``: small | lite) whose 6
   outputs are read as an se(3) twist xi = [rho, omega] (translation part, axis-angle) and turned
-  into T_earlier_later by the exponential map ``se3_exp`` (training/nets/se3.py); input
+  into T_earlier_later by the exponential map ``se3_exp`` (training/geometry/pose.py); input
   [later, earlier] as the run time's [current, previous]; future sources use the inverse.
   For export, ``Se3PoseExport`` wraps it so that pose.onnx outputs the package's standard
   [t, euler] vector of exp(xi): the run time is unchanged.
@@ -37,12 +37,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..geometry import inverse_warp
+from ..geometry import inverse_warp, se3_exp, se3_to_pose_vec
 from ..losses.feature_reconstruction import (FixedRandomFeatures, encoder_features, feature_loss_from_warp,
                                              interior)
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..nets.registry import build_pose_net
-from ..nets.se3 import se3_exp, se3_to_pose_vec
 from . import LossTerm, register
 from .undeepvo import EdgeAwareSmoothnessTerm, FinestInvDepth, StereoVideoMethod
 

@@ -43,12 +43,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import disp_to_depth, invert_se3, pose_vec2mat
+from ..geometry import disp_to_depth, invert_se3, pose_vec2mat, rescale_intrinsics
 from ..losses.flow import (_norm2, flow_consistency_loss, flow_smoothness, flow_warp, forward_backward_check,
                            rigid_flow, rigid_warp)
 from ..losses.photometric import masked_mean, photometric_error
 from ..losses.smoothness import edge_aware_smoothness
-from ..nets.ddvo_solver import scale_k_half
 from ..nets.registry import build_depth_net, build_pose_net
 from ..nets.resflownet import ResFlowNet, resflow_input_channels
 from . import LossTerm, Method, register
@@ -312,7 +311,7 @@ class GeoNet(MonoVideoMethod):
         imgs, ks = [images], [k]
         for _ in range(1, levels):
             imgs.append(F.avg_pool2d(imgs[-1], 2))
-            ks.append(scale_k_half(ks[-1]))
+            ks.append(rescale_intrinsics(ks[-1], 0.5, 0.5))
         return imgs, ks
 
     def _forward_rigid(self, batch):

@@ -9,7 +9,7 @@ Nets:
   clipped to [model.min_depth, model.max_depth]. The pose translations live in the same units.
 - ``pose``: a registry PoseCNN ([t, euler]), pairwise [later, earlier] as the SfMLearner method here,
   so pose.onnx takes [current, previous] -> T_previous_current.
-- the DDVO solver (``vode_training.nets.ddvo_solver``; no parameters): inverse-compositional
+- the DDVO solver (``vode_training.solvers.ddvo``; no parameters): inverse-compositional
   Gauss-Newton photometric alignment over an image pyramid, started from the PoseCNN pose,
   differentiable w.r.t. the depth.
 
@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from ..losses.flow import rigid_warp
 from ..losses.photometric import masked_mean, photometric_error
 from ..losses.smoothness import edge_aware_smoothness
-from ..nets.ddvo_solver import ddvo_align, scale_k_half, to_gray
+from ..geometry import rescale_intrinsics
+from ..solvers.ddvo import ddvo_align, to_gray
 from ..nets.dispnet import DISP_SCALING, MIN_DISP
 from . import LossTerm, register
 from .geonet import MonoVideoMethod, build_depth, build_pose
@@ -151,7 +152,7 @@ class LKVOLearner(MonoVideoMethod):
         for _ in range(1, len(depths)):
             tgt_pyr.append(F.avg_pool2d(tgt_pyr[-1], 2))
             src_pyr.append(F.avg_pool2d(src_pyr[-1], 2))
-            k_pyr.append(scale_k_half(k_pyr[-1]))
+            k_pyr.append(rescale_intrinsics(k_pyr[-1], 0.5, 0.5))
         warped, valid = [], []
         for s, depth in enumerate(depths):
             srcs = src_pyr[s].view(b, n_src, *src_pyr[s].shape[1:])

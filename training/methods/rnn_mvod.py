@@ -60,7 +60,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import backproject, disp_to_depth, invert_se3, pose_vec2mat, project, transform_points
+from ..geometry import (backproject, disp_to_depth, invert_se3, pixel_grid, pose_vec2mat, rigid_pixels,
+                        sample_pixels)
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness
 from ..nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
@@ -68,33 +69,6 @@ from . import LossTerm, Method, register
 
 
 # --------------------------------------------------------------------------- geometry helpers
-
-def rigid_pixels(tgt_depth: torch.Tensor, t_src_tgt: torch.Tensor, k: torch.Tensor,
-                 points: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where target pixels land in the source: depth (B, 1, H, W), T_src_tgt (B, 4, 4), K (B, 3, 3)
-    -> pixel coordinates (B, 2, H, W) [u, v] and valid (B, 1, H, W) (in front, inside), as inverse_warp.
-    ``points``: the target's back-projected points (B, 3, H*W) when already computed."""
-    b, _, h, w = tgt_depth.shape
-    if points is None:
-        points = backproject(tgt_depth, torch.linalg.inv(k))
-    pix, z = project(transform_points(t_src_tgt, points), k)
-    u, v = pix[:, 0], pix[:, 1]
-    valid = (z[:, 0] > 1e-3) & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
-    return pix.reshape(b, 2, h, w), valid.reshape(b, 1, h, w).to(tgt_depth.dtype)
-
-
-def sample_at(img: torch.Tensor, pix: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
-    """Bilinear sample img (B, C, H, W) at pixel coordinates pix (B, 2, H', W') (pixel centres at integers)."""
-    h, w = img.shape[-2:]
-    grid = torch.stack([(2.0 * pix[:, 0] + 1.0) / w - 1.0, (2.0 * pix[:, 1] + 1.0) / h - 1.0], dim=-1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
-
-
-def pixel_coords(b: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-    v, u = torch.meshgrid(torch.arange(h, dtype=like.dtype, device=like.device),
-                          torch.arange(w, dtype=like.dtype, device=like.device), indexing="ij")
-    return torch.stack([u, v]).unsqueeze(0).expand(b, -1, -1, -1)
-
 
 def fb_flow_error(pix_ij: torch.Tensor, valid_ij: torch.Tensor, pix_ji: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-backward consistency of rigid flows between frames i and j.
@@ -104,9 +78,9 @@ def fb_flow_error(pix_ij: torch.Tensor, valid_ij: torch.Tensor, pix_ji: torch.Te
     F_ij = pix_ij - p, F_ji = pix_ji - q: error = |F_ij(p) + F_ji(p + F_ij(p))|_1 (B, 1, H, W), mask.
     """
     b, _, h, w = pix_ij.shape
-    base = pixel_coords(b, h, w, pix_ij)
+    base = pixel_grid(h, w, pix_ij.dtype, pix_ij.device)[:, :2].reshape(1, 2, h, w)   # (1, 2, H, W)
     flow_ij, flow_ji = pix_ij - base, pix_ji - base
-    back = sample_at(flow_ji, pix_ij)
+    back = sample_pixels(flow_ji, pix_ij)
     return (flow_ij + back).abs().sum(1, keepdim=True), valid_ij
 
 
@@ -144,7 +118,7 @@ class MultiViewPhotometricTerm(LossTerm):
             for a, sources in out["pairs"].items():
                 errors, masks = [], []
                 for b_ in sources:
-                    warped = sample_at(images[:, b_], out["pix"][(a, b_)][s])
+                    warped = sample_pixels(images[:, b_], out["pix"][(a, b_)][s])
                     errors.append(photometric_error(warped, images[:, a], self.kind, self.ssim_weight))
                     masks.append(out["valid"][(a, b_)][s] * out["pair_mask"][(a, b_)])
                 losses.append(reprojection_loss(errors, masks, self.min_reprojection))

@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import disp_to_depth, invert_se3, inverse_warp, pose_vec2mat, stereo_transform
+from ..geometry import disp_to_depth, inverse_warp, invert_se3, pose_vec2mat, rescale_intrinsics, stereo_transform
 from ..losses.explainability import explainability_regulariser, explained_photometric
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness, second_order_smoothness
@@ -161,16 +161,6 @@ class SmoothnessTerm(LossTerm):
                 losses.append(second_order_smoothness(disp) / 2 ** s)
         stacked = torch.stack(losses)
         return stacked.sum() if self.reduce == "sum" else stacked.mean()
-
-
-def scale_k(k: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
-    """K (B, 3, 3) of an image resized by (sx, sy), pixel centres as OpenCV: u' = (u + 0.5) sx - 0.5."""
-    out = k.clone()
-    out[:, 0, 0] = k[:, 0, 0] * sx
-    out[:, 1, 1] = k[:, 1, 1] * sy
-    out[:, 0, 2] = (k[:, 0, 2] + 0.5) * sx - 0.5
-    out[:, 1, 2] = (k[:, 1, 2] + 0.5) * sy - 0.5
-    return out
 
 
 class _FinestInvDepth(nn.Module):
@@ -395,7 +385,7 @@ class SfMLearner(Method):
                 h, w = disp.shape[-2:]
                 same = (h, w) == (height, width)
                 depth = disp_to_depth(disp, self.min_depth, self.max_depth)
-                k_s = k if same else scale_k(k, w / width, h / height)
+                k_s = k if same else rescale_intrinsics(k, w / width, h / height)
                 srcs = images if same else [F.interpolate(img, size=(h, w), mode="area") for img in images]
                 tgt_pyramid.append(batch["tgt"] if same else F.interpolate(batch["tgt"], size=(h, w), mode="area"))
             else:

@@ -49,7 +49,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import backproject, disp_to_depth, invert_se3, inverse_warp, pose_vec2mat, stereo_transform
+from ..geometry import backproject, disp_to_depth, inverse_warp, invert_se3, pose_vec2mat, rescale_intrinsics, stereo_transform
 from ..losses.photometric import masked_mean, photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness
 from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, moved_cloud, pose_consistency,
@@ -57,16 +57,6 @@ from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, mo
 from ..nets.registry import build_depth_net
 from ..nets.undeepvo_pose import UnDeepVOPoseNet
 from . import LossTerm, Method, register
-
-
-def scale_k(k: torch.Tensor, factor: float) -> torch.Tensor:
-    """K (B, 3, 3) of an image resized by ``factor`` (pixel centres as vode_ros.core.geometry.scale_intrinsics)."""
-    out = k.clone()
-    out[:, 0, 0] = k[:, 0, 0] * factor
-    out[:, 1, 1] = k[:, 1, 1] * factor
-    out[:, 0, 2] = (k[:, 0, 2] + 0.5) * factor - 0.5
-    out[:, 1, 2] = (k[:, 1, 2] + 0.5) * factor - 0.5
-    return out
 
 
 class FinestInvDepth(nn.Module):
@@ -143,7 +133,7 @@ class StereoVideoMethod(Method):
         def resize(x: torch.Tensor) -> torch.Tensor:
             return F.avg_pool2d(x, factor)                # = area interpolation for integer factors
 
-        return disp_to_depth(disp, self.min_depth, self.max_depth), scale_k(k, 1.0 / factor), resize
+        return disp_to_depth(disp, self.min_depth, self.max_depth), rescale_intrinsics(k, 1.0 / factor, 1.0 / factor), resize
 
     def finest_depth(self, disps: list[torch.Tensor]) -> torch.Tensor:
         return disp_to_depth(disps[0], self.min_depth, self.max_depth)

@@ -18,7 +18,7 @@ r = I_c(pi(T X)) - I_r(p), and update T <- T exp(xi)^-1. xi = [v, w] (translatio
 Pyramid: level l halves level l-1 by 2x2 averaging (``avg_pool2d``; the inverse depth is averaged,
 then inverted); K follows OpenCV's pixel-centre convention (f / 2, (c + 0.5) / 2 - 0.5). Levels
 are solved coarsest first, ``iters`` steps each. Sampling: bilinear, border padding,
-align_corners=False (pixel centres at integer coordinates, as vode_training.geometry); w(p) = 1
+align_corners=False (pixel centres at integer coordinates; vode_training.geometry's sampler); w(p) = 1
 where the point is in front of the other camera and lands inside it (u in [-0.5, W - 0.5]),
 times optional Huber weights min(1, delta / |r|). Image gradients: central differences with
 replicated borders.
@@ -31,40 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import pixel_grid
+from vode_ros.core.checks import check_shape
 
-
-def se3_exp(xi: torch.Tensor) -> torch.Tensor:
-    """(B, 6) [v, w] -> (B, 4, 4) exp of the twist (Rodrigues; Taylor series near w = 0)."""
-    v, w = xi[:, :3], xi[:, 3:]
-    theta2 = (w * w).sum(1)
-    small = theta2 < 1e-8
-    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
-    theta = theta2_safe.sqrt()
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2_safe)
-    c = torch.where(small, 1.0 / 6 - theta2 / 120, (theta - torch.sin(theta)) / (theta2_safe * theta))
-    zero = torch.zeros_like(w[:, 0])
-    wx = torch.stack([zero, -w[:, 2], w[:, 1], w[:, 2], zero, -w[:, 0], -w[:, 1], w[:, 0], zero], 1).view(-1, 3, 3)
-    eye = torch.eye(3, dtype=xi.dtype, device=xi.device).expand_as(wx)
-    wx2 = wx @ wx
-    rot = eye + a.view(-1, 1, 1) * wx + b.view(-1, 1, 1) * wx2
-    vmat = eye + b.view(-1, 1, 1) * wx + c.view(-1, 1, 1) * wx2
-    out = torch.zeros(xi.shape[0], 4, 4, dtype=xi.dtype, device=xi.device)
-    out[:, :3, :3] = rot
-    out[:, :3, 3] = (vmat @ v.unsqueeze(-1)).squeeze(-1)
-    out[:, 3, 3] = 1.0
-    return out
-
-
-def scale_k_half(k: torch.Tensor) -> torch.Tensor:
-    """K of an image halved by 2x2 averaging (pixel centres: u' = (u + 0.5) / 2 - 0.5)."""
-    out = k.clone()
-    out[:, 0, 0] = k[:, 0, 0] / 2
-    out[:, 1, 1] = k[:, 1, 1] / 2
-    out[:, 0, 2] = (k[:, 0, 2] + 0.5) / 2 - 0.5
-    out[:, 1, 2] = (k[:, 1, 2] + 0.5) / 2 - 0.5
-    return out
+from ..geometry import backproject, in_image, rescale_intrinsics, sample_pixels, se3_exp
 
 
 def image_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +46,8 @@ def image_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def sample(img: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Bilinear sample (border padding) of img (B, 1, H, W) at pixel coords u, v (B, N) -> (B, N)."""
-    height, width = img.shape[-2:]
-    grid = torch.stack([(2.0 * u + 1.0) / width - 1.0, (2.0 * v + 1.0) / height - 1.0], -1).unsqueeze(1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0, 0]
+    pix = torch.stack([u, v], dim=1).unsqueeze(2)                     # (B, 2, 1, N)
+    return sample_pixels(img, pix)[:, 0, 0]
 
 
 def pyramid(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k: torch.Tensor, levels: int,
@@ -90,7 +58,7 @@ def pyramid(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k: to
     for _ in range(1, levels):
         ref, cur, inv = F.avg_pool2d(ref, 2), F.avg_pool2d(cur, 2), F.avg_pool2d(inv, 2)
         mask = F.avg_pool2d(mask, 2) if mask is not None else None
-        k = scale_k_half(k)
+        k = rescale_intrinsics(k, 0.5, 0.5)
         out.append((ref, cur, 1.0 / inv, k, mask))
     return out
 
@@ -103,7 +71,7 @@ def _project(cur, rot, trans, pts, k):
     zc = z.clamp(min=1e-6)
     u = k[:, 0, 0:1] * q[:, 0] / zc + k[:, 0, 2:3]
     v = k[:, 1, 1:2] * q[:, 1] / zc + k[:, 1, 2:3]
-    valid = (z > 1e-3) & (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5)
+    valid = (z > 1e-3) & in_image(u, v, width, height)
     return u, v, valid
 
 
@@ -112,8 +80,7 @@ def align_level(ref, cur, depth, k, t, iters: int, damping: float, huber: float 
     """Gauss-Newton steps at one pyramid level. ref/cur (B, 1, h, w), depth (B, 1, h, w), t (B, 4, 4),
     mask (B, 1, h, w) weights of the reference pixels or None."""
     batch, _, height, width = ref.shape
-    pix = pixel_grid(height, width, ref.dtype, ref.device)            # (1, 3, N)
-    pts = (torch.linalg.inv(k) @ pix.expand(batch, -1, -1)) * depth.reshape(batch, 1, -1)   # (B, 3, N)
+    pts = backproject(depth, torch.linalg.inv(k))                     # (B, 3, N)
     x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
     fx, fy = k[:, 0, 0:1], k[:, 1, 1:2]
     gx, gy = image_gradients(ref)
@@ -155,8 +122,10 @@ def ddvo_align(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k:
     the list of per-iteration weighted mean squared residuals (B,), measured before each step,
     Huber weights included].
     """
-    if ref.shape[1] != 1 or cur.shape[1] != 1:
-        raise ValueError("ddvo_align works on grey images (B, 1, H, W)")
+    check_shape(ref, "B,1,H,W", "ref (grey)")
+    check_shape(cur, "B,1,H,W", "cur (grey)")
+    check_shape(ref_depth, "B,1,H,W", "ref_depth")
+    check_shape(t_init, "B,4,4", "t_init")
     levels_data = pyramid(ref, cur, ref_depth, k, levels, mask)
     t = t_init
     all_costs = []

@@ -1,6 +1,6 @@
 """Run-time pose refinement by direct photometric alignment (numpy, no torch, no ROS).
 
-The numpy twin of ``vode_training.nets.ddvo_solver`` (LKVOLearner's DDVO): Gauss-Newton /
+The numpy twin of ``vode_training.solvers.ddvo`` (LKVOLearner's DDVO): Gauss-Newton /
 Lucas-Kanade, inverse compositional, coarse to fine over a 2x2-average image pyramid, started
 from the pose net's estimate. Same maths, same sampling (bilinear, border padding, pixel
 centres at integer coordinates), same pyramid and K scaling; a test holds ``direct_align``
@@ -24,39 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vode_ros.core.geometry import invert_se3
-
-
-def se3_exp(xi: np.ndarray) -> np.ndarray:
-    """(6,) [v, w] -> (4, 4) exp of the twist (same series as the torch solver)."""
-    v, w = xi[:3], xi[3:]
-    theta2 = float(w @ w)
-    if theta2 < 1e-8:
-        a, b, c = 1 - theta2 / 6, 0.5 - theta2 / 24, 1.0 / 6 - theta2 / 120
-    else:
-        theta = np.sqrt(theta2)
-        a, b, c = np.sin(theta) / theta, (1 - np.cos(theta)) / theta2, (theta - np.sin(theta)) / (theta2 * theta)
-    wx = np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
-    wx2 = wx @ wx
-    out = np.eye(4)
-    out[:3, :3] = np.eye(3) + a * wx + b * wx2
-    out[:3, 3] = (np.eye(3) + b * wx + c * wx2) @ v
-    return out
+from vode_ros.core.geometry import backproject, invert_se3, rescale_intrinsics, se3_exp
 
 
 def _avg_pool2(x: np.ndarray) -> np.ndarray:
     """2x2 average, odd last row / column dropped (torch avg_pool2d(2))."""
     h, w = x.shape[0] // 2, x.shape[1] // 2
     return x[:2 * h, :2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
-
-
-def _scale_k_half(k: np.ndarray) -> np.ndarray:
-    out = np.array(k, dtype=np.float64)
-    out[0, 0] /= 2
-    out[1, 1] /= 2
-    out[0, 2] = (k[0, 2] + 0.5) / 2 - 0.5
-    out[1, 2] = (k[1, 2] + 0.5) / 2 - 0.5
-    return out
 
 
 def _gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,13 +50,6 @@ def bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     ax, ay = x - x0, y - y0
     return (img[y0, x0] * (1 - ax) * (1 - ay) + img[y0, x1] * ax * (1 - ay)
             + img[y1, x0] * (1 - ax) * ay + img[y1, x1] * ax * ay)
-
-
-def _points(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
-    h, w = depth.shape
-    v, u = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w)])
-    return (np.linalg.inv(k) @ pix) * depth.reshape(1, -1)          # (3, N)
 
 
 def _project(t: np.ndarray, pts: np.ndarray, k: np.ndarray, h: int, w: int):
@@ -124,7 +91,7 @@ def _align_level(ref, cur, depth, k, t, iters, damping, huber, mask, usable=None
                   max_points)
     ref_flat = ref.ravel()
     mask_flat = mask.ravel() if mask is not None else None
-    pts = _points(depth, k)
+    pts = backproject(depth, k)
     if idx is not None:
         pts, gx, gy, ref_flat = pts[:, idx], gx[idx], gy[idx], ref_flat[idx]
         mask_flat = mask_flat[idx] if mask_flat is not None else None
@@ -197,7 +164,7 @@ def direct_align(ref: np.ndarray, cur: np.ndarray, ref_depth: np.ndarray, k: np.
     for _ in range(1, levels):
         ref, cur = _avg_pool2(ref), _avg_pool2(cur)
         m = _avg_pool2(m) if m is not None else None
-        k = _scale_k_half(k)
+        k = rescale_intrinsics(k, 0.5, 0.5)
         if all_valid:          # exactly the torch solver's pyramid
             inv = _avg_pool2(inv)
             data.append((ref, cur, 1.0 / inv, k, m, None))
@@ -229,7 +196,7 @@ def photometric_cost(ref: np.ndarray, cur: np.ndarray, ref_depth: np.ndarray, k:
     if not ok.all():
         depth = np.where(ok, depth, 1.0)
         mask = ok if mask is None else np.asarray(mask, np.float64) * ok
-    u, v, valid = _project(np.asarray(t_cur_ref, np.float64), _points(depth, k), k, h, w)
+    u, v, valid = _project(np.asarray(t_cur_ref, np.float64), backproject(depth, k), k, h, w)
     valid &= ok.ravel()
     r = bilinear(np.asarray(cur, np.float64), u, v) - ref.ravel()
     wts = _weights(r, valid, mask, None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros.core.geometry import disparity_to_depth, pose_vec_to_mat, scale_intrinsics
+from vode_ros.core.geometry import disp_to_depth, pose_vec2mat, scale_intrinsics
 from vode_ros.core.image_codec import to_gray, to_rgb
 from vode_ros.runtime.recurrent import RecurrentSession, state_spec
 
@@ -183,7 +183,7 @@ class DepthEstimator:
         was trained with (metadata vode.train_fx): depth is proportional to f for the same image."""
         inv_depth = self.model.run(net_input[None])[0, 0]      # (H, W), 1/m
         m = self.model.meta
-        depth = disparity_to_depth(inv_depth, m.min_depth, m.max_depth)
+        depth = disp_to_depth(inv_depth, m.min_depth, m.max_depth)
         train_fx = float(m.raw.get("vode.train_fx", 0) or 0)
         if fx and train_fx > 0:
             depth = depth * (fx / train_fx)
@@ -211,7 +211,7 @@ class PoseEstimator:
         else:
             frames = np.concatenate([current, previous], axis=0)[None]   # (1, 2C, H, W)
             vec = self.model.run(frames).reshape(-1)[:6]
-        return pose_vec_to_mat(vec)
+        return pose_vec2mat(vec)
 
 
 def default_model_dir() -> Path:

@@ -1,0 +1,1 @@
+"""Differentiable solvers used inside training losses (no learnable parameters)."""
