@@ -142,14 +142,14 @@ def test_vode_bench_quick_writes_json(tiny_depth, tmp_path, capsys):
 def test_gpu_rows_skipped_or_reported(tiny_depth, tmp_path, monkeypatch):
     import onnxruntime as ort
 
-    from vode_ros.tools.bench import BenchConfig, NetSpec, _gpu_candidates
+    from vode_ros.tools.bench import BenchConfig, NetSpec, gpu_candidates
 
     spec = NetSpec("small", "depth", "tiny", fp32=tiny_depth)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    info = _gpu_candidates([spec], BenchConfig(), tmp_path)["info"]
+    info = gpu_candidates([spec], BenchConfig(), tmp_path)["info"]
     assert info["skipped"] and "skipped" in info["line"]
     # A CUDA provider that is listed but cannot run here is reported, not silently timed on CPU.
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    out = _gpu_candidates([spec], BenchConfig(), tmp_path)
+    out = gpu_candidates([spec], BenchConfig(), tmp_path)
     if not out["cands"]:
         assert out["info"]["errors"] and "CUDAExecutionProvider" in out["info"]["errors"][0]

@@ -35,7 +35,7 @@ FORBIDDEN_THIRD_PARTY = {
 # Known upward edges, each lazy (inside a function) and named here with its reason.
 EXCEPTIONS = {
     # Online adaptation is a tool (it needs torch); the depth node loads it only with adapt:=true.
-    ("vode_ros/nodes/depth_node.py", "vode_ros.tools.adaptation"),
+    ("vode_ros/nodes/adaptation_hook.py", "vode_ros.tools.adaptation"),
     # Training on a rosbag reads it with the bag reader (rosbags, no ROS); it moves into the core
     # with the bag package's next restructuring.
     ("training/data/rosbag_frames.py", "vode_ros.bag.reader"),

@@ -44,6 +44,7 @@ from .config import dump_config, validate
 from .data import build_dataset, prepare_data
 from .data.sampler import ResumableBatchSampler
 from .methods import Method, build_method
+from .optim import build_optimizer, gradient_step
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "vode_training/1"
@@ -316,8 +317,7 @@ class Trainer:
             method.nets[name].requires_grad_(False)
         method.to(device)
         trainable = [p for p in method.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=tc["lr"], betas=(tc["beta1"], tc["beta2"]),
-                                     weight_decay=tc["weight_decay"])
+        optimizer = build_optimizer(trainable, tc)
         if info.enabled:
             # Same weights everywhere (same seed; DDP also broadcasts rank 0's); own augmentation draws per rank.
             seed_everything(tc["seed"] + 1000003 * info.rank)
@@ -378,11 +378,7 @@ class Trainer:
                         self._check_finite(step, total, terms)
                 else:
                     self._check_finite(step, total, terms)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if tc["grad_clip"] > 0:
-                    torch.nn.utils.clip_grad_norm_(method.parameters(), tc["grad_clip"])
-                optimizer.step()
+                gradient_step(optimizer, total, method.parameters(), tc["grad_clip"])
                 loss_value = total.item()
                 losses.append(loss_value)
                 recent = (recent + [loss_value])[-20:]

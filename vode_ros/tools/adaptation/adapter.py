@@ -1,35 +1,5 @@
-"""Online self-supervised adaptation of the running depth (and pose) nets.
-
-The depth node (parameter ``adapt``) hands every processed frame to an :class:`OnlineAdapter`.
-The adapter
-
-- keeps a bounded replay buffer of recent frames at the network's resolution (grey or RGB as
-  the model; the right image too when the node runs in stereo mode), as uint8 (:class:`FrameStore`);
-- holds every n-th frame out (``holdout_every``): a held-out frame is never part of a training
-  snippet, it is the target of a held-out snippet (its neighbours as sources) used only to judge;
-- takes gradient steps of the model's own training method (rebuilt from a torch checkpoint with
-  ``vode_training.trainer.method_from_checkpoint``: same nets, same loss terms) in a background
-  thread, at most ``max_steps_per_second``, with ``threads`` torch threads and a lowered
-  scheduling priority (``nice``), so the inference thread keeps its CPU;
-- every ``check_every`` steps compares the photometric loss on the held-out snippets of the
-  candidate (the weights being trained) with the accepted weights (those in production): a
-  candidate that is not better is rolled back (the accepted state is restored, Adam's moments are
-  reset; logged, counted, WARN on /diagnostics); a better one is accepted, exported to ONNX
-  (``vode_training.export``, parity-checked), moved atomically into ``<save_dir>/live/`` and handed
-  to ``on_accept(live_dir)``, which builds the new ONNX Runtime session in this thread and swaps
-  the node's model reference under its model_lock. Inference never waits on training;
-- writes the accepted weights on request (:meth:`OnlineAdapter.save`): depth.onnx + pose.onnx
-  (metadata ``vode.trained_on`` = "<original> + online adaptation (N steps)", ``vode.adaptation``
-  a JSON summary) and a nets-only ``checkpoint.pt``, each moved into place with os.replace.
-  ``model_dir:=<save_dir>`` loads them at the next start (and, with adapt on, adaptation continues
-  from that folder's checkpoint.pt).
-
-Snippets never span a break in the stream: a stamp going backwards (a bag looping) or a gap
-longer than ``MAX_GAP_S`` starts a new segment.
-
-Importing this module does not import torch (the run time without ``adapt`` stays torch-free);
-the :class:`OnlineAdapter` constructor does.
-"""
+"""The online adapter: gradient steps of the model's own training method in a background thread,
+judged on held-out snippets, rolled back or accepted, exported and swapped into the node."""
 from __future__ import annotations
 
 import json
@@ -41,228 +11,16 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .files import atomic_copy
+from .replay import FrameStore, Snippet
+from .settings import ADAPTED_NOTE, AdaptationError, AdaptSettings, AdaptStats
+
 LOG = logging.getLogger("vode_ros.tools.adaptation")
-MAX_GAP_S = 1.0          # a larger gap between processed frames breaks the snippet chain
-ADAPTED_NOTE = "online adaptation"
-
-
-# -- replay buffer ------------------------------------------------------------------------------
-@dataclass
-class StoredFrame:
-    seq: int                    # running number of the frame in the stream
-    segment: int                # frames of one segment are consecutive in time
-    heldout: bool
-    image: np.ndarray           # (C, H, W) uint8 at network resolution
-    right: np.ndarray | None    # (C, H, W) uint8 or None
-    k: np.ndarray               # (3, 3) float32 at network resolution
-    baseline: float
-    stamp: float
-
-
-@dataclass
-class Snippet:
-    """Target frame + sources at ``offsets * stride`` (the layout of KittiSnippets), uint8."""
-    tgt: np.ndarray                       # (C, H, W)
-    src: np.ndarray                       # (S, C, H, W)
-    k: np.ndarray                         # (3, 3)
-    baseline: float
-    right: np.ndarray | None = None       # (C, H, W)
-    right_src: np.ndarray | None = None   # (S, C, H, W)
-    seqs: tuple[int, ...] = field(default_factory=tuple)   # stream numbers of target and sources
-
-
-class FrameStore:
-    """Bounded replay buffer with a held-out split; thread-safe, numpy only.
-
-    ``capacity`` frames are kept (the oldest go first). Frame number ``seq`` is held out when
-    ``seq % holdout_every == holdout_every - 1``; once its neighbours at ``offsets`` (stride 1)
-    have arrived, its snippet joins the held-out set (the newest ``holdout_size`` are kept).
-    Training snippets contain no held-out frame at all (neither as target nor as source).
-    """
-
-    def __init__(self, capacity: int, offsets: tuple[int, ...] = (-1, 1), holdout_every: int = 5,
-                 holdout_size: int = 8, max_stride: int = 1, stereo: bool = False, max_gap: float = MAX_GAP_S):
-        if capacity < 2:
-            raise ValueError(f"adapt_buffer_size must be >= 2 (got {capacity})")
-        if holdout_every < 2:
-            raise ValueError(f"adapt_holdout_every must be >= 2 (got {holdout_every}): 1 would hold out every frame")
-        if not offsets or 0 in offsets:
-            raise ValueError(f"offsets {offsets}: need non-zero source offsets")
-        self.capacity, self.holdout_every = int(capacity), int(holdout_every)
-        self.offsets = tuple(int(o) for o in offsets)
-        self.max_stride, self.stereo, self.max_gap = max(1, int(max_stride)), bool(stereo), float(max_gap)
-        self.frames: deque[StoredFrame] = deque(maxlen=self.capacity)
-        self.holdout: deque[Snippet] = deque(maxlen=max(1, int(holdout_size)))
-        self.holdout_version = 0          # changes whenever the held-out set changes
-        self.seen = 0
-        self.segment = 0
-        self._last_stamp: float | None = None
-        self._pending: list[int] = []     # seq of held-out frames waiting for their sources
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def add(self, image: np.ndarray, k: np.ndarray, stamp: float, right: np.ndarray | None = None,
-            baseline: float = 0.0) -> StoredFrame:
-        if image.dtype != np.uint8 or image.ndim != 3:
-            raise ValueError(f"FrameStore.add wants a (C, H, W) uint8 image, got {image.dtype} {image.shape}")
-        if self.stereo and right is None:
-            raise ValueError("FrameStore in stereo mode needs the right image of every frame")
-        with self._lock:
-            if self._last_stamp is not None and (stamp <= self._last_stamp or stamp - self._last_stamp > self.max_gap):
-                self.segment += 1
-            self._last_stamp = stamp
-            seq = self.seen
-            self.seen += 1
-            held = seq % self.holdout_every == self.holdout_every - 1
-            frame = StoredFrame(seq, self.segment, held, image, right if self.stereo else None,
-                                np.asarray(k, np.float32), float(baseline), float(stamp))
-            self.frames.append(frame)
-            if held:
-                self._pending.append(seq)
-            self._complete_holdout()
-            return frame
-
-    # frames[i].seq == frames[0].seq + i (every frame is appended), so positions follow from seq
-    def _at(self, seq: int) -> StoredFrame | None:
-        if not self.frames:
-            return None
-        i = seq - self.frames[0].seq
-        return self.frames[i] if 0 <= i < len(self.frames) else None
-
-    def _members(self, target_seq: int, stride: int) -> list[StoredFrame] | None:
-        seqs = [target_seq] + [target_seq + stride * o for o in self.offsets]
-        members = [self._at(s) for s in seqs]
-        if any(m is None for m in members):
-            return None
-        if len({m.segment for m in members}) != 1:
-            return None
-        return members
-
-    def _complete_holdout(self) -> None:
-        newest = self.frames[-1].seq
-        still = []
-        for seq in self._pending:
-            members = self._members(seq, 1)
-            if members is not None:
-                self.holdout.append(self._snippet(members))
-                self.holdout_version += 1
-            elif self._at(seq) is not None and seq + max(self.offsets) > newest \
-                    and self._at(seq).segment == self.segment:
-                still.append(seq)          # its later sources have not arrived yet
-        self._pending = still
-
-    def _snippet(self, members: list[StoredFrame]) -> Snippet:
-        tgt, srcs = members[0], members[1:]
-        snip = Snippet(tgt=tgt.image, src=np.stack([m.image for m in srcs]), k=tgt.k, baseline=tgt.baseline,
-                       seqs=tuple(m.seq for m in members))
-        if self.stereo:
-            snip.right = tgt.right
-            snip.right_src = np.stack([m.right for m in srcs])
-        return snip
-
-    def train_candidates(self) -> list[tuple[int, int]]:
-        """(target seq, stride) of every snippet that may be trained on."""
-        with self._lock:
-            out = []
-            for f in self.frames:
-                for stride in range(1, self.max_stride + 1):
-                    members = self._members(f.seq, stride)
-                    if members is not None and not any(m.heldout for m in members):
-                        out.append((f.seq, stride))
-            return out
-
-    def sample(self, n: int, rng: np.random.Generator) -> list[Snippet]:
-        """Up to n random training snippets (fewer when the buffer has fewer)."""
-        cands = self.train_candidates()
-        if not cands:
-            return []
-        pick = rng.choice(len(cands), size=min(n, len(cands)), replace=False)
-        with self._lock:
-            out = []
-            for i in pick:
-                members = self._members(*cands[int(i)])
-                if members is not None:           # it may have been evicted meanwhile
-                    out.append(self._snippet(members))
-            return out
-
-    def heldout(self) -> tuple[int, list[Snippet]]:
-        with self._lock:
-            return self.holdout_version, list(self.holdout)
-
-
-# -- adapter ------------------------------------------------------------------------------------
-@dataclass
-class AdaptSettings:
-    checkpoint: str                       # torch checkpoint of the model in use (nets + config)
-    save_dir: str                         # ~/save_adapted writes here; live swaps go to save_dir/live
-    buffer_size: int = 64
-    holdout_every: int = 5
-    holdout_size: int = 8
-    batch_size: int = 2
-    lr: float = 5e-5
-    max_steps_per_second: float = 1.0
-    threads: int = 1
-    check_every: int = 10
-    nice: int = 10                        # added to the adapter thread's niceness (Linux)
-    stereo: bool = False                  # the node runs in stereo mode (right images arrive)
-    seed: int = 0
-
-
-@dataclass
-class AdaptStats:
-    steps: int = 0
-    checks: int = 0
-    swaps: int = 0
-    rollbacks: int = 0
-    export_failures: int = 0
-    errors: int = 0
-    last_loss: float = float("nan")
-    heldout_before: float = float("nan")   # production (accepted) weights, last check
-    heldout_after: float = float("nan")    # candidate weights, last check
-    last_check: str = ""                   # accepted | rolled back | ""
-    last_check_time: float = 0.0
-    version: int = 0                       # accepted versions exported
-    state: str = "starting"
-    failed: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class AdaptationError(RuntimeError):
-    """Adaptation cannot run with this checkpoint / model / mode; the message says why."""
-
-
-def nets_only_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a training checkpoint without its optimizer state (what the adapter starts from)."""
-    import torch
-
-    from vode_training import trainer
-
-    if hasattr(trainer, "export_nets"):
-        return trainer.export_nets(src, dst)
-    ckpt = trainer.load_checkpoint(src)
-    ckpt["optimizer"] = {}
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, dst)
-    return dst
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 class OnlineAdapter:
@@ -272,7 +30,6 @@ class OnlineAdapter:
     def __init__(self, settings: AdaptSettings, model_meta, on_accept: Callable[[Path], None] | None = None,
                  logger=None):
         import torch  # noqa: F401  (the first torch import happens here, only with adapt on)
-
         from vode_training.trainer import load_checkpoint, method_from_checkpoint
 
         self.settings = s = settings
@@ -334,11 +91,9 @@ class OnlineAdapter:
         self._step_times: deque[float] = deque(maxlen=20)
 
     def _new_optimizer(self):
-        import torch
+        from vode_training.optim import build_optimizer
 
-        tc = self.cfg["train"]
-        return torch.optim.Adam([p for p in self.trainable if p.requires_grad], lr=self.settings.lr,
-                                betas=(float(tc.get("beta1", 0.9)), float(tc.get("beta2", 0.999))))
+        return build_optimizer(self.trainable, self.cfg["train"], lr=self.settings.lr)
 
     # -- feeding (inference thread: cheap, no torch) ---------------------------------------------
     def add_frame(self, net_in: np.ndarray, k_net: np.ndarray, stamp: float, right_gray: np.ndarray | None = None,
@@ -379,6 +134,7 @@ class OnlineAdapter:
     def step(self) -> float | None:
         """One gradient step on a random replay batch; None when the buffer is not ready."""
         import torch
+        from vode_training.optim import gradient_step
 
         if not self.ready():
             return None
@@ -392,12 +148,7 @@ class OnlineAdapter:
             self.log.warning(f"adaptation: non-finite loss at step {self.stats.steps}; rolling back")
             self._rollback(float("nan"), float("nan"))
             return None
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        clip = float(self.cfg["train"].get("grad_clip", 0.0) or 0.0)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.trainable, clip)
-        self.optimizer.step()
+        gradient_step(self.optimizer, total, self.trainable, float(self.cfg["train"].get("grad_clip", 0.0) or 0.0))
         self.stats.steps += 1
         self.stats.last_loss = float(total.item())
         self._step_times.append(time.perf_counter() - t0)
@@ -484,7 +235,6 @@ class OnlineAdapter:
     def _export(self, method, out_dir: Path, before: float, after: float) -> None:
         """method's weights -> out_dir/{depth,pose}.onnx + checkpoint.pt (nets only)."""
         import onnx
-
         from vode_training.export import export_checkpoint
         from vode_training.trainer import save_checkpoint
 
@@ -531,7 +281,7 @@ class OnlineAdapter:
             for name in ("pose.onnx", "depth.onnx", "checkpoint.pt"):
                 src = self.live_dir / name
                 if src.is_file():
-                    _atomic_copy(src, out / name)
+                    atomic_copy(src, out / name)
                     written[name] = str(out / name)
         self.log.info(f"adaptation: saved accepted version {self.stats.version} "
                       f"({self.stats.steps} steps) to {out}")
