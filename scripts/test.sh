@@ -5,6 +5,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" || exit 1
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 cd "$ROOT"
+# Lint first (ruff.toml): a syntax slip or an unused import fails in a second, not after the suite.
+if ! "$ROOT/.venv/bin/python" -m ruff --version >/dev/null 2>&1; then
+  "$ROOT/.venv/bin/python" -m pip install -q "$(grep -E '^ruff' "$ROOT/scripts/requirements.txt")" || exit 1
+fi
+"$ROOT/.venv/bin/python" -m ruff check "$ROOT" || exit 1
 "$ROOT/.venv/bin/python" -m pytest "$@"
 rc=$?
 if [[ $rc == 5 ]]; then

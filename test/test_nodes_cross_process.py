@@ -8,7 +8,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from vode_ros.core.kitti import load_sequence, read_image
 

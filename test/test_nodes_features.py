@@ -95,7 +95,8 @@ def test_compressed_input_colour_and_points(models_dir, seq):
             n = len(h.got["depth"])
             assert h.wait_for(lambda: len(h.got["depth"]) > n, 10.0)
         assert h.wait_for(lambda: colors and points, 5.0)
-        assert colors[-1].encoding == "bgr8" and (colors[-1].width, colors[-1].height) == (node.model.meta.width, node.model.meta.height)
+        meta = node.model.meta
+        assert colors[-1].encoding == "bgr8" and (colors[-1].width, colors[-1].height) == (meta.width, meta.height)
         cloud = np.frombuffer(bytes(points[-1].data), np.float32).reshape(-1, 3)
         assert len(cloud) > 100 and np.all(cloud[:, 2] > 0)
         # Corrupt compressed data: rejected, node alive.

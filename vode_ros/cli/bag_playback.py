@@ -11,7 +11,6 @@ RELIABLE too, or DDS delivers best effort.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time

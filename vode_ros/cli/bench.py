@@ -6,7 +6,7 @@ Runtime fp32 and int8, the real nodes' end-to-end rate and latency, and int8 acc
     vode bench --quick                           tiny sizes, a smoke test of the whole path
     vode bench soak --minutes 10 --rate 20       long run through the nodes (vode_ros.tools.soak)
 
-Without the lead's main wiring: ``python -m vode_ros.cli.bench [options]``.
+Also runs as a module: ``python -m vode_ros.cli.bench [options]``.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
     vode eval pose  --data DIR [--model-dir DIR] --json FILE [--plots DIR] [--lengths 10,20,30]
 
 Numpy + ONNX Runtime only (vode_ros.tools.evaluate); exit code 2 on bad input
-(missing folder, model file, ground truth). Without the lead's main wiring:
+(missing folder, model file, ground truth). Also runs as a module:
 ``python -m vode_ros.cli.eval depth --data DIR``.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     vode export --checkpoint runs/sfmlearner/checkpoint.pt --out models
 
-Without the lead's main wiring: ``python -m vode_ros.cli.export --checkpoint FILE --out DIR``.
+Also runs as a module: ``python -m vode_ros.cli.export --checkpoint FILE --out DIR``.
 """
 from __future__ import annotations
 

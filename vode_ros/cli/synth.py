@@ -5,7 +5,7 @@
 OUT gets the KITTI odometry layout (image_0/ + image_1/ for grey, image_2/ + image_3/ for
 RGB, calib.txt, times.txt, poses.txt) plus depth/NNNNNN.npy (left z-depth in metres, 0 = sky)
 and synthetic.json. Numpy ray casting (vode_training.data.synthetic); no torch.
-Without the lead's main wiring: ``python -m vode_ros.cli.synth OUT``.
+Also runs as a module: ``python -m vode_ros.cli.synth OUT``.
 """
 from __future__ import annotations
 

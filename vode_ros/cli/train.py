@@ -18,7 +18,7 @@ On a machine whose cores are shared with other jobs, OpenMP's spinning threads c
 2-thread step many times slower: use ``--set train.num_threads=1`` or ``OMP_WAIT_POLICY=PASSIVE``.
 
 Writes runs/NAME/{config.yaml, checkpoint.pt, TensorBoard events}; ``vode export`` turns the
-checkpoint into ONNX models. Without the lead's main wiring:
+checkpoint into ONNX models. Also runs as a module:
 ``python -m vode_ros.cli.train --config FILE``.
 """
 from __future__ import annotations

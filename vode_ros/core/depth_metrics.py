@@ -2,7 +2,7 @@
 
 numpy (+ OpenCV for the resize) only: no torch, so the ROS run time can import it.
 
-Protocol (``/work/shared/notes/methods.md``, reproduced exactly):
+Protocol (Eigen et al. 2014 as used by SfMLearner and monodepth2, reproduced exactly):
 
 1. the prediction is resized **here** (``cv2.resize``, bilinear) to the ground-truth size when
    the shapes differ, so callers may pass the network-resolution depth directly;

@@ -6,8 +6,8 @@ camera-i pose in the camera-(i-1) frame, so ``W_i = W_{i-1} @ T_{i-1,i}``.
 
 - :func:`umeyama_alignment`: least-squares Sim(3)/SE(3) fit ``dst ≈ s R src + t``.
 - :func:`ate_rmse`: absolute trajectory error of positions after an alignment.
-- :func:`ate5`: SfMLearner's 5-frame snippet ATE (reproduced exactly, see
-  ``/work/shared/notes/methods.md``): per snippet, positions relative to the snippet's first
+- :func:`ate5`: SfMLearner's 5-frame snippet ATE (reproduced exactly from its evaluation
+  code, see docs/methods.md): per snippet, positions relative to the snippet's first
   frame, one least-squares scale ``s = Σ gt·p / Σ p²``, error ``sqrt(Σ‖s p − gt‖²) / N``
   (divided by N, not √N); mean ± (population) std over all snippets.
 """
