@@ -3,6 +3,8 @@
 # with a sourced ROS 2 install. Re-running it only checks and returns.
 #
 #   .venv/                      Python venv (torch, onnxruntime, rosbags, ROS 2 Kilted wheels)
+#                               onnxruntime: the CUDA build where an NVIDIA GPU works, else the CPU
+#                               wheel (scripts/onnxruntime_choice.sh; VODE_ORT=cpu|gpu, VODE_TENSORRT=1)
 #   .venv/ros_ws/install/       interface packages built with rosidl + colcon when not importable:
 #                               tf2_msgs (not on PyPI) and vode_ros_msgs (this repo's msg/)
 #   .venv/vode_env.sh           the environment the built interfaces need (sourced by scripts/)
@@ -12,8 +14,13 @@ VENV="$ROOT/.venv"
 PY_BIN="${PYTHON:-python3.11}"
 command -v "$PY_BIN" >/dev/null || PY_BIN=python3
 STAMP="$VENV/.vode_setup_ok"
+# ONNX Runtime for this machine (GPU or CPU build): part of the inputs, so that moving the venv
+# to a machine with another answer (or setting VODE_ORT) re-runs the install.
+ORT_REQS="$(bash "$ROOT/scripts/onnxruntime_choice.sh")" || exit 1
 # The stamp records the inputs; any change to them re-runs the install.
-INPUTS_HASH="$(cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/requirements.txt" "$ROOT/setup.py" "$ROOT"/msg/*.msg | sha1sum | cut -c1-12)"
+INPUTS_HASH="$( { cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-ros.txt" \
+  "$ROOT/scripts/onnxruntime_choice.sh" "$ROOT/scripts/build_interfaces.py" "$ROOT/setup.py" "$ROOT"/msg/*.msg; \
+  echo "$ORT_REQS"; } | sha1sum | cut -c1-12)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$INPUTS_HASH" ]]; then
   exit 0
 fi
@@ -32,8 +39,17 @@ if [[ -n "${ROS_DISTRO:-}" ]] && python3 -c 'import rclpy' 2>/dev/null; then
   log "using the sourced ROS 2 $ROS_DISTRO install"
 fi
 
-log "installing Python packages (torch==2.13.0 CPU, onnxruntime, rosbags, ...)"
+log "installing Python packages (torch==2.13.0 CPU, onnx, rosbags, ...)"
 "${PIP[@]}" install -r "$ROOT/scripts/requirements.txt"
+# onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: one flavour at a time.
+if grep -q '^onnxruntime-gpu' <<<"$ORT_REQS"; then ORT_OTHER=onnxruntime; else ORT_OTHER=onnxruntime-gpu; fi
+if "$VENV/bin/python" -m pip --disable-pip-version-check show -q "$ORT_OTHER" >/dev/null 2>&1; then
+  log "replacing $ORT_OTHER (the other ONNX Runtime build)"
+  "${PIP[@]}" uninstall -y onnxruntime onnxruntime-gpu
+fi
+log "installing ONNX Runtime: $(tr '\n' ' ' <<<"$ORT_REQS")"
+mapfile -t ORT_ARGS <<<"$ORT_REQS"
+"${PIP[@]}" install "${ORT_ARGS[@]}"
 if [[ $HAVE_SYSTEM_ROS == 0 ]]; then
   log "installing ROS 2 Kilted wheels (rclpy + Fast DDS + messages + rosidl build tools)"
   "${PIP[@]}" install -r "$ROOT/scripts/requirements-ros.txt"
