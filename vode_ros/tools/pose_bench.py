@@ -240,12 +240,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"{folder.name} {mode} {source}: ATE-5 {row['ate5']:.4f} m, end drift "
                       f"{row['end_drift_pct']:.2f} %, {fps:.1f} FPS", file=sys.stderr, flush=True)
-    table = markdown(rows)
-    print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"config": asdict(base), "sgbm_div": SGBM_DIV, "rows": rows}, indent=1))
+            _write_json(args.json, base, rows)      # after every depth mode: a long run leaves what it measured
+    print(markdown(rows))
     return 0
+
+
+def _write_json(path: Path | None, base: PoseEstimatorConfig, rows: list[dict]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": SGBM_DIV, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
