@@ -95,8 +95,14 @@ def main() -> int:
             shutil.copytree(repo / PACKAGES[pkg], dst / "msg")
             shutil.move(str(dst / "msg" / "CMakeLists.txt"), dst / "CMakeLists.txt")
             shutil.move(str(dst / "msg" / "package.xml"), dst / "package.xml")
-            cm = (dst / "CMakeLists.txt").read_text().replace('"${CMAKE_CURRENT_SOURCE_DIR}/.."', '"${CMAKE_CURRENT_SOURCE_DIR}"')
-            (dst / "CMakeLists.txt").write_text(cm)
+            # Here CMakeLists.txt sits beside msg/, so the base path is its own folder, not the parent.
+            cm = (dst / "CMakeLists.txt").read_text()
+            based = cm.replace('"${CMAKE_CURRENT_SOURCE_DIR}/.."', '"${CMAKE_CURRENT_SOURCE_DIR}"')
+            based = based.replace('"${VODE_MSG_DIR}/.."', '"${VODE_MSG_DIR}"')
+            if based == cm:
+                raise SystemExit("build_interfaces.py: msg/CMakeLists.txt no longer sets its interface base path "
+                                 "as '<dir>/..'; update the base-path rewrite here to match it")
+            (dst / "CMakeLists.txt").write_text(based)
         else:
             shutil.copytree(repo / PACKAGES[pkg], dst)
     fix_wheel_cmake_paths(venv)
