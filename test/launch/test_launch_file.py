@@ -236,7 +236,7 @@ def test_stop_sends_sigint_to_the_group_and_returns_its_status():
 # -- the real thing, where launch is installed ------------------------------------------------
 @pytest.mark.skipif(not (launch_runner.ros2_launch_available() or launch_runner.launch_importable()),
                     reason="ROS 2 launch is not installed (not among the PyPI wheels); `vode run` covers the nodes")
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
 def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti_dir, models_dir, tmp_path):
     import rclpy
     from nav_msgs.msg import Odometry
@@ -262,7 +262,7 @@ def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(probe)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 45
         while time.monotonic() < deadline and not (got["depth"] and got["odom"]):
             executor.spin_once(timeout_sec=0.2)
             assert proc.poll() is None, f"launch exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
