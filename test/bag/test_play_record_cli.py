@@ -81,9 +81,11 @@ def test_record_refuses_existing_output_and_unknown_topics(small_bag, tmp_path, 
 
 
 def test_play_without_subscriber_times_out_with_advice(small_bag):
-    proc = _vode("bag", "play", str(small_bag), "--wait-for", T.LEFT_IMAGE, "--wait-timeout", "1", "--quiet")
+    # --wait-for without topics waits for the image topics (not ground truth, CameraInfo, TF).
+    proc = _vode("bag", "play", str(small_bag), "--wait-for", "--wait-timeout", "1", "--quiet")
     _, err = _wait_output(proc)
-    assert proc.returncode == 1 and f"no subscriber on {T.LEFT_IMAGE}" in err and "Traceback" not in err
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert f"no subscriber on {T.LEFT_IMAGE}, {T.RIGHT_IMAGE} after 1 s" in err, err
 
 
 def test_reliable_play_into_record_loses_nothing_and_ctrl_c_closes_the_bag(small_bag, tmp_path):

@@ -21,6 +21,7 @@ EXIT_NOT_DONE = 1
 # After a reader has matched the writer, the reader's side of the discovery needs a moment too:
 # samples sent before it has matched the writer are dropped by the reader.
 SETTLE_S = 0.5
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
 def register(sub) -> None:
@@ -40,8 +41,9 @@ def register(sub) -> None:
                       help="keep every sample until reliable readers acknowledge it (KEEP_ALL), and wait "
                            "for the acknowledgements before exiting")
     play.add_argument("--wait-for", nargs="*", metavar="TOPIC", default=None,
-                      help="before the first message, wait until these topics (none given: every played "
-                           "topic except latched ones) have a subscriber")
+                      help="before the first message, wait until these topics have a subscriber (none "
+                           "given: the image topics; in a bag without images, every topic but latched ones). "
+                           "Put it after BAG")
     play.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
                       help="seconds --wait-for waits before giving up (default 30)")
     play.add_argument("--quiet", action="store_true", help="print only errors")
@@ -133,7 +135,10 @@ def run_play(args) -> int:
 def _wait_for_readers(player, args) -> int:
     from vode_ros.bag.play_record import LATCHED_TOPICS
 
-    wanted = args.wait_for or [t for t in player.publishers_by_topic if t not in LATCHED_TOPICS]
+    # Default: the image topics, which are what the nodes consume (topics such as ground truth
+    # often have no subscriber at all, and would only make the wait time out).
+    images = sorted({c.topic for c in player.connections if c.msgtype in IMAGE_TYPES})
+    wanted = args.wait_for or images or [t for t in player.publishers_by_topic if t not in LATCHED_TOPICS]
     unknown = [t for t in wanted if t not in player.publishers_by_topic]
     if unknown:
         return _fail(f"--wait-for {', '.join(unknown)}: not played from this bag "
