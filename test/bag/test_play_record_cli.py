@@ -119,3 +119,29 @@ def test_loop_stops_on_ctrl_c(small_bag):
     out, err = _wait_output(proc, 20.0)
     assert proc.returncode == 0, err
     assert "stopped by Ctrl-C after" in out and "Traceback" not in err
+
+
+def test_damage_found_while_playing_is_a_bag_read_error(small_bag, monkeypatch):
+    import rclpy
+    from rclpy.context import Context
+
+    from vode_ros.bag.play_record import BagPlayer
+    from vode_ros.bag.reader import BagReadError
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    player = BagPlayer(small_bag, topics=[T.TF_STATIC], rate=0, context=ctx)
+    good = next(iter(player._messages()))
+
+    def damaged():
+        yield good
+        raise ValueError("chunk CRC mismatch")   # what a storage reader reports for a damaged chunk
+
+    monkeypatch.setattr(player, "_messages", damaged)
+    try:
+        with pytest.raises(BagReadError, match="cannot read past message 1: chunk CRC mismatch"):
+            player.play()
+        assert player.published == 1 and player.finished.is_set()
+    finally:
+        player.destroy_node()
+        ctx.try_shutdown()

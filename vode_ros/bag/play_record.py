@@ -147,10 +147,17 @@ class BagPlayer(Node):
 
     def _play_once(self, on_message) -> None:
         t0_bag = t0_wall = None
+        messages = self._messages()
         try:
-            for conn, log_ns, raw in self._messages():
-                if self.stop_requested.is_set():
+            while not self.stop_requested.is_set():
+                try:
+                    conn, log_ns, raw = next(messages)
+                except StopIteration:
                     return
+                except BagReadError:
+                    raise
+                except Exception as exc:  # rosbags raises several types for damaged storage files
+                    raise BagReadError(f"{self.bag}: cannot read past message {self.published}: {exc}") from exc
                 if t0_bag is None:
                     t0_bag, t0_wall = log_ns, time.monotonic()
                 if self.rate > 0:
@@ -165,10 +172,8 @@ class BagPlayer(Node):
                 self.published += 1
                 if on_message:
                     on_message(conn.topic, log_ns)
-        except BagReadError:
-            raise
-        except Exception as exc:  # rosbags raises several types for damaged storage files
-            raise BagReadError(f"{self.bag}: cannot read past message {self.published}: {exc}") from exc
+        finally:
+            messages.close()   # closes the bag file now, also when stopped early
 
     def wait_for_acks(self, timeout: float = 10.0) -> bool:
         """Wait until every reliable reader acknowledged every sample (True) or timeout."""
