@@ -145,3 +145,45 @@ def test_damage_found_while_playing_is_a_bag_read_error(small_bag, monkeypatch):
     finally:
         player.destroy_node()
         ctx.try_shutdown()
+
+
+def test_reliable_replay_into_a_slow_keep_all_reader_loses_nothing(small_bag):
+    """The reader QoS the nodes need for lossless replay: RELIABLE + KEEP_ALL, and a slow callback."""
+    import threading
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = Node("slow_reader", context=ctx)
+    got: list[int] = []
+
+    def slow(msg):
+        time.sleep(0.3)   # far slower than the player at --rate 0
+        got.append(msg.header.stamp.sec)
+
+    node.create_subscription(Image, T.LEFT_IMAGE, slow,
+                             QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    try:
+        player = _vode("bag", "play", str(small_bag), "--reliable", "--rate", "0", "--wait-for", "--quiet",
+                       "--topics", T.LEFT_IMAGE)
+        _, err = _wait_output(player)
+        assert player.returncode == 0, err
+        deadline = time.monotonic() + 10
+        while len(got) < N_FRAMES and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(got) == N_FRAMES, f"received {len(got)} of {N_FRAMES} images"
+    finally:
+        executor.shutdown()
+        spin.join(5)
+        node.destroy_node()
+        ctx.try_shutdown()

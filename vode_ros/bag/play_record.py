@@ -5,10 +5,11 @@ serialized messages), so nothing is decoded on the way: what the nodes get is wh
 `ros2 bag play` would send.
 
 Delivery: a DDS sample is delivered reliably only when BOTH the writer and the reader are
-RELIABLE. The player always offers RELIABLE; ``reliable=True`` also keeps every sample in
-the writer's history (KEEP_ALL) and waits for the readers' acknowledgements at the end, so a
-reliable reader loses nothing. A BEST_EFFORT reader (e.g. sensor-data QoS) still matches,
-but then the samples are sent best effort.
+RELIABLE, and nothing is lost only when the reader also keeps every sample (KEEP_ALL) until
+its callback takes it. The player always offers RELIABLE and waits for the reliable readers'
+acknowledgements before it returns; ``reliable=True`` also keeps every sample in the writer's
+history (KEEP_ALL: publishing blocks instead of overwriting what a reader has not acknowledged).
+A BEST_EFFORT reader (e.g. sensor-data QoS) still matches, but then delivery is best effort.
 """
 from __future__ import annotations
 
@@ -140,8 +141,9 @@ class BagPlayer(Node):
             while (loops == 0 or n < loops) and not self.stop_requested.is_set():
                 self._play_once(on_message)
                 n += 1
-            if self.reliable:
-                self.wait_for_acks()
+            # Without this a player that exits right after the last message takes the samples that
+            # reliable readers have not acknowledged yet with it (the tail of the bag is lost).
+            self.wait_for_acks(10.0 if self.reliable else 2.0)
         finally:
             self.finished.set()
 

@@ -6,8 +6,9 @@
 
 Both use vode_ros.bag.play_record (the player and recorder of `vode demo` and `vode run --bag`).
 Lossless replay for evaluation: `--reliable --wait-for` (every sample kept until the readers
-acknowledge it, nothing sent before the readers are there); the readers must subscribe
-RELIABLE too, or DDS delivers best effort.
+acknowledge it, nothing sent before the readers are there). The readers must subscribe
+RELIABLE with KEEP_ALL history too: a best-effort reader gets best-effort delivery, and a
+KEEP_LAST reader whose callback is slower than the player overwrites samples it has not taken.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def register(sub) -> None:
     play.add_argument("--loop", action="store_true", help="play again from the start until Ctrl-C")
     play.add_argument("--topics", nargs="+", metavar="TOPIC", default=None, help="play only these topics")
     play.add_argument("--reliable", action="store_true",
-                      help="keep every sample until reliable readers acknowledge it (KEEP_ALL), and wait "
-                           "for the acknowledgements before exiting")
+                      help="keep every sample in the writer (KEEP_ALL: publishing waits for slow reliable "
+                           "readers instead of overwriting) and wait up to 10 s for their acknowledgements at "
+                           "the end (default: the last 100 per topic, 2 s)")
     play.add_argument("--wait-for", nargs="*", metavar="TOPIC", default=None,
                       help="before the first message, wait until these topics have a subscriber (none "
                            "given: the image topics; in a bag without images, every topic but latched ones). "
