@@ -44,7 +44,8 @@ import numpy as np
 
 from vode_ros.core.geometry import euler2mat, invert_se3
 
-AMP0, DECAY = 0.6, 1.05   # noise octave amplitude: AMP0 * DECAY ** octave (fine detail strong)
+from .synthetic_textures import Material, Noise, random_material, shade_pattern
+
 SKY = -1          # surface id of the sky
 GROUND, WALL_L, WALL_R, END_WALL = 0, 1, 2, 3
 FIRST_BOX = 4     # boxes have ids FIRST_BOX + i
@@ -113,105 +114,6 @@ class SyntheticSequence:
         return invert_se3(self.poses[source]) @ self.poses[target]
 
 
-# --------------------------------------------------------------------------- textures
-
-class _Noise:
-    """2-D value noise (smoothstep interpolation) on a hashed lattice, deterministic by seed."""
-
-    SIZE = 1024
-
-    def __init__(self, rng: np.random.Generator):
-        self.perm = rng.permutation(self.SIZE).astype(np.int64)
-        self.vals = rng.uniform(-1.0, 1.0, self.SIZE).astype(np.float32)
-
-    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        fu = np.floor(u)
-        fv = np.floor(v)
-        iu = fu.astype(np.int64) & (self.SIZE - 1)
-        iv = fv.astype(np.int64) & (self.SIZE - 1)
-        tu = (u - fu).astype(np.float32)
-        tv = (v - fv).astype(np.float32)
-        su = tu * tu * (3.0 - 2.0 * tu)
-        sv = tv * tv * (3.0 - 2.0 * tv)
-        p, m = self.perm, self.SIZE - 1
-        row0 = p[iu]
-        row1 = p[(iu + 1) & m]
-        h00 = self.vals[p[(row0 + iv) & m]]
-        h01 = self.vals[p[(row0 + iv + 1) & m]]
-        h10 = self.vals[p[(row1 + iv) & m]]
-        h11 = self.vals[p[(row1 + iv + 1) & m]]
-        a = h00 + su * (h10 - h00)
-        b = h01 + su * (h11 - h01)
-        return a + sv * (b - a)
-
-
-def _fade(wavelength: np.ndarray | float, footprint: np.ndarray, min_px: float) -> np.ndarray:
-    """1 when the wavelength spans >= 2*min_px pixels, 0 below min_px, linear in between."""
-    ratio = np.asarray(wavelength, dtype=np.float32) / np.maximum(footprint, 1e-6)
-    return np.clip(ratio / min_px - 1.0, 0.0, 1.0)
-
-
-@dataclass
-class _Material:
-    color_a: np.ndarray      # (3,) RGB in [0, 1]
-    color_b: np.ndarray
-    noise_wavelength: float  # largest octave (metres)
-    octaves: int
-    checker: float           # checker cell size (metres), 0 = none
-    stripes: float           # stripe period along v (metres), 0 = none
-    offset: tuple[float, float]
-
-
-def _random_material(rng: np.random.Generator, kind: str) -> _Material:
-    if kind == "ground":
-        base = rng.uniform(0.25, 0.45)
-        ca = np.array([base, base, base * 1.05]) + rng.uniform(-0.03, 0.03, 3)
-        cb = ca * rng.uniform(1.6, 2.0)
-        return _Material(ca, np.clip(cb, 0, 1), rng.uniform(1.5, 3.0), 8, 0.0, 0.0,
-                         tuple(rng.uniform(0, 500, 2)))
-    hue = rng.uniform(0.15, 0.85, 3)
-    ca = np.clip(hue * rng.uniform(0.5, 0.9), 0.05, 1.0)
-    cb = np.clip(1.0 - ca * rng.uniform(0.3, 0.8, 3), 0.05, 1.0)
-    checker = float(rng.choice([0.0, rng.uniform(0.3, 1.2)], p=[0.5, 0.5]))
-    stripes = float(rng.choice([0.0, rng.uniform(0.4, 1.5)], p=[0.7, 0.3])) if checker == 0 else 0.0
-    return _Material(ca, cb, rng.uniform(0.8, 2.5), 8, checker, stripes, tuple(rng.uniform(0, 500, 2)))
-
-
-def _shade_pattern(noise: _Noise, mats: list[_Material], mat_idx: np.ndarray, u: np.ndarray, v: np.ndarray,
-                   footprint: np.ndarray, min_px: float) -> np.ndarray:
-    """Pattern value in [0, 1] per hit (vectorised over hits with per-hit materials)."""
-    off = np.array([m.offset for m in mats], dtype=np.float32)[mat_idx]
-    lam0 = np.array([m.noise_wavelength for m in mats], dtype=np.float32)[mat_idx]
-    n_oct = np.array([m.octaves for m in mats], dtype=np.int32)[mat_idx]
-    checker = np.array([m.checker for m in mats], dtype=np.float32)[mat_idx]
-    stripes = np.array([m.stripes for m in mats], dtype=np.float32)[mat_idx]
-    uu = u + off[:, 0]
-    vv = v + off[:, 1]
-    total = np.zeros(u.shape, np.float32)
-    lam = lam0.copy()
-    for o in range(int(n_oct.max(initial=0))):
-        amp = AMP0 * (DECAY ** o)           # slow fall-off: strong fine detail
-        w = _fade(lam, footprint, min_px) * (o < n_oct)
-        if np.any(w > 0):
-            total += amp * w * noise(uu / lam + 17.0 * o, vv / lam - 31.0 * o)
-        lam = lam * 0.5
-    # checker: tanh-smoothed sin * sin, transition width ~ 1.5 footprints
-    has_ck = checker > 0
-    if np.any(has_ck):
-        s = np.where(has_ck, checker, 1.0)
-        prod = np.sin(np.pi * uu / s) * np.sin(np.pi * vv / s)
-        sharp = np.clip(s / (np.pi * 1.5 * np.maximum(footprint, 1e-6)), 0.0, 12.0)
-        ck = np.tanh(sharp * prod) * _fade(2.0 * s, footprint, min_px)
-        total += np.where(has_ck, 0.45 * ck, 0.0)
-    has_st = stripes > 0
-    if np.any(has_st):
-        s = np.where(has_st, stripes, 1.0)
-        sharp = np.clip(s / (np.pi * 1.5 * np.maximum(footprint, 1e-6)), 0.0, 12.0)
-        st = np.tanh(sharp * np.sin(2 * np.pi * vv / s)) * _fade(s, footprint, min_px)
-        total += np.where(has_st, 0.4 * st, 0.0)
-    return np.clip(0.5 + 0.5 * total, 0.0, 1.0)
-
-
 # --------------------------------------------------------------------------- scene
 
 @dataclass
@@ -227,13 +129,13 @@ class Scene:
 
     def __init__(self, cfg: SynthConfig, path_positions: np.ndarray, rng: np.random.Generator):
         self.cfg = cfg
-        self.noise = _Noise(rng)
-        self.materials: list[_Material] = [_random_material(rng, "ground")]
+        self.noise = Noise(rng)
+        self.materials: list[Material] = [random_material(rng, "ground")]
         n_wall_mats = 10
         self.wall_mat0 = len(self.materials)
-        self.materials += [_random_material(rng, "wall") for _ in range(n_wall_mats)]
+        self.materials += [random_material(rng, "wall") for _ in range(n_wall_mats)]
         self.end_mat = len(self.materials)
-        self.materials.append(_random_material(rng, "wall"))
+        self.materials.append(random_material(rng, "wall"))
         z_max = float(path_positions[:, 2].max())
         z_min = float(path_positions[:, 2].min())
         self.z_end = z_max + cfg.end_wall_margin
@@ -262,7 +164,7 @@ class Scene:
             c, s = np.cos(yaw), np.sin(yaw)
             rot = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
             center = np.array([x, cfg.camera_height - half[1], z])
-            self.materials.append(_random_material(rng, "box"))
+            self.materials.append(random_material(rng, "box"))
             self.boxes.append(_Box(center, half, rot, len(self.materials) - 1))
         light = np.array([0.35, -1.0, 0.45])
         self.light = light / np.linalg.norm(light)
@@ -419,7 +321,7 @@ class Scene:
         dist = th * np.linalg.norm(d, axis=1)
         cos_inc = np.abs(np.sum(normal * d, axis=1)) / np.linalg.norm(d, axis=1)
         footprint = (dist * pixel_angle / np.sqrt(np.maximum(cos_inc, 0.02))).astype(np.float32)
-        pattern = _shade_pattern(self.noise, self.materials, mat, u.astype(np.float32),
+        pattern = shade_pattern(self.noise, self.materials, mat, u.astype(np.float32),
                                  v.astype(np.float32), footprint, cfg.min_wavelength_px)
         ca = np.array([mm.color_a for mm in self.materials], np.float32)[mat]
         cb = np.array([mm.color_b for mm in self.materials], np.float32)[mat]

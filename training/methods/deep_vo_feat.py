@@ -43,7 +43,8 @@ from ..losses.feature_reconstruction import (FixedRandomFeatures, encoder_featur
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..nets.registry import build_pose_net
 from . import LossTerm, register
-from .undeepvo import EdgeAwareSmoothnessTerm, FinestInvDepth, StereoVideoMethod
+from .export_wrappers import FinestInvDepth
+from .undeepvo import EdgeAwareSmoothnessTerm, StereoVideoMethod
 
 
 class Se3PoseExport(nn.Module):

@@ -51,6 +51,7 @@ from ..losses.smoothness import edge_aware_smoothness
 from ..nets.registry import build_depth_net, build_pose_net
 from ..nets.resflownet import ResFlowNet, resflow_input_channels
 from . import LossTerm, Method, register
+from .export_wrappers import FinestInvDepth
 
 
 # --------------------------------------------------------------------------- shared with lkvo.py
@@ -75,17 +76,6 @@ def build_pose(m: dict[str, Any], channels: int) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-class _FinestInvDepth(nn.Module):
-    """Export wrapper: finest inverse depth only."""
-
-    def __init__(self, depth_net: nn.Module):
-        super().__init__()
-        self.depth_net = depth_net
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.depth_net(image)[0]
 
 
 class MonoVideoMethod(Method):
@@ -143,7 +133,7 @@ class MonoVideoMethod(Method):
         return res
 
     def export_depth_module(self) -> nn.Module:
-        return _FinestInvDepth(self.nets["depth"])
+        return FinestInvDepth(self.nets["depth"])
 
     def export_modules(self):
         return {"depth": self.export_depth_module(), "pose": self.nets["pose"]}

@@ -55,6 +55,7 @@ from ..losses.smoothness import edge_aware_smoothness, second_order_smoothness
 from ..nets.posexpnet import PoseExpNet
 from ..nets.registry import build_depth_net, build_pose_net
 from . import LossTerm, Method, register
+from .export_wrappers import FinestInvDepth
 
 STYLES = ("monodepth2", "sfmlearner")
 
@@ -161,21 +162,6 @@ class SmoothnessTerm(LossTerm):
                 losses.append(second_order_smoothness(disp) / 2 ** s)
         stacked = torch.stack(losses)
         return stacked.sum() if self.reduce == "sum" else stacked.mean()
-
-
-class _FinestInvDepth(nn.Module):
-    """Export wrapper: finest inverse depth only."""
-
-    def __init__(self, depth_net: nn.Module, metadata: dict[str, str] | None = None):
-        super().__init__()
-        self.depth_net = depth_net
-        self._metadata = dict(metadata or {})
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.depth_net(image)[0]
-
-    def onnx_io(self) -> dict[str, Any]:
-        return {"input_names": ["image"], "output_names": ["inv_depth"], "metadata": self._metadata}
 
 
 class _PairPose(nn.Module):
@@ -428,7 +414,7 @@ class SfMLearner(Method):
 
     def export_modules(self):
         meta = self._export_metadata()
-        mods: dict[str, nn.Module] = {"depth": _FinestInvDepth(self.nets["depth"], meta)}
+        mods: dict[str, nn.Module] = {"depth": FinestInvDepth(self.nets["depth"], meta)}
         if "pose" in self.nets:
             if self.posexp:
                 mods["pose"] = PairPoseExp(self.nets["pose"], self.offsets, self.channels,

@@ -46,7 +46,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..geometry import backproject, disp_to_depth, inverse_warp, invert_se3, pose_vec2mat, rescale_intrinsics, stereo_transform
@@ -57,17 +56,7 @@ from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, mo
 from ..nets.registry import build_depth_net
 from ..nets.undeepvo_pose import UnDeepVOPoseNet
 from . import LossTerm, Method, register
-
-
-class FinestInvDepth(nn.Module):
-    """Export wrapper: finest inverse depth only."""
-
-    def __init__(self, depth_net: nn.Module):
-        super().__init__()
-        self.depth_net = depth_net
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.depth_net(image)[0]
+from .export_wrappers import FinestInvDepth
 
 
 class StereoVideoMethod(Method):

@@ -13,6 +13,8 @@ def check_shape(x: Any, spec: str, name: str = "tensor") -> None:
     """Raise ValueError unless ``x.shape`` matches ``spec`` (comma-separated sizes or letters)."""
     fields = [f.strip() for f in spec.split(",")]
     shape = tuple(x.shape)
-    ok = len(shape) == len(fields) and all(not f.isdigit() or int(f) == s for f, s in zip(fields, shape))
+    # While an exporter traces a graph the sizes may be symbolic (not int): only the rank is checked.
+    ok = len(shape) == len(fields) and all(not f.isdigit() or not isinstance(s, int) or int(f) == s
+                                           for f, s in zip(fields, shape))
     if not ok:
         raise ValueError(f"{name}: expected shape ({spec}), got {shape}")
