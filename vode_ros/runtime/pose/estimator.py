@@ -49,7 +49,7 @@ class PoseEstimatorConfig:
     min_inlier_ratio: float = 0.25       # lower: fall back to the net
     min_depth: float = 0.1               # m: depth outside [min_depth, max_depth] is not used
     max_depth: float = 80.0
-    net_flow_guess: bool = True          # hybrid: start LK where the net's motion puts each corner
+    net_flow_guess: bool = True          # hybrid: where unguided LK loses half the corners, retry from the net
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
     refine_max_points: int = 3000
@@ -269,12 +269,18 @@ class PoseEstimator:
             est.reason = f"{0 if pts0 is None else len(pts0)} corners on the previous frame (low texture)"
         else:
             z, has_z = sample_depth(self._prev_depth, pts0, gray.shape[::-1], cfg.min_depth, cfg.max_depth)
-            guess = None
-            if hybrid and cfg.net_flow_guess and net is not None and has_z.any():
-                # Corners without depth keep their own position as the guess (zero flow).
+            pts1, ok = track(self._prev_gray, gray, pts0, self._tracking)
+            if (hybrid and cfg.net_flow_guess and net is not None and has_z.any()
+                    and ok.sum() < 0.5 * len(pts0)):
+                # Few tracks unguided (fast motion, blur): retry from where the net's motion puts
+                # each corner; keep the better. Only then: a wrong net (other domain, wrong scale)
+                # must not spoil tracking that works on its own (TUM: 11 fallbacks when always guided).
                 uv, zc = project(backproject(pts0, np.where(has_z, z, 1.0), k_w), invert_se3(net), k_w)
                 guess = np.where((has_z & (zc > 1e-3))[:, None] & np.isfinite(uv), uv, pts0).astype(np.float32)
-            pts1, ok = track(self._prev_gray, gray, pts0, self._tracking, guess)
+                pts1_g, ok_g = track(self._prev_gray, gray, pts0, self._tracking, guess)
+                if ok_g.sum() > ok.sum():
+                    pts1, ok = pts1_g, ok_g
+                    est.extra["net_guided_tracking"] = True
             est.tracked = int(ok.sum())
             use = ok & has_z
             est.with_depth = int(use.sum())
