@@ -146,7 +146,7 @@ def test_choose_gt(synth_dir, tmp_path):
     shutil.rmtree(copy / "depth")
     assert run_eval.choose_gt(load_sequence(copy)) == "sgbm"
     shutil.rmtree(copy / "image_1")
-    with pytest.raises(run_eval.EvalInputError, match="no depth ground truth"):
+    with pytest.raises(run_eval.DepthTruthError, match="no depth ground truth"):
         run_eval.choose_gt(load_sequence(copy))
 
 

@@ -1,6 +1,6 @@
 """`vode eval`: depth and trajectory metrics of the exported models on a KITTI-layout folder.
 
-    vode eval depth --data DIR [--model-dir DIR] [--gt auto|npy|velodyne|sgbm]
+    vode eval depth --data DIR [--model-dir DIR] [--gt auto|png|npy|velodyne|sgbm] [--stride N]
                     [--median-scaling/--no-median-scaling] [--garg-crop/--no-garg-crop]
                     [--json FILE] [--plots DIR]
     vode eval pose  --data DIR [--model-dir DIR] --json FILE [--plots DIR] [--lengths 10,20,30]
@@ -37,20 +37,23 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval", help="evaluate depth.onnx / pose.onnx on a KITTI-layout folder",
-        description="Depth: Eigen-protocol metrics against depth/*.npy, Velodyne or SGBM pseudo-GT. "
+        description="Depth: Eigen-protocol metrics against depth_0/*.png, depth/*.npy, Velodyne or SGBM "
+                    "pseudo-GT, beside a constant-depth baseline. "
                     "Pose: ATE-5, full-trajectory ATE, KITTI t_err/r_err, RPE, evo APE/RPE.")
     sub = p.add_subparsers(dest="eval_task", metavar="TASK")
     d = sub.add_parser("depth", help="depth metrics (7 Eigen metrics)")
     _common(d)
-    d.add_argument("--gt", default="auto", choices=("auto", "npy", "velodyne", "sgbm"),
-                   help="ground truth: depth/*.npy, velodyne/*.bin + Tr in calib.txt, or stereo SGBM "
-                        "pseudo-GT (auto: the first available in that order)")
+    d.add_argument("--gt", default="auto", choices=("auto", "png", "npy", "velodyne", "sgbm"),
+                   help="ground truth: depth_0/*.png (uint16, m*256), depth/*.npy, velodyne/*.bin + Tr in "
+                        "calib.txt, or stereo SGBM pseudo-GT (auto: the first available in that order)")
     d.add_argument("--median-scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="per-image median scaling (default: on unless the model is metric)")
     d.add_argument("--garg-crop", action=argparse.BooleanOptionalAction, default=None,
                    help="Garg/Eigen crop (default: on for Velodyne GT only)")
     d.add_argument("--min-depth", type=float, default=1e-3)
-    d.add_argument("--max-depth", type=float, default=80.0)
+    d.add_argument("--max-depth", type=float, default=None,
+                   help="depth cap in metres (default: the domain's, 80 outdoors, 10 indoors)")
+    d.add_argument("--stride", type=int, default=1, help="every N-th frame (long sequences)")
     d.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     d.set_defaults(func=run, eval_task="depth")
     q = sub.add_parser("pose", help="trajectory metrics (needs poses.txt)")
@@ -80,7 +83,7 @@ def run(args) -> int:
             result = run_eval.evaluate_depth(
                 args.data, args.model_dir, gt=args.gt, median_scaling=args.median_scaling,
                 garg_crop=args.garg_crop, min_depth=args.min_depth, max_depth=args.max_depth,
-                max_frames=args.max_frames, plots=args.plots, progress=progress)
+                max_frames=args.max_frames, plots=args.plots, progress=progress, stride=args.stride)
             text = run_eval.format_depth(result)
         else:
             result = run_eval.evaluate_pose(args.data, args.model_dir, lengths=args.lengths,

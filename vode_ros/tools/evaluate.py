@@ -4,25 +4,21 @@ Used by ``vode eval depth`` / ``vode eval pose`` (vode_ros/cli/eval.py); no torc
 
 Depth (:func:`evaluate_depth`): depth.onnx on every left frame (network resolution; the
 prediction is resized to the ground truth's size by ``depth_metrics``), Eigen protocol
-(``depth_metrics.compute_depth_metrics``: 1e-3 < gt < 80 m, optional Garg crop, optional
-per-image median scaling, clamp, 7 metrics averaged per image). Ground truth, in order of
-preference with ``gt='auto'``:
+(``depth_metrics.compute_depth_metrics``: min_depth < gt < cap, optional Garg crop, clamp,
+7 metrics averaged per image) against the folder's ground truth (``vode_ros.core.depth_truth``:
+depth_0/*.png, depth/*.npy, Velodyne, or SGBM pseudo-GT from the stereo pair). Every run
+scores three predictions on the same pixels:
 
-1. ``npy``: ``depth/NNNNNN.npy`` (float32 metres, 0 = none), as written by the synthetic
-   generator; exact.
-2. ``velodyne``: ``velodyne/NNNNNN.bin`` (KITTI scans, float32 x, y, z, reflectance) and
-   a ``Tr:`` line in ``calib.txt`` (3x4, Velodyne -> rectified cam0, as in the KITTI
-   odometry calib files). Each scan is projected with ``P_left @ [Tr; 0 0 0 1]`` where
-   ``P_left`` is ``P0`` (image_0 sequences) or ``P2`` (image_2); depth is the third row of
-   that product (as SfMLearner's ``generate_depth_map``); points behind the scanner (x < 0)
-   dropped; pixel = ``round(u) - 1``, ``round(v) - 1`` (the reference code's MATLAB offset,
-   ``matlab_offset=False`` to use ``round``); several points on one pixel keep the nearest.
-3. ``sgbm``: stereo pseudo-GT (``vode_ros.core.stereo_depth.sgbm_depth``) from image_0/image_1 at full
-   resolution with the calibrated baseline; numDisparities = fx·b / 3 m rounded up to 16
-   (128 on KITTI). Not LiDAR: report it as "vs. SGBM pseudo-GT".
+- ``median_scaled``: the model with per-image median scaling (what a monocular method is
+  judged by);
+- ``metric``: the model as it is, in metres (meaningful when its metadata says metric), with
+  the scale error: median over images of median(pred) / median(gt) - 1;
+- ``constant``: one constant depth per image, the GT median (median scaling of any constant):
+  the bar a model has to clear to have learned anything about structure.
 
+The depth cap is the one of the domain: 80 m when the GT reaches past 20 m (driving), 10 m
+indoors (``max_depth=None``, the default; the median GT depth of the first frames decides).
 The Garg crop defaults to on for Velodyne GT only (it describes the LiDAR's coverage).
-Median scaling defaults to on unless the model's metadata says ``vode.metric_scale=true``.
 
 Pose (:func:`evaluate_pose`): pose.onnx on every consecutive pair (current, previous) ->
 ``T_{i-1,i}``, integrated ``W_i = W_{i-1} T_{i-1,i}`` (``trajectory.integrate_relative``);
@@ -48,8 +44,8 @@ import numpy as np
 from vode_ros.core import depth_metrics as dm
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
-
-GT_SOURCES = ("npy", "velodyne", "sgbm")
+from vode_ros.core.depth_truth import (GT_LABELS, GT_SOURCES, DepthTruthError, GroundTruth,  # noqa: F401
+                                       choose_gt, read_calib, velodyne_depth_map)
 
 
 class EvalInputError(ValueError):
@@ -133,187 +129,102 @@ def write_json(result: dict, path: str | Path) -> Path:
     return out
 
 
-def read_calib(root: Path) -> dict[str, np.ndarray]:
-    """All 12-number lines of calib.txt (P0..P3, Tr) as (3, 4) arrays."""
-    from vode_ros.core.kitti import parse_calib
-
-    return parse_calib(Path(root) / "calib.txt")
-
-
-# --------------------------------------------------------------------------- ground truth
-
-def velodyne_depth_map(scan: np.ndarray, tr_velo_cam: np.ndarray, p_left: np.ndarray,
-                       image_size: tuple[int, int], matlab_offset: bool = True) -> np.ndarray:
-    """Project one KITTI Velodyne scan (N, 4) into the left image -> depth (H, W) float32, 0 = none.
-
-    ``tr_velo_cam`` (3, 4): Velodyne -> rectified cam0 (KITTI odometry ``Tr``); ``p_left``
-    (3, 4): ``P0`` or ``P2``. Follows SfMLearner's ``generate_depth_map`` (see module doc).
-    """
-    width, height = image_size
-    pts = np.asarray(scan, dtype=np.float64).reshape(-1, 4)[:, :3]
-    pts = pts[pts[:, 0] >= 0]
-    hom = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)                  # (N, 4)
-    velo_to_img = np.asarray(p_left) @ np.vstack([np.asarray(tr_velo_cam), [0, 0, 0, 1]])
-    im = hom @ velo_to_img.T                                                       # (N, 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = im[:, 0] / im[:, 2]
-        v = im[:, 1] / im[:, 2]
-    off = 1.0 if matlab_offset else 0.0
-    u = np.round(u) - off
-    v = np.round(v) - off
-    ok = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    u, v, z = u[ok].astype(np.int64), v[ok].astype(np.int64), im[ok, 2]
-    depth = np.full(height * width, np.inf)
-    np.minimum.at(depth, v * width + u, z)
-    depth[~np.isfinite(depth)] = 0.0
-    depth[depth < 0] = 0.0
-    return depth.reshape(height, width).astype(np.float32)
-
-
-def _velodyne_available(root: Path) -> bool:
-    return (root / "velodyne").is_dir() and "Tr" in read_calib(root)
-
-
-def choose_gt(seq, gt: str = "auto") -> str:
-    """Resolve ``gt`` ('auto' | npy | velodyne | sgbm) for a sequence; EvalInputError if unusable."""
-    root = Path(seq.root)
-    has_npy = (root / "depth").is_dir() and any((root / "depth").glob("*.npy"))
-    has_velo = _velodyne_available(root)
-    has_stereo = seq.right is not None and seq.baseline is not None
-    if gt == "auto":
-        if has_npy:
-            return "npy"
-        if has_velo:
-            return "velodyne"
-        if has_stereo:
-            return "sgbm"
-        raise EvalInputError(
-            f"{root}: no depth ground truth: needs depth/NNNNNN.npy, or velodyne/NNNNNN.bin with a "
-            "'Tr:' line in calib.txt, or a right camera (image_1/ + P1) for SGBM pseudo-GT")
-    if gt not in GT_SOURCES:
-        raise EvalInputError(f"gt must be one of auto, {', '.join(GT_SOURCES)}; got {gt!r}")
-    if gt == "npy" and not has_npy:
-        raise EvalInputError(f"{root}: --gt npy needs depth/NNNNNN.npy files (float32 metres)")
-    if gt == "velodyne" and not has_velo:
-        raise EvalInputError(f"{root}: --gt velodyne needs velodyne/NNNNNN.bin and a 'Tr:' line "
-                             "(Velodyne -> cam0, 12 numbers) in calib.txt")
-    if gt == "sgbm" and not has_stereo:
-        raise EvalInputError(f"{root}: --gt sgbm needs the right camera: image_1/ (or image_3/) and "
-                             "P1 (P3) in calib.txt")
-    return gt
-
-
-class GroundTruth:
-    """Depth ground truth per frame index, at full image resolution."""
-
-    def __init__(self, seq, source: str, matlab_offset: bool = True):
-        self.seq = seq
-        self.source = source
-        self.root = Path(seq.root)
-        self.matlab_offset = matlab_offset
-        self.settings: dict = {"source": source}
-        if source == "velodyne":
-            calib = read_calib(self.root)
-            left_key = "P0" if seq.left[0].parent.name == "image_0" else "P2"
-            self.tr, self.p_left = calib["Tr"], calib[left_key]
-            self.settings.update(projection=f"{left_key} @ Tr", matlab_offset=matlab_offset)
-        elif source == "sgbm":
-            fxb = seq.k[0, 0] * seq.baseline
-            self.num_disp = int(min(256, max(16, math.ceil(fxb / 3.0 / 16.0) * 16)))
-            self.settings.update(num_disparities=self.num_disp, block_size=5,
-                                 nearest_depth_m=float(fxb / (self.num_disp - 1)),
-                                 note="stereo pseudo ground truth, not LiDAR")
-
-    def __call__(self, i: int, left: np.ndarray) -> np.ndarray:
-        from vode_ros.core.kitti import read_image
-
-        if self.source == "npy":
-            path = self.root / "depth" / f"{self.seq.left[i].stem}.npy"
-            if not path.is_file():
-                raise EvalInputError(f"{path}: missing (depth/ must hold one .npy per left image)")
-            return np.load(path).astype(np.float32)
-        if self.source == "velodyne":
-            path = self.root / "velodyne" / f"{self.seq.left[i].stem}.bin"
-            if not path.is_file():
-                raise EvalInputError(f"{path}: missing (velodyne/ must hold one scan per left image)")
-            scan = np.fromfile(path, dtype=np.float32).reshape(-1, 4)
-            return velodyne_depth_map(scan, self.tr, self.p_left, self.seq.image_size, self.matlab_offset)
-        from vode_ros.core.stereo_depth import sgbm_depth
-
-        right = read_image(self.seq.right[i])
-        return sgbm_depth(left, right, float(self.seq.k[0, 0]), float(self.seq.baseline),
-                          num_disparities=self.num_disp, block_size=5)
-
-
 # --------------------------------------------------------------------------- depth
+
+def domain_cap(gt_depths: list[np.ndarray]) -> float:
+    """80 m for outdoor ground truth, 10 m indoors: the 95th percentile of valid GT decides."""
+    vals = np.concatenate([g[(g > 0) & np.isfinite(g)].ravel() for g in gt_depths] or [np.zeros(0)])
+    return 80.0 if vals.size and float(np.percentile(vals, 95)) > 20.0 else 10.0
+
 
 def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: str = "auto",
                    median_scaling: bool | None = None, garg_crop: bool | None = None,
-                   min_depth: float = 1e-3, max_depth: float = 80.0, max_frames: int | None = None,
+                   min_depth: float = 1e-3, max_depth: float | None = None, max_frames: int | None = None,
                    plots: str | Path | None = None, progress: bool | None = None,
-                   matlab_offset: bool = True) -> dict:
-    """Depth metrics of depth.onnx on every left frame of ``data`` (see the module doc)."""
-    from vode_ros.runtime.inference import DepthEstimator
+                   matlab_offset: bool = True, stride: int = 1) -> dict:
+    """Depth metrics of depth.onnx on the left frames of ``data`` (every ``stride``-th; see the module doc).
+
+    ``median_scaling`` picks which of the three scores is the headline ``metrics`` (default:
+    median-scaled unless the model is metric); all three are in the result.
+    """
     from vode_ros.core.kitti import read_image
+    from vode_ros.runtime.inference import DepthEstimator
 
     seq = _load_sequence(data, max_frames)
-    source = choose_gt(seq, gt)
+    try:
+        source = choose_gt(seq, gt)
+        truth = GroundTruth(seq, source, matlab_offset)
+    except DepthTruthError as exc:
+        raise EvalInputError(str(exc)) from exc
     model = _load_model(model_dir, "depth")
     estimator = DepthEstimator(model)     # recurrent models: frames in order, state carried by model.run
     if median_scaling is None:
         median_scaling = not model.meta.metric_scale
     if garg_crop is None:
         garg_crop = source == "velodyne"
-    truth = GroundTruth(seq, source, matlab_offset)
     k_net = model.intrinsics_for_net(seq.k, seq.image_size)
-    per_image, samples = [], {}
-    keep = {0, len(seq) // 2, len(seq) - 1}
+    frames = list(range(0, len(seq), max(1, int(stride))))
+    rows: dict[str, list[dict]] = {"median_scaled": [], "metric": [], "constant": []}
+    samples, cap = {}, max_depth
+    keep = {frames[0], frames[len(frames) // 2], frames[-1]}
     t0 = time.perf_counter()
-    for i in _progress(range(len(seq)), "depth", len(seq), progress):
+    for i in _progress(frames, "depth", len(frames), progress):
         img = read_image(seq.left[i])
         pred = estimator(model.preprocess(img, _encoding(img)), fx=float(k_net[0, 0]))
         gt_depth = truth(i, img)
-        m = dm.compute_depth_metrics(gt_depth, pred, min_depth=min_depth, max_depth=max_depth,
-                                     garg_crop=garg_crop, median_scaling=median_scaling)
-        m["frame"] = i
-        per_image.append(m)
+        if cap is None:
+            cap = domain_cap([gt_depth])
+        common = {"min_depth": min_depth, "max_depth": cap, "garg_crop": garg_crop}
+        for name, p, med in (("median_scaled", pred, True), ("metric", pred, False),
+                             ("constant", np.ones_like(pred), True)):
+            m = dm.compute_depth_metrics(gt_depth, p, median_scaling=med, **common)
+            m["frame"] = i
+            rows[name].append(m)
         if plots is not None and i in keep:
-            samples[i] = (img, pred * (m["scale"] if np.isfinite(m["scale"]) else 1.0), gt_depth)
+            scale = rows["median_scaled"][-1]["scale"] if median_scaling else 1.0
+            samples[i] = (img, pred * (scale if np.isfinite(scale) else 1.0), gt_depth)
     seconds = time.perf_counter() - t0
-    mean = dm.mean_metrics(per_image)
+    means = {name: dm.mean_metrics(r) for name, r in rows.items()}
+    headline = "median_scaled" if median_scaling else "metric"
+    med_scales = np.array([r["scale"] for r in rows["median_scaled"] if r["n_valid"] > 0], dtype=np.float64)
+    pred_over_true = float(np.median(1.0 / med_scales)) if med_scales.size else float("nan")
     result = {
         "task": "depth",
         "data": str(seq.root),
         "gt_source": source,
-        "n_images": int(mean["n_images"]),
+        "n_images": int(means[headline]["n_images"]),
         "n_frames": len(seq),
-        "metrics": {k: mean[k] for k in dm.METRIC_NAMES},
-        "scale": {k: mean[k] for k in ("scale_mean", "scale_std", "scale_median", "scale_std_rel")},
-        "n_skipped": int(mean["n_skipped"]),
+        "metrics": {k: means[headline][k] for k in dm.METRIC_NAMES},
+        "scores": {name: {k: m[k] for k in dm.METRIC_NAMES} for name, m in means.items()},
+        "scale": {k: means["median_scaled"][k] for k in ("scale_mean", "scale_std", "scale_median", "scale_std_rel")},
+        "metric_scale": {"pred_over_true": pred_over_true, "error": pred_over_true - 1.0,
+                         "model_claims_metric": bool(model.meta.metric_scale)},
+        "n_skipped": int(means[headline]["n_skipped"]),
         "settings": {
             "protocol": "Eigen (SfMLearner compute_errors)", "min_depth": min_depth,
-            "max_depth": max_depth, "garg_crop": bool(garg_crop), "median_scaling": bool(median_scaling),
-            "gt": truth.settings, "image_size": list(seq.image_size),
+            "max_depth": cap, "max_depth_rule": "given" if max_depth is not None else "domain: 80 m outdoor, 10 m indoor",
+            "garg_crop": bool(garg_crop), "median_scaling": bool(median_scaling), "headline": headline,
+            "stride": int(stride), "gt": truth.settings, "image_size": list(seq.image_size),
         },
         "model": _model_info(model),
         "seconds": seconds,
         "per_image": [{"frame": r["frame"], "abs_rel": r["abs_rel"], "scale": r["scale"],
-                       "n_valid": r["n_valid"]} for r in per_image],
+                       "n_valid": r["n_valid"]} for r in rows["median_scaled"]],
     }
     if plots is not None:
-        result["plots"] = _depth_plots(Path(plots), samples, per_image, source)
+        result["plots"] = _depth_plots(Path(plots), samples, rows[headline], source, median_scaling)
     return result
 
 
-def _depth_plots(out: Path, samples: dict, per_image: list, source: str) -> list[str]:
+def _depth_plots(out: Path, samples: dict, per_image: list, source: str, median_scaled: bool) -> list[str]:
     from .plots import save_depth_panel
 
     files = []
-    label = {"npy": "GT depth", "velodyne": "Velodyne GT", "sgbm": "SGBM pseudo-GT"}[source]
+    label = {"png": "sensor depth", "npy": "GT depth", "velodyne": "Velodyne GT", "sgbm": "SGBM pseudo-GT"}[source]
     for i, (img, pred, gt_depth) in sorted(samples.items()):
         files.append(str(save_depth_panel(img, pred, gt_depth, out / f"depth_{i:06d}.png",
                                           titles=(f"frame {i}", "prediction (median-scaled)"
-                                                  if per_image[i]["scale"] != 1.0 else "prediction", label))))
+                                                  if median_scaled else "prediction (metres)", label))))
     frames = [r["frame"] for r in per_image]
     files.append(str(_curve_png(out / "depth_abs_rel.png", frames, [r["abs_rel"] for r in per_image],
                                 "frame", "Abs Rel", f"depth error per frame (vs. {label})")))
@@ -430,15 +341,20 @@ def _curve_png(path: Path, x, y, xlabel: str, ylabel: str, title: str) -> Path:
 
 def format_depth(result: dict) -> str:
     s = result["settings"]
-    gt = {"npy": "exact GT depth (depth/*.npy)", "velodyne": "Velodyne GT",
-          "sgbm": "SGBM stereo pseudo-GT (not LiDAR)"}[result["gt_source"]]
-    lines = [f"depth: {result['n_images']} images of {result['data']} vs. {gt}; "
-             f"{s['min_depth']:g} < gt < {s['max_depth']:g} m, Garg crop {'on' if s['garg_crop'] else 'off'}, "
-             f"median scaling {'on' if s['median_scaling'] else 'off'}; model {result['model']['path']} "
-             f"({result['model']['method']}, {result['model']['provider']})",
-             dm.format_metrics(result["metrics"])]
+    lines = [f"depth: {result['n_images']} images of {result['data']} vs. {GT_LABELS[result['gt_source']]}; "
+             f"{s['min_depth']:g} < gt < {s['max_depth']:g} m, Garg crop {'on' if s['garg_crop'] else 'off'}; "
+             f"model {result['model']['path']} ({result['model']['method']}, {result['model']['provider']})",
+             f"{'':22}" + dm.format_metrics(result["scores"]["metric"]).splitlines()[0]]
+    names = {"median_scaled": "model, median-scaled", "metric": "model, metric (as is)",
+             "constant": "constant (GT median)"}
+    for key, label in names.items():
+        lines.append(f"{label:22}" + dm.format_metrics(result["scores"][key]).splitlines()[1])
+    ms = result["metric_scale"]
+    if np.isfinite(ms["pred_over_true"]):
+        claim = "the model claims metric scale" if ms["model_claims_metric"] else "the model is not metric"
+        lines.append(f"predicted / true scale: {ms['pred_over_true']:.3f} ({ms['error']:+.1%}; {claim})")
     sc = result["scale"]
-    if s["median_scaling"] and sc["scale_median"] is not None and np.isfinite(sc["scale_median"]):
+    if sc["scale_median"] is not None and np.isfinite(sc["scale_median"]):
         lines.append(f"median-scaling ratio: median {sc['scale_median']:.3f}, std/median {sc['scale_std_rel']:.3f}")
     if result["n_skipped"]:
         lines.append(f"({result['n_skipped']} images without valid ground truth skipped)")
