@@ -23,6 +23,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "path": "data/kitti_odometry_06_0000-0050",   # KITTI odometry folder (relative: to the cwd)
         "paths": [],                     # kitti_odometry: several folders in one training set (overrides path)
         "root": "",                      # folder that relative data.path / data.paths entries are under
+        "domain": "",                    # driving | indoor | ...: recorded in the export; the run time trusts
+                                         # the model's metres only on a camera of that domain
         "width": 416,
         "height": 128,
         "color": "gray",                 # gray | rgb

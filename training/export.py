@@ -88,11 +88,28 @@ def _max_abs_diff(session, name: str | list[str], module: torch.nn.Module, input
     return worst
 
 
+def _camera_metadata(cameras: list[dict[str, Any]], domain: str) -> dict[str, str]:
+    """vode.train_fx (frame-weighted median focal length at the network size: the run time rescales
+    metric depth by fx_camera / train_fx), vode.train_hfov_deg ([min, max] field of view of the
+    training cameras) and vode.train_domain: what the run time checks before it trusts the
+    model's metres on a camera (vode_ros.runtime.metric_trust)."""
+    meta = {"vode.train_domain": domain} if domain else {}
+    if not cameras:
+        return meta
+    fx = np.repeat([c["fx"] for c in cameras], [c["frames"] for c in cameras])
+    hfov = [c["hfov_deg"] for c in cameras]
+    meta.update({"vode.train_fx": f"{float(np.median(fx)):.3f}",
+                 "vode.train_hfov_deg": json.dumps([round(min(hfov), 2), round(max(hfov), 2)]),
+                 "vode.train_cameras": json.dumps([{k: (round(v, 3) if isinstance(v, float) else v)
+                                                    for k, v in c.items()} for c in cameras])})
+    return meta
+
+
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
     """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report."""
     import onnxruntime as ort
 
-    from .data import describe_data
+    from .data import describe_data, training_cameras
     from .trainer import load_checkpoint, method_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
@@ -123,6 +140,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                  "T_previous_current [tx,ty,tz,rx,ry,rz] (m, rad, R=Rz@Ry@Rx), input [current, previous]"),
     }
     modules = method.export_modules()
+    camera_meta = _camera_metadata(training_cameras(cfg), d.get("domain", ""))
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     report: dict[str, Any] = {"real_input": real is not None, "files": {}}
     tmps: list[tuple[Path, Path]] = []
@@ -167,6 +185,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                 "vode.created": created,
                 "vode.onnx_parity_max_abs": f"{diff:.3g}",
                 "vode.output": desc,
+                **camera_meta,
                 **io.get("metadata", {}),
             }, out_shape)
             report["files"][kind] = {"path": str(final), "parity_max_abs": diff, "tolerance": tol,

@@ -126,6 +126,30 @@ def load_frames(root: str | Path, max_frames: int | None = None, stereo: bool = 
     return None
 
 
+def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cameras a config trains on: per sequence its name, frames, focal length at the training
+    size (``fx``, pixels) and horizontal field of view (degrees). Empty where the data kind does
+    not say (rosbags, synthetic scenes not yet rendered): the export then records no camera."""
+    import math
+
+    from vode_ros.core.geometry import scale_intrinsics
+    from vode_ros.core.kitti import KittiFormatError, load_sequence
+
+    d = cfg["data"]
+    if d.get("kind", "kitti_odometry") not in ("kitti_odometry", "synthetic"):
+        return []
+    out = []
+    for path in (d.get("paths") or [d["path"]]):
+        try:
+            seq = load_sequence(data_path(d, path))
+        except (KittiFormatError, OSError):
+            continue
+        k = scale_intrinsics(seq.k, seq.image_size, (d["width"], d["height"]))
+        out.append({"name": Path(path).name, "frames": len(seq), "fx": float(k[0, 0]),
+                    "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0])))})
+    return out
+
+
 def describe_data(cfg: dict[str, Any]) -> str:
     """What a run trains on, for the ONNX metadata ``vode.trained_on``."""
     d, init = cfg["data"], cfg["train"].get("init", "")

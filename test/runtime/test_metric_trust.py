@@ -1,0 +1,50 @@
+"""The run time trusts a model's metres only on cameras and domains like its training ones."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vode_ros.runtime.metric_trust import choose_scale_source, horizontal_fov_deg, model_knows_camera
+
+DRIVING = {"vode.metric_scale": "true", "vode.train_domain": "driving", "vode.train_hfov_deg": json.dumps([81.0, 82.0])}
+
+
+def test_field_of_view_of_kitti_and_tum():
+    k_kitti = np.array([[718.856, 0, 607.2], [0, 718.856, 185.2], [0, 0, 1]])
+    assert horizontal_fov_deg(k_kitti, 1241) == pytest.approx(81.6, abs=0.1)
+    k_tum = np.array([[258.65, 0, 159.05], [0, 258.25, 127.4], [0, 0, 1]])
+    assert horizontal_fov_deg(k_tum, 320) == pytest.approx(63.5, abs=0.1)
+
+
+@pytest.mark.parametrize("hfov, domain, trusted", [
+    (81.6, "", True),            # a KITTI-like camera, domain not said
+    (81.6, "driving", True),
+    (81.6, "indoor", False),     # same optics, other world: the sizes it learned do not hold
+    (63.5, "", False),           # TUM's Kinect: a field of view it never saw
+    (55.0, "driving", False),
+])
+def test_model_knows_camera(hfov, domain, trusted):
+    ok, why = model_knows_camera(DRIVING, hfov, domain)
+    assert ok is trusted and why
+
+
+def test_not_metric_and_unreadable_metadata():
+    assert model_knows_camera({"vode.metric_scale": "false"}, 80.0)[0] is False
+    assert model_knows_camera({**DRIVING, "vode.train_hfov_deg": "[oops"}, 80.0)[0] is False
+    assert model_knows_camera({"vode.metric_scale": "true"}, 80.0)[0] is True      # older export, no camera
+
+
+def test_auto_falls_back_in_order():
+    seen = choose_scale_source("auto", DRIVING, 81.6)
+    assert (seen.source, seen.trusted) == ("model", True)
+    assert choose_scale_source("auto", DRIVING, 63.5, have_stereo=True).source == "stereo"
+    assert choose_scale_source("auto", DRIVING, 63.5, camera_height=1.2).source == "camera_height"
+    none = choose_scale_source("auto", DRIVING, 63.5)
+    assert none.source == "none" and "relative" in none.reason and "field of view" in none.reason
+
+
+def test_explicit_mode_is_kept_with_the_check_as_reason():
+    d = choose_scale_source("model", DRIVING, 63.5)
+    assert d.source == "model" and d.trusted is False and "outside" in d.reason
