@@ -30,13 +30,12 @@ import numpy as np
 
 from vode_ros.core.kitti import load_sequence, read_depth, read_image
 from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
-from vode_ros.core.stereo_depth import sgbm_depth
 from vode_ros.core.trajectory import ate5, ate_rmse, path_length
+from vode_ros.runtime.pose.depth_input import SGBM_DIV, stereo_geometry_depth
 from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
 MODES = ("mono", "stereo", "rgbd")
-SGBM_DIV = 2          # SGBM at half resolution: ~8x faster than full on KITTI, see the README table
 
 
 def find_sequences(root: Path) -> list[Path]:
@@ -75,13 +74,8 @@ class NetRunner:
 
 
 def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float) -> np.ndarray:
-    import cv2
-
-    h, w = left.shape[:2]
-    wh = (w // SGBM_DIV, h // SGBM_DIV)
-    l_s = cv2.resize(_gray(left), wh, interpolation=cv2.INTER_AREA)
-    r_s = cv2.resize(_gray(right), wh, interpolation=cv2.INTER_AREA)
-    return sgbm_depth(l_s, r_s, k[0, 0] * wh[0] / w, baseline, num_disparities=128 // SGBM_DIV)
+    """The odometry node's stereo geometry depth (runtime.pose.depth_input): SGBM at 1/SGBM_DIV."""
+    return stereo_geometry_depth(left, right, float(k[0, 0]), baseline, div=SGBM_DIV)
 
 
 def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True) -> dict:

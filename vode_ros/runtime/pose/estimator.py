@@ -177,6 +177,32 @@ class PoseEstimator:
     def started(self) -> bool:
         return self._prev_gray is not None
 
+    @property
+    def previous_stamp(self) -> float | None:
+        return self._prev_stamp
+
+    @property
+    def previous_has_depth(self) -> bool:
+        return self._prev_depth is not None
+
+    def provide_depth(self, stamp: float, depth: np.ndarray) -> bool:
+        """Depth of the frame stepped last, arriving after its step (another node computes it).
+
+        depth: (Hd, Wd) metres, as ``step``'s. False (ignored) unless ``stamp`` is that frame's."""
+        if self._prev_stamp is None or stamp != self._prev_stamp:
+            return False
+        self._prev_depth = _check_depth(depth)
+        return True
+
+    def reconfigure(self, config: PoseEstimatorConfig) -> None:
+        """Take new settings between steps; the sequence goes on unless the working resolution changed."""
+        restart = config.work_width != self.config.work_width    # the kept frame is at the old resolution
+        self.config = config
+        self._tracking = config.tracking()
+        self._pnp = config.pnp()
+        if restart:
+            self.reset()
+
     # ------------------------------------------------------------------ helpers
     def _work(self, gray: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The caller's grey image and K -> working resolution (downscaled to ``work_width``)."""
