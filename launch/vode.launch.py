@@ -61,7 +61,8 @@ def _bag_player():
         return ["ros2", "bag", "play", bag, "--clock", "--rate", LaunchConfiguration("bag_rate")]
     # Wait for the depth node's image subscription: the models take seconds to load, and
     # frames sent before that would be lost.
-    return [sys.executable, "-m", "vode_ros.cli.main", "bag", "play", bag, "--clock",
+    # --reliable: lossless into nodes started with reliable_input:=true, harmless for best-effort readers.
+    return [sys.executable, "-m", "vode_ros.cli.main", "bag", "play", bag, "--clock", "--reliable",
             "--rate", LaunchConfiguration("bag_rate"), "--wait-for", LaunchConfiguration("image_topic"),
             "--wait-timeout", "120"]
 
@@ -78,6 +79,9 @@ def generate_launch_description():
         DeclareLaunchArgument("right_image_topic", default_value="/camera/right/image_raw"),
         DeclareLaunchArgument("right_camera_info_topic", default_value="/camera/right/camera_info"),
         DeclareLaunchArgument("image_transport", default_value="raw", choices=["raw", "compressed"]),
+        DeclareLaunchArgument("reliable_input", default_value="false", choices=["true", "false"],
+                              description="RELIABLE + KEEP_ALL input, every frame processed (bag replay); "
+                                          "false: sensor-data QoS, newest frame wins (live cameras)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/vode.rviz"),
         DeclareLaunchArgument("model_dir", default_value="", description="folder with depth.onnx + pose.onnx ('' = shipped)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "vode.yaml")),
@@ -105,6 +109,7 @@ def generate_launch_description():
         "right_image_topic": LaunchConfiguration("right_image_topic"),
         "right_camera_info_topic": LaunchConfiguration("right_camera_info_topic"),
         "image_transport": LaunchConfiguration("image_transport"),
+        "reliable_input": PythonExpression(["'", LaunchConfiguration("reliable_input"), "' == 'true'"]),
         "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"), "' == 'true'"]),
     }
     params = [LaunchConfiguration("params_file"), overrides]

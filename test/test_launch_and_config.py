@@ -32,7 +32,7 @@ def test_every_yaml_parameter_is_declared_with_a_description(nodes):
     cfg = yaml.safe_load((REPO / "config" / "vode.yaml").read_text())
     common = cfg["/**"]["ros__parameters"]
     for name, node in nodes.items():
-        for key in {**common, **cfg[name]["ros__parameters"]}:
+        for key in {**common, **cfg[f"/**/{name}"]["ros__parameters"]}:
             assert node.has_parameter(key), f"{name} does not declare '{key}' from config/vode.yaml"
             assert node.describe_parameter(key).description, f"{name}.{key} has no description"
 

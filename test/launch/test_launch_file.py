@@ -36,13 +36,13 @@ RUN_OPTION = {
     "frame_prefix": "--frame-prefix", "odom_frame": "--odom-frame", "base_frame": "--base-frame",
     "camera_frame": "--camera-frame", "image_topic": "--image-topic", "camera_info_topic": "--camera-info-topic",
     "use_sim_time": "--use-sim-time", "depth": "--nodes", "odometry": "--nodes", "bag": "--bag", "bag_rate": "--rate",
+    "reliable_input": "--reliable-input",
 }
 # Launch arguments with no `vode run` twin, and why.
 LAUNCH_ONLY = {"rviz": "RViz is a separate GUI program; vode run hosts only the nodes"}
 # Options `vode run` does not have yet (cli/run.py + nodes/runner.py); strict, so wiring one fails here
 # until it is taken off the list.
-RUN_PENDING = {"mode", "scale_mode", "right_image_topic", "right_camera_info_topic", "image_transport",
-               "namespace", "frame_prefix", "odom_frame", "base_frame", "camera_frame"}
+RUN_PENDING: set[str] = set()
 
 
 # -- the launch file against stand-ins of the launch classes ----------------------------------

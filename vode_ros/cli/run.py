@@ -1,8 +1,14 @@
-"""`vode run`: start the nodes from the parameter YAML (the pip-only twin of the launch file)."""
+"""`vode run`: start the nodes from the parameter YAML (the pip-only twin of the launch file).
+
+Every argument of launch/vode.launch.py except rviz has an option here with the same effect.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+SCALE_MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -12,8 +18,22 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=None, help="parameter YAML (default: config/vode.yaml)")
     p.add_argument("--model-dir", default=None, help="folder with depth.onnx and pose.onnx")
     p.add_argument("--nodes", default="depth,odometry", help="comma list of depth, odometry")
+    p.add_argument("--mode", choices=("mono", "stereo"), default=None,
+                   help="mono, or stereo (right camera pairs for metric scale)")
+    p.add_argument("--scale-mode", choices=SCALE_MODES, default=None,
+                   help="where the depth node's metric scale comes from (the odometry node follows it)")
     p.add_argument("--image-topic", default=None)
     p.add_argument("--camera-info-topic", default=None)
+    p.add_argument("--right-image-topic", default=None)
+    p.add_argument("--right-camera-info-topic", default=None)
+    p.add_argument("--image-transport", choices=("raw", "compressed"), default=None)
+    p.add_argument("--reliable-input", action="store_true",
+                   help="RELIABLE + KEEP_ALL input, every frame processed (bag replay; default: newest frame wins)")
+    p.add_argument("--namespace", default="", help="namespace of both nodes (one per camera when several run)")
+    p.add_argument("--frame-prefix", default="", help="prefix of the default TF frame names, e.g. 'front/'")
+    p.add_argument("--odom-frame", default=None, help="default: <frame-prefix>odom")
+    p.add_argument("--base-frame", default=None, help="default: <frame-prefix>base_link")
+    p.add_argument("--camera-frame", default=None, help="default: <frame-prefix>camera_left_optical_frame")
     p.add_argument("--use-sim-time", action="store_true", help="follow /clock (e.g. from a bag)")
     p.add_argument("--bag", type=Path, default=None, help="play this rosbag2 into the nodes, then exit")
     p.add_argument("--rate", type=float, default=1.0, help="bag playback rate (0 = as fast as possible)")
@@ -21,21 +41,44 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """(overrides for every node as -p strings, per-node overrides) from the options."""
+    overrides: dict[str, str] = {}
+    if args.model_dir:
+        overrides["model_dir"] = str(Path(args.model_dir).resolve())
+    for option, name in (("image_topic", "image_topic"), ("camera_info_topic", "camera_info_topic"),
+                         ("right_image_topic", "right_image_topic"),
+                         ("right_camera_info_topic", "right_camera_info_topic"),
+                         ("image_transport", "image_transport"), ("mode", "mode")):
+        value = getattr(args, option)
+        if value:
+            overrides[name] = value
+    if args.use_sim_time:
+        overrides["use_sim_time"] = "true"
+    if args.reliable_input:
+        overrides["reliable_input"] = "true"
+    per_node: dict[str, dict[str, Any]] = {"depth": {}, "odometry": {}}
+    if args.scale_mode:
+        per_node["depth"]["scale_mode"] = args.scale_mode
+        # As the launch file: the odometry node follows the depth node's scale unless the model is metric.
+        per_node["odometry"]["scale_mode"] = "model" if args.scale_mode in ("model", "none") else "from_depth"
+    prefix = args.frame_prefix
+    for option, default in (("odom_frame", "odom"), ("base_frame", "base_link"),
+                            ("camera_frame", "camera_left_optical_frame")):
+        value = getattr(args, option) or (prefix + default if prefix else None)
+        if value:
+            per_node["odometry"][option] = value
+    return overrides, per_node
+
+
 def run(args) -> int:
     from vode_ros.nodes.runner import run_nodes
 
-    overrides = {}
-    if args.model_dir:
-        overrides["model_dir"] = str(Path(args.model_dir).resolve())
-    if args.image_topic:
-        overrides["image_topic"] = args.image_topic
-    if args.camera_info_topic:
-        overrides["camera_info_topic"] = args.camera_info_topic
-    if args.use_sim_time:
-        overrides["use_sim_time"] = "true"
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     bad = [n for n in nodes if n not in ("depth", "odometry")]
     if bad:
         print(f"vode run: unknown node(s) {bad}; choose from depth, odometry")
         return 2
-    return run_nodes(args.params, overrides, nodes, bag=args.bag, rate=args.rate)
+    overrides, per_node = node_parameters(args)
+    return run_nodes(args.params, overrides, nodes, bag=args.bag, rate=args.rate, namespace=args.namespace,
+                     node_overrides=per_node)

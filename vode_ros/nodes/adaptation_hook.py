@@ -21,6 +21,13 @@ from vode_ros.nodes.base import ERROR, OK, WARN
 from vode_ros.runtime.inference import OnnxModel, default_model_dir
 
 
+def default_save_dir(namespace: str) -> Path:
+    """~/.ros/vode_ros/adapted for the root namespace, ~/.ros/vode_ros/adapted/<ns> below it."""
+    base = Path.home() / ".ros" / "vode_ros" / "adapted"
+    ns = namespace.strip("/")
+    return base / ns if ns else base
+
+
 class AdaptationHook:
     """Declares the ``adapt_*`` parameters on ``node`` (a VodeNodeBase) and, with ``adapt`` on,
     runs an OnlineAdapter fed by :meth:`add_frame`."""
@@ -46,14 +53,18 @@ class AdaptationHook:
             self.adapter.stop()
 
     def _declare(self) -> None:
-        declare = self.node._declare   # VodeNodeBase: parameter with description and range
+        # VodeNodeBase: parameter with description and range. The adapter reads its settings once
+        # when it starts: changing them means a restart (refused live, with that reason).
+        def declare(*args, **kwargs):
+            return self.node._declare(*args, live=False, **kwargs)
+
         rng_i = lambda lo, hi: {"integer_range": [IntegerRange(from_value=lo, to_value=hi, step=1)]}  # noqa: E731
         rng_f = lambda lo, hi: {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}  # noqa: E731
         declare("adapt", False, "fine-tune the model online on the incoming frames (needs torch)")
         declare("adapt_checkpoint", "", "torch checkpoint of the model in use ('' = <model_dir>/checkpoint.pt "
                 "if there, else the shipped models/sfmlearner_stereo.pt)")
         declare("adapt_save_dir", "", "~/save_adapted writes here; accepted swaps go to <dir>/live "
-                "('' = ~/.ros/vode_ros/adapted)")
+                "('' = ~/.ros/vode_ros/adapted/<namespace>, so two cameras never share it)")
         declare("adapt_buffer_size", 64, "replay buffer, frames", **rng_i(4, 4096))
         declare("adapt_holdout_every", 5, "every n-th frame is held out (judges, never trained on)", **rng_i(2, 1000))
         declare("adapt_holdout_size", 8, "held-out snippets kept", **rng_i(1, 1024))
@@ -85,7 +96,7 @@ class AdaptationHook:
             raise ValueError(f"adapt: torch checkpoint {ckpt} not found; set adapt_checkpoint (a nets-only "
                              "checkpoint of the model in model_dir)")
         settings = AdaptSettings(
-            checkpoint=str(ckpt), save_dir=p("adapt_save_dir").value or str(Path.home() / ".ros/vode_ros/adapted"),
+            checkpoint=str(ckpt), save_dir=p("adapt_save_dir").value or str(default_save_dir(self.node.get_namespace())),
             buffer_size=int(p("adapt_buffer_size").value), holdout_every=int(p("adapt_holdout_every").value),
             holdout_size=int(p("adapt_holdout_size").value), batch_size=int(p("adapt_batch_size").value),
             lr=float(p("adapt_lr").value), max_steps_per_second=float(p("adapt_max_steps_per_second").value),

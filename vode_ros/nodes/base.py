@@ -2,31 +2,47 @@
 
 A node here is a thin adapter: it decodes messages, hands numpy to vode_ros.runtime.inference /
 vode_ros.runtime.odometry / vode_ros.runtime.scale and turns results back into messages. Bad input is
-logged (throttled), counted, reported on /diagnostics, and never stops the node.
+logged (throttled per problem), counted per reason, reported on /diagnostics and vode/status,
+and never stops the node. Every input frame ends in exactly one of: out, dropped (queue
+policy), rejected (with a reason); until then it is pending (runtime.accounting).
 """
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from vode_ros.core.image_codec import ImageDecodeError
-from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir
-from vode_ros.runtime.latest_worker import LatestFrameWorker
+from vode_ros.core.image_codec import ImageDecodeError, to_gray
+from vode_ros.core.input_checks import camera_info_problem, image_size_problem
+from vode_ros.nodes.params import ParameterTable, ParamSpec
 from vode_ros.nodes.ros_msgs import image_from_msg, k_from_camera_info, stamp_to_sec
+from vode_ros.runtime.accounting import FrameAccounts
+from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
+from vode_ros.runtime.latest_worker import LatestFrameWorker
 from vode_ros.runtime.stereo_sync import StereoPairer
 from vode_ros_msgs.msg import VodeStatus
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+LOG_EVERY_S = 5.0         # one log line per problem (reason) and interval
+RECENT_S = 10.0           # a problem keeps /diagnostics at WARN this long after it last happened
+
+
+class FrameRejected(Exception):
+    """Raised by a node's process() for a frame it cannot use; counted under `reason`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class Frame:
@@ -44,77 +60,161 @@ class Frame:
 def baseline_from_camera_info(info: CameraInfo) -> float | None:
     """Stereo baseline (m) from the right camera's P: P[0,3] = -fx' * baseline (ROS convention)."""
     fx, tx = info.p[0], info.p[3]
-    return float(-tx / fx) if fx > 0 and tx < 0 else None
+    return float(-tx / fx) if fx > 0 and tx < 0 and np.isfinite(tx / fx) else None
+
+
+def _topic_problem(value: str) -> str | None:
+    return None if value.strip() else "give a topic name"
 
 
 class VodeNodeBase(Node):
-    role = "depth"   # which model file and kind: depth | pose
+    role = "depth"        # which model file and kind: depth | pose
+    uses_right = True     # pairs the right image in mode stereo (the pose net needs only the left)
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
-        self._declare("model_dir", "", "folder with depth.onnx and pose.onnx ('' = the shipped models)")
+        try:
+            self._build(name)
+            self.build()
+            self.finish_start()
+        except BaseException:
+            self.destroy_node()   # a half-built node must not leave handles (or a teardown crash) behind
+            raise
+
+    def _build(self, name: str) -> None:
+        self.accounts = FrameAccounts()
+        self._problems: dict[str, tuple[str, float]] = {}     # reason -> (last message, monotonic time)
+        self._logged: dict[str, float] = {}
+        self.params = ParameterTable(self, self.check_parameters)
+        self._declare("model_dir", "", "folder with depth.onnx and pose.onnx ('' = the shipped models); "
+                      "a change reloads the model")
         self._declare("providers", ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-                      "ONNX Runtime execution providers in order of preference")
-        self._declare("threads", 0, "ONNX Runtime intra-op threads (0 = ORT default)",
-                      integer_range=[IntegerRange(from_value=0, to_value=64, step=1)])
-        self._declare("mode", "mono", "mono | stereo (stereo pairs the right image, for metric scale)")
-        self._declare("image_topic", "/camera/left/image_raw", "input camera image (left in stereo)")
-        self._declare("camera_info_topic", "/camera/left/camera_info", "CameraInfo of image_topic")
-        self._declare("right_image_topic", "/camera/right/image_raw", "right image (mode stereo)")
-        self._declare("right_camera_info_topic", "/camera/right/camera_info", "right CameraInfo (mode stereo)")
-        self._declare("image_transport", "raw", "raw (sensor_msgs/Image) | compressed (<topic>/compressed, jpeg/png)")
-        self._declare("stereo_slop", 0.02, "max stamp difference of a stereo pair, s",
-                      floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])
-        p = self.get_parameter
-        self.mode = p("mode").value
-        if self.mode not in ("mono", "stereo"):
-            raise ValueError(f"parameter mode='{self.mode}': use mono or stereo")
+                      "ONNX Runtime execution providers in order of preference", check=provider_problem)
+        self._declare("threads", 0, "ONNX Runtime intra-op threads (0 = ORT default)", low=0, high=64)
+        self._declare("mode", "mono", "mono | stereo (stereo pairs the right image, for metric scale)",
+                      choices=("mono", "stereo"), live=False)
+        self._declare("image_topic", "/camera/left/image_raw", "input camera image (left in stereo)",
+                      check=_topic_problem, live=False)
+        self._declare("camera_info_topic", "/camera/left/camera_info", "CameraInfo of image_topic",
+                      check=_topic_problem, live=False)
+        self._declare("right_image_topic", "/camera/right/image_raw", "right image (mode stereo)",
+                      check=_topic_problem, live=False)
+        self._declare("right_camera_info_topic", "/camera/right/camera_info", "right CameraInfo (mode stereo)",
+                      check=_topic_problem, live=False)
+        self._declare("image_transport", "raw", "raw (sensor_msgs/Image) | compressed (<topic>/compressed, jpeg/png)",
+                      choices=("raw", "compressed"), live=False)
+        self._declare("reliable_input", False, "subscribe RELIABLE + KEEP_ALL and process every frame (bag replay "
+                      "with `vode bag play --reliable`); false: sensor-data QoS, newest frame wins (live cameras)",
+                      live=False)
+        self._declare("reliable_queue_size", 8, "frames waiting for the model with reliable_input (then the "
+                      "subscription blocks and back-pressure reaches the publisher)", low=1, high=1000, live=False)
+        self._declare("stereo_slop", 0.02, "max stamp difference of a stereo pair, s", low=0.0, high=1.0)
+        self._declare("stereo_timeout", 1.0, "mode stereo: after this long without a right image the left images "
+                      "go on alone (depth keeps the last scale)", low=0.05, high=60.0)
+        self._declare("max_image_pixels", 4096 * 3072, "larger images are rejected before decoding (0 = no limit)",
+                      low=0, high=1_000_000_000)
+        p = self.params.value
+        self.mode = p("mode")
         self.model_lock = threading.Lock()
         self.model = self.load_model()
         self.camera_info: CameraInfo | None = None
+        self._info_problem: str | None = None
         self.right_info: CameraInfo | None = None
         self._parked: Image | None = None
-        self.frames_in = self.frames_out = self.frames_rejected = 0
-        self.last_problem, self.last_problem_time, self.last_total_ms = "", 0.0, 0.0
-        self.pairer = StereoPairer(slop=float(p("stereo_slop").value))
+        self._first_left: float | None = None
+        self._last_right: float | None = None
+        self._frames_since_tick = self._out_at_tick = 0
+        self.last_total_ms = 0.0
+        self.pairer = StereoPairer(slop=float(p("stereo_slop")))
+        self.params.on_change(["stereo_slop"], lambda v: setattr(self.pairer, "slop", float(v["stereo_slop"])))
+        self.params.on_change(["model_dir", "providers", "threads"], self._reload_with)
         self.status_pub = self.create_publisher(VodeStatus, "vode/status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(CameraInfo, p("camera_info_topic").value, self._on_camera_info,
-                                 qos_profile_sensor_data)
-        self._subscribe_image(p("image_topic").value, self._on_image)
-        if self.mode == "stereo":
-            self.create_subscription(CameraInfo, p("right_camera_info_topic").value,
-                                     lambda m: setattr(self, "right_info", m), qos_profile_sensor_data)
-            self._subscribe_image(p("right_image_topic").value, self._on_right_image)
+        reliable = bool(p("reliable_input"))
+        # Input callbacks in their own group: a reliable subscription blocked by back-pressure
+        # must not hold up the diagnostics timer or the parameter services.
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._input_qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+                           if reliable else qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, p("camera_info_topic"), self._on_camera_info, self._input_qos,
+                                 callback_group=self._input_group)
+        self._subscribe_image(p("image_topic"), self._on_image)
+        if self.stereo:
+            self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info, self._input_qos,
+                                     callback_group=self._input_group)
+            self._subscribe_image(p("right_image_topic"), self._on_right_image)
         self.create_service(Trigger, "~/reload_model", self._on_reload)
-        self.worker = LatestFrameWorker(self._process_safely, name=f"{name}-inference")
-        self.create_timer(1.0, self._publish_diagnostics)
+        capacity = int(p("reliable_queue_size")) if reliable else 1
+        self.worker = LatestFrameWorker(self._process_safely, name=f"{name}-inference", capacity=capacity,
+                                        blocking=reliable, on_drop=lambda _frame: self.accounts.dropped())
+        self.create_timer(1.0, self._tick)
+
+    def build(self) -> None:
+        """Subclasses declare their parameters and publishers here (a failure tears the node down)."""
+
+    def finish_start(self) -> None:
+        """After build(): the checks across parameters, then parameter changes apply live."""
+        problem = self.check_parameters({n: self.params.value(n) for n in self.params.specs})
+        if problem:
+            raise ValueError(problem)
+        self.params.running = True
+
+    @property
+    def stereo(self) -> bool:
+        return self.mode == "stereo" and self.uses_right
+
+    # -- counters (read by tools and tests) --------------------------------------------------
+    @property
+    def frames_in(self) -> int:
+        return self.accounts.frames_in
+
+    @property
+    def frames_out(self) -> int:
+        return self.accounts.frames_out
+
+    @property
+    def frames_rejected(self) -> int:
+        return self.accounts.frames_rejected
 
     # -- parameters and model -------------------------------------------------------------
-    def _declare(self, name: str, default, description: str, **descriptor):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description, **descriptor))
+    def _declare(self, name: str, default, description: str, *, low: float | None = None, high: float | None = None,
+                 choices: tuple[str, ...] | None = None, length: int | None = None, check=None, live: bool = True,
+                 integer_range=None, floating_point_range=None):
+        rng = (integer_range or floating_point_range or [None])[0]
+        if rng is not None:
+            low, high = rng.from_value, rng.to_value
+        return self.params.declare(ParamSpec(name, default, description, low=low, high=high, choices=choices,
+                                             length=length, check=check, live=live))
 
-    def load_model(self) -> OnnxModel:
-        p = self.get_parameter
-        model_dir = Path(p("model_dir").value or default_model_dir())
-        model = OnnxModel(model_dir / f"{self.role}.onnx", list(p("providers").value), int(p("threads").value),
+    def check_parameters(self, values: dict[str, Any]) -> str | None:
+        """Checks across parameters (subclasses); the problem, or None."""
+        return None
+
+    def load_model(self, values: dict[str, Any] | None = None) -> OnnxModel:
+        v = {n: self.params.value(n) for n in ("model_dir", "providers", "threads")}
+        v.update(values or {})
+        model_dir = Path(v["model_dir"] or default_model_dir())
+        model = OnnxModel(model_dir / f"{self.role}.onnx", list(v["providers"]), int(v["threads"]),
                           expected_kind=self.role)
         self.get_logger().info(f"{model.path} ({model.meta.method}, {model.meta.width}x{model.meta.height} "
                                f"{model.meta.color}) runs on {model.provider}")
         return model
 
-    def _on_reload(self, request, response):
-        """Load the model again from model_dir (set it first with `ros2 param set`) and swap it in."""
-        try:
-            new = self.load_model()
-        except ModelLoadError as exc:
-            response.success, response.message = False, str(exc)
-            self.problem(f"reload failed, keeping {self.model.path}: {exc}")
-            return response
+    def _reload_with(self, values: dict[str, Any]) -> None:
+        new = self.load_model(values)      # ModelLoadError: the parameter change is refused with it
         with self.model_lock:
             self.model = new
             self.on_model_swapped()
-        response.success, response.message = True, f"loaded {new.path} on {new.provider}"
+
+    def _on_reload(self, request, response):
+        """Load the model again from model_dir and swap it in."""
+        try:
+            self._reload_with({})
+        except (ModelLoadError, ValueError) as exc:
+            response.success, response.message = False, str(exc)
+            self.problem("reload_failed", f"reload failed, keeping {self.model.path}: {exc}")
+            return response
+        response.success, response.message = True, f"loaded {self.model.path} on {self.model.provider}"
         return response
 
     def on_model_swapped(self) -> None:
@@ -122,97 +222,151 @@ class VodeNodeBase(Node):
 
     # -- input ------------------------------------------------------------------------------
     def _subscribe_image(self, topic: str, callback) -> None:
-        if self.get_parameter("image_transport").value == "compressed":
-            self.create_subscription(CompressedImage, topic.rstrip("/") + "/compressed", callback,
-                                     qos_profile_sensor_data)
+        if self.params.value("image_transport") == "compressed":
+            self.create_subscription(CompressedImage, topic.rstrip("/") + "/compressed", callback, self._input_qos,
+                                     callback_group=self._input_group)
         else:
-            self.create_subscription(Image, topic, callback, qos_profile_sensor_data)
+            self.create_subscription(Image, topic, callback, self._input_qos, callback_group=self._input_group)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        if msg.k[0] <= 0 or msg.width == 0:
-            self.problem(f"CameraInfo on {self.get_parameter('camera_info_topic').value} has no intrinsics "
-                         "(K[0] <= 0 or width 0): calibrate the camera")
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height)
+        if problem:
+            # Never publish depth or odometry with these intrinsics: images wait for a good one.
+            self.camera_info = None
+            self._info_problem = f"CameraInfo on {self.params.value('camera_info_topic')} unusable: {problem}"
+            self.problem("camera_info_invalid", self._info_problem)
             return
-        self.camera_info = msg
+        self.camera_info, self._info_problem = msg, None
         parked, self._parked = self._parked, None
         if parked is not None:
-            self._on_image(parked, counted=True)
+            self._accept(parked)
 
-    def _decode(self, msg, topic_param: str) -> tuple[np.ndarray, str] | None:
+    def _on_right_info(self, msg: CameraInfo) -> None:
+        self.right_info = msg
+
+    def _on_image(self, msg) -> None:
+        self.accounts.received()
+        self._frames_since_tick += 1
         try:
-            return image_from_msg(msg)
-        except ImageDecodeError as exc:
-            self.reject(f"image on {self.get_parameter(topic_param).value} rejected: {exc}")
-            return None
+            self._accept(msg)
+        except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still accounted
+            self.reject("internal_error", f"image not processed: {exc.__class__.__name__}: {exc}")
 
-    def _on_image(self, msg, counted: bool = False) -> None:
-        if not counted:
-            self.frames_in += 1
+    def _accept(self, msg) -> None:
+        """An input image (already counted in) ends here in exactly one of: submitted, parked, rejected."""
+        topic = self.params.value("image_topic")
+        if isinstance(msg, Image):
+            problem = image_size_problem(msg.width, msg.height, int(self.params.value("max_image_pixels")))
+            if problem:
+                return self.reject("image_size", f"image on {topic} rejected: {problem}")
         if self.camera_info is None:
+            if self._info_problem:
+                return self.reject("camera_info_invalid", f"image on {topic} rejected: {self._info_problem}")
             # A camera publishes image and CameraInfo together, in either order: keep the
             # newest image until the first CameraInfo arrives instead of losing it.
             if self._parked is not None:
-                self.reject(f"no CameraInfo yet on {self.get_parameter('camera_info_topic').value}; "
+                self.reject("no_camera_info", f"no CameraInfo yet on {self.params.value('camera_info_topic')}; "
                             "waiting for it before processing images")
             self._parked = msg
             return
-        decoded = self._decode(msg, "image_topic")
-        if decoded is None:
-            return
-        img, enc = decoded
+        try:
+            img, enc = image_from_msg(msg)
+        except ImageDecodeError as exc:
+            return self.reject("decode", f"image on {topic} rejected: {exc}")
+        if isinstance(msg, CompressedImage):
+            problem = image_size_problem(img.shape[1], img.shape[0], int(self.params.value("max_image_pixels")))
+            if problem:
+                return self.reject("image_size", f"image on {topic} rejected: {problem}")
         info = self.camera_info
         if (img.shape[1], img.shape[0]) != (info.width, info.height):
             return self.reject(
-                f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says {info.width}x{info.height}: "
-                "publish the CameraInfo that belongs to this image stream")
+                "size_mismatch", f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says "
+                f"{info.width}x{info.height}: publish the CameraInfo that belongs to this image stream")
         frame = Frame(msg.header, img, enc, k_from_camera_info(info))
-        if self.mode == "stereo":
-            self._pair(self.pairer.add_left(stamp_to_sec(msg.header.stamp), frame))
-        else:
-            self.worker.submit(frame)
+        if not self.stereo:
+            return self._submit(frame)
+        now = time.monotonic()
+        self._first_left = self._first_left or now
+        silent = now - (self._last_right or self._first_left) > float(self.params.value("stereo_timeout"))
+        if silent:
+            for old in self.pairer.flush_left():
+                self.reject("stereo_unpaired", "left image without a right partner given up")
+            self.problem("right_camera_silent",
+                         f"no image on {self.params.value('right_image_topic')} for "
+                         f"{now - (self._last_right or self._first_left):.1f} s: the right camera is silent; "
+                         "left images go on alone (depth keeps the last scale)")
+            return self._submit(frame)
+        pair = self.pairer.add_left(stamp_to_sec(msg.header.stamp), frame)
+        self._account_unpaired()
+        if pair is not None:
+            self._submit_pair(pair)
 
     def _on_right_image(self, msg) -> None:
-        decoded = self._decode(msg, "right_image_topic")
-        if decoded is not None:
-            self._pair(self.pairer.add_right(stamp_to_sec(msg.header.stamp), decoded))
-
-    def _pair(self, pair) -> None:
-        if pair is None:
-            if self.pairer.unpaired and self.pairer.unpaired % 10 == 1:
-                self.problem(f"stereo pair out of sync: {self.pairer.unpaired} images without a partner within "
-                             f"{self.pairer.slop} s (check stereo_slop and that both cameras are triggered together)")
+        self._last_right = time.monotonic()
+        try:
+            decoded = image_from_msg(msg)
+        except ImageDecodeError as exc:
+            self.problem("right_decode", f"image on {self.params.value('right_image_topic')} rejected: {exc}")
             return
+        pair = self.pairer.add_right(stamp_to_sec(msg.header.stamp), decoded)
+        self._account_unpaired()
+        if pair is not None:
+            self._submit_pair(pair)
+
+    def _account_unpaired(self) -> None:
+        given_up = self.pairer.take_unpaired_left()
+        for _ in given_up:
+            self.reject("stereo_unpaired", f"stereo pair out of sync: {self.pairer.unpaired} images without a "
+                        f"partner within {self.pairer.slop} s (check stereo_slop and that both cameras are "
+                        "triggered together)")
+
+    def _submit_pair(self, pair) -> None:
         frame, (right, right_enc) = pair
         if right.shape[:2] != frame.image.shape[:2]:
-            return self.reject(f"right image is {right.shape[1]}x{right.shape[0]}, left is "
+            return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]}, left is "
                                f"{frame.image.shape[1]}x{frame.image.shape[0]}: stereo images must be rectified pairs")
         baseline = baseline_from_camera_info(self.right_info) if self.right_info else None
         if baseline is None:
-            return self.reject(f"no usable right CameraInfo on {self.get_parameter('right_camera_info_topic').value} "
-                               "(need P[0,3] = -fx * baseline < 0)")
-        from vode_ros.core.image_codec import to_gray
-
+            return self.reject("right_camera_info", "no usable right CameraInfo on "
+                               f"{self.params.value('right_camera_info_topic')} (need P[0,3] = -fx * baseline < 0)")
         frame.right, frame.baseline = to_gray(right, right_enc), baseline
-        self.worker.submit(frame)
+        self._submit(frame)
+
+    def _submit(self, frame: Frame) -> None:
+        if not self.worker.submit(frame):
+            self.accounts.rejected("shutdown")
 
     # -- health -------------------------------------------------------------------------------
-    def reject(self, why: str) -> None:
-        self.frames_rejected += 1
-        self.problem(why)
+    def reject(self, reason: str, why: str) -> None:
+        """Count the frame as rejected under `reason` and report `why`."""
+        self.accounts.rejected(reason)
+        self.problem(reason, why)
 
-    def problem(self, why: str) -> None:
-        self.last_problem, self.last_problem_time = why, time.monotonic()
-        self.get_logger().warning(why, throttle_duration_sec=5.0)
+    def problem(self, reason: str, why: str | None = None) -> None:
+        """Report a problem: logged at most every LOG_EVERY_S per reason, WARN on /diagnostics."""
+        if why is None:               # problem(message): one general reason
+            reason, why = "general", reason
+        now = time.monotonic()
+        self._problems[reason] = (why, now)
+        if now - self._logged.get(reason, -1e9) >= LOG_EVERY_S:
+            self._logged[reason] = now
+            self.get_logger().warning(why)
+
+    @property
+    def last_problem(self) -> str:
+        return max(self._problems.values(), key=lambda m: m[1])[0] if self._problems else ""
 
     def _process_safely(self, frame: Frame) -> None:
         try:
             with self.model_lock:
                 self.process(frame)
-            self.frames_out += 1
-            self.last_total_ms = (time.perf_counter() - frame.received) * 1e3
-            self._publish_status(frame.header)
-        except Exception as exc:  # a bad frame must not kill the worker thread
-            self.reject(f"processing failed: {exc.__class__.__name__}: {exc}")
+        except FrameRejected as exc:
+            return self.reject(exc.reason, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the worker thread
+            return self.reject("processing_failed", f"processing failed: {exc.__class__.__name__}: {exc}")
+        self.last_total_ms = (time.perf_counter() - frame.received) * 1e3
+        self.accounts.published()
+        self._publish_status(frame.header)
 
     def process(self, frame: Frame) -> None:
         raise NotImplementedError
@@ -221,54 +375,87 @@ class VodeNodeBase(Node):
         """(where the scale comes from, the factor applied)."""
         return ("model (stereo-trained, metric)" if self.model.meta.metric_scale else "none (relative)"), 1.0
 
-    def _publish_status(self, header) -> None:
+    def _publish_status(self, header=None) -> None:
         model = self.model
         source, scale = self.scale_info()
-        self.status_pub.publish(VodeStatus(
-            header=header, node=self.role, model=str(model.path), method=model.meta.method,
-            provider=model.provider, scale_source=source, scale=float(scale), frames_in=self.frames_in,
-            frames_out=self.frames_out, frames_dropped=self.worker.dropped,
-            frames_rejected=self.frames_rejected, inference_ms=float(model.last_ms),
-            total_ms=float(self.last_total_ms)))
+        snap = self.accounts.snapshot()
+        msg = VodeStatus(
+            node=self.role, model=str(model.path), method=model.meta.method,
+            provider=model.provider, scale_source=source, scale=float(scale), frames_in=snap.frames_in,
+            frames_out=snap.frames_out, frames_dropped=snap.frames_dropped,
+            frames_rejected=snap.frames_rejected, inference_ms=float(model.last_ms),
+            total_ms=float(self.last_total_ms))
+        if header is not None:
+            msg.header = header
+        else:
+            msg.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(msg)
+
+    def _tick(self) -> None:
+        # vode/status also goes out when frames came in but none went out (only bad input).
+        out = self.accounts.frames_out
+        if self._frames_since_tick and out == self._out_at_tick:
+            self._publish_status()
+        self._frames_since_tick, self._out_at_tick = 0, out
+        self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
-        recent = time.monotonic() - self.last_problem_time < 10.0 and self.last_problem
+        now = time.monotonic()
+        recent = {r: m for r, (m, t) in self._problems.items() if now - t < RECENT_S}
         level = WARN if recent else OK
         message = self.last_problem if recent else "running"
-        if self.camera_info is None and self.frames_in == 0:
+        snap = self.accounts.snapshot()
+        if self.camera_info is None and snap.frames_in == 0 and not recent:
             level, message = WARN, "waiting for images and CameraInfo"
         status = DiagnosticStatus(level=level, name=f"vode_ros: {self.get_name()}", message=message,
-                                  hardware_id=self.get_parameter("image_topic").value)
+                                  hardware_id=self.params.value("image_topic"))
         model = self.model
         source, scale = self.scale_info()
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in (
-            ("model", model.path), ("provider", model.provider), ("mode", self.mode), ("scale_source", source),
-            ("scale", f"{scale:.4f}"), ("frames_in", self.frames_in), ("frames_out", self.frames_out),
-            ("frames_dropped", self.worker.dropped), ("frames_rejected", self.frames_rejected),
-            ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}"))]
+        values = [("model", model.path), ("provider", model.provider), ("mode", self.mode),
+                  ("scale_source", source), ("scale", f"{scale:.4f}"), ("frames_in", snap.frames_in),
+                  ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
+                  ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
+                  ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}")]
+        values += [(f"rejected_{reason}", n) for reason, n in sorted(snap.rejected.items())]
+        values += [(f"problem_{reason}", m) for reason, m in sorted(recent.items())]
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 
     def destroy_node(self) -> None:
-        self.worker.stop()
+        # Also runs for a node whose __init__ failed half-way, and again from rclpy's shutdown.
+        worker = getattr(self, "worker", None)
+        if worker is not None:
+            for _ in worker.stop():
+                self.accounts.rejected("shutdown")
         super().destroy_node()
 
 
 def run_single(node_cls, args=None) -> int:
-    """Entry point of one node in its own process; start-up errors exit with status 1."""
+    """Entry point of one node in its own process: start-up errors exit 1 with one line;
+    SIGINT / SIGTERM (however many) stop it quietly with exit 0."""
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from vode_ros.nodes.shutdown import quiet_signals, startup_errors
+
+    quiet_signals()           # before rclpy.init, so rclpy's handler chains to it
     rclpy.init(args=args)
     try:
         node = node_cls()
-    except (ModelLoadError, ValueError) as exc:
+    except startup_errors() as exc:
         rclpy.logging.get_logger(node_cls.__name__).fatal(str(exc))
         rclpy.try_shutdown()
         return 1
+    # Several threads: a reliable input blocked by back-pressure must not stop timers and services.
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

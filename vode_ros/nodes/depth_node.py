@@ -20,7 +20,6 @@ from __future__ import annotations
 
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
@@ -28,7 +27,7 @@ from vode_ros.nodes.adaptation_hook import AdaptationHook
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.runtime.inference import DepthEstimator
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_sec
-from vode_ros.runtime.scale import ScaleEstimator, median_ratio, stereo_depth
+from vode_ros.runtime.scale import MODES, ScaleEstimator, median_ratio, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
@@ -36,21 +35,26 @@ class DepthNode(VodeNodeBase):
 
     def __init__(self, **kwargs):
         super().__init__("depth_node", **kwargs)
-        self._declare("scale_mode", "model", "model | none | stereo | stereo_start | camera_height")
+
+    def build(self) -> None:
+        self._declare("scale_mode", "model", "model | none | stereo | stereo_start | camera_height",
+                      choices=MODES)
         self._declare("camera_height", 1.65, "camera height over the ground, m (scale_mode camera_height)",
-                      floating_point_range=[FloatingPointRange(from_value=0.05, to_value=10.0, step=0.0)])
-        self._declare("scale_smoothing", 0.9, "weight of the previous scale estimate (EMA)",
-                      floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])
+                      low=0.05, high=10.0)
+        self._declare("scale_smoothing", 0.9, "weight of the previous scale estimate (EMA)", low=0.0, high=1.0)
         self._declare("publish_color", True, "publish depth/color (bgr8)")
-        self._declare("color_max_depth", 40.0, "depth shown darkest in depth/color, m")
+        self._declare("color_max_depth", 40.0, "depth shown darkest in depth/color, m", low=0.6, high=10000.0)
         self._declare("publish_points", False, "publish depth/points (PointCloud2)")
         self._declare("points_stride", 4, "keep every n-th pixel in rows and columns for depth/points",
-                      integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])
-        p = self.get_parameter
-        self.scaler = ScaleEstimator(p("scale_mode").value, camera_height=float(p("camera_height").value),
-                                     smoothing=float(p("scale_smoothing").value))
-        if self.scaler.needs_stereo and self.mode != "stereo":
-            raise ValueError(f"scale_mode '{self.scaler.mode}' needs mode:=stereo (the right camera)")
+                      low=1, high=64)
+        p = self.params.value
+        self.scaler = ScaleEstimator(p("scale_mode"), camera_height=float(p("camera_height")),
+                                     smoothing=float(p("scale_smoothing")))
+        self.params.on_change(["scale_mode"], self._set_scale_mode)
+        self.params.on_change(["camera_height"], lambda v: setattr(self.scaler, "camera_height",
+                                                                    float(v["camera_height"])))
+        self.params.on_change(["scale_smoothing"], lambda v: setattr(self.scaler, "smoothing",
+                                                                      float(v["scale_smoothing"])))
         self.estimator = DepthEstimator(self.model)
         self._last_stamp: float | None = None
         # Reliable depth 5: consumers (recorders, mapping) should not lose depth frames.
@@ -61,13 +65,26 @@ class DepthNode(VodeNodeBase):
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", qos)
         self.adaptation = AdaptationHook(self)      # adapt_* parameters, ~/save_adapted; off unless adapt:=true
 
+    def check_parameters(self, values) -> str | None:
+        if values.get("scale_mode") in ("stereo", "stereo_start") and values.get("mode") != "stereo":
+            return (f"scale_mode '{values['scale_mode']}' needs mode:=stereo (the right camera); "
+                    "start the node with mode:=stereo or use scale_mode model, none or camera_height")
+        return None
+
+    def _set_scale_mode(self, values) -> None:
+        """A new scale source starts from scratch (a stereo scale must not leak into camera_height)."""
+        self.scaler = ScaleEstimator(values["scale_mode"], camera_height=self.scaler.camera_height,
+                                     smoothing=self.scaler.smoothing)
+
     @property
     def adapter(self):
         """The running OnlineAdapter, or None with adapt off."""
         return self.adaptation.adapter
 
     def destroy_node(self) -> None:
-        self.adaptation.stop()
+        adaptation = getattr(self, "adaptation", None)    # None when __init__ failed before it
+        if adaptation is not None:
+            adaptation.stop()
         super().destroy_node()
 
     def on_model_swapped(self) -> None:

@@ -21,46 +21,66 @@ from tf2_msgs.msg import TFMessage
 from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
 from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
-from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
+from vode_ros.nodes.base import Frame, FrameRejected, VodeNodeBase, run_single
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
 from vode_ros_msgs.msg import VodeStatus
 
 
+def _frame_problem(name: str) -> str | None:
+    if not name.strip() or name.startswith("/") or " " in name:
+        return "a TF frame name is not empty, has no spaces and does not start with '/' (REP-105)"
+    return None
+
+
+def _finite_within(limit: float):
+    def check(values) -> str | None:
+        return None if all(abs(v) <= limit for v in values) else f"every value must be within +-{limit:g}"
+    return check
+
+
 class OdometryNode(VodeNodeBase):
     role = "pose"
+    uses_right = False    # the pose net needs only the left image: a silent right camera never stalls it
 
     def __init__(self, **kwargs):
         super().__init__("odometry_node", **kwargs)
-        self._declare("odom_frame", "odom", "odometry frame (REP-105)")
-        self._declare("base_frame", "base_link", "robot body frame (REP-105)")
-        self._declare("camera_frame", "camera_left_optical_frame", "optical frame of the input camera (REP-103)")
-        self._declare("mount_xyz", [0.0, 0.0, 1.65], "camera position in base_frame, metres")
-        self._declare("mount_rpy", [0.0, 0.0, 0.0], "camera_link orientation in base_frame, radians")
+
+    def build(self) -> None:
+        self._declare("odom_frame", "odom", "odometry frame (REP-105)", check=_frame_problem)
+        self._declare("base_frame", "base_link", "robot body frame (REP-105)", check=_frame_problem)
+        self._declare("camera_frame", "camera_left_optical_frame", "optical frame of the input camera (REP-103)",
+                      check=_frame_problem)
+        self._declare("mount_xyz", [0.0, 0.0, 1.65], "camera position in base_frame, metres", length=3,
+                      check=_finite_within(100.0))
+        self._declare("mount_rpy", [0.0, 0.0, 0.0], "camera_link orientation in base_frame, radians", length=3,
+                      check=_finite_within(2 * np.pi))
         self._declare("publish_tf", True, "broadcast odom -> base_link on /tf")
-        self._declare("pose_std_xyz", 0.1, "position standard deviation for the covariance, m")
-        self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad")
-        self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none)")
-        self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)")
+        self._declare("pose_std_xyz", 0.1, "position standard deviation for the covariance, m", low=1e-6, high=100.0)
+        self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad",
+                      low=1e-6, high=10.0)
+        self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none), > 0",
+                      low=1e-6, high=1e6)
+        self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)",
+                      choices=("model", "none", "from_depth"))
         self._declare("refine_pose", False, "refine the pose net's motion by direct photometric alignment "
                       "(vode_ros.runtime.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
-        self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)")
-        p = self.get_parameter
-        self.odom_frame, self.base_frame = p("odom_frame").value, p("base_frame").value
-        self.camera_frame = p("camera_frame").value
-        t_base_cam = mount_transform(list(p("mount_xyz").value), list(p("mount_rpy").value))
-        self.integrator = OdometryIntegrator(t_base_cam, scale=float(p("scale").value))
-        self.pose_cov = diagonal_covariance(p("pose_std_xyz").value, p("pose_std_rpy").value)
-        self.twist_cov = diagonal_covariance(p("pose_std_xyz").value * 10, p("pose_std_rpy").value * 10)
-        self.scale_mode = p("scale_mode").value
-        if self.scale_mode not in ("model", "none", "from_depth"):
-            raise ValueError(f"scale_mode '{self.scale_mode}' unknown for the odometry node; use model, none or from_depth")
+        self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)", low=1, high=100)
+        self._declare("max_frame_gap", 1.0, "a larger forward jump of the stamps (camera paused, stamps from 0) "
+                      "restarts the frame pair instead of integrating motion across it, s", low=0.01, high=3600.0)
+        p = self.params.value
+        self.odom_frame, self.base_frame, self.camera_frame = p("odom_frame"), p("base_frame"), p("camera_frame")
+        self.t_base_cam = mount_transform(list(p("mount_xyz")), list(p("mount_rpy")))
+        self.integrator = OdometryIntegrator(self.t_base_cam, scale=float(p("scale")))
+        self._set_covariance({})
+        self.scale_mode = p("scale_mode")
         self.depth_scale_source = "waiting for the depth node's scale"
+        self._status_sub = None
         if self.scale_mode == "from_depth":
-            self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
+            self._status_sub = self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
         self.estimator = PoseEstimator(self.model)
         self.previous: np.ndarray | None = None
-        self.refine = bool(p("refine_pose").value)
+        self.refine = bool(p("refine_pose"))
         self.previous_depth: np.ndarray | None = None
         self.depth_estimator = self._load_depth() if self.refine else None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -69,20 +89,62 @@ class OdometryNode(VodeNodeBase):
         static_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", static_qos)
-        self.tf_static_pub.publish(TFMessage(transforms=[
-            transform_msg(t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())]))
+        self._publish_mount()
         self._warned_frame = False
+        self.params.on_change(["odom_frame", "base_frame", "camera_frame", "mount_xyz", "mount_rpy"], self._set_frames)
+        self.params.on_change(["pose_std_xyz", "pose_std_rpy"], self._set_covariance)
+        self.params.on_change(["scale", "scale_mode"], self._set_scale)
+        self.params.on_change(["refine_pose"], self._set_refine)
+
+    # -- live parameter changes (checked values; called from the parameter callback) ------
+    def _publish_mount(self) -> None:
+        self.tf_static_pub.publish(TFMessage(transforms=[
+            transform_msg(self.t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())]))
+
+    def _set_frames(self, values) -> None:
+        p = {n: values.get(n, self.params.value(n)) for n in ("odom_frame", "base_frame", "camera_frame",
+                                                               "mount_xyz", "mount_rpy")}
+        t_base_cam = mount_transform(list(p["mount_xyz"]), list(p["mount_rpy"]))
+        with self.model_lock:       # not in the middle of a frame
+            self.odom_frame, self.base_frame, self.camera_frame = p["odom_frame"], p["base_frame"], p["camera_frame"]
+            self.t_base_cam = self.integrator.t_base_cam = t_base_cam
+            self._warned_frame = False
+        self._publish_mount()
+
+    def _set_covariance(self, values) -> None:
+        xyz = float(values.get("pose_std_xyz", self.params.value("pose_std_xyz")))
+        rpy = float(values.get("pose_std_rpy", self.params.value("pose_std_rpy")))
+        self.pose_cov = diagonal_covariance(xyz, rpy)
+        self.twist_cov = diagonal_covariance(xyz * 10, rpy * 10)
+
+    def _set_scale(self, values) -> None:
+        mode = values.get("scale_mode", self.scale_mode)
+        if mode == "from_depth" and self._status_sub is None:
+            self.depth_scale_source = "waiting for the depth node's scale"
+            self._status_sub = self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
+        elif mode != "from_depth" and self._status_sub is not None:
+            self.destroy_subscription(self._status_sub)
+            self._status_sub = None
+        self.scale_mode = mode
+        if mode != "from_depth":
+            self.integrator.scale = float(values.get("scale", self.params.value("scale")))
+
+    def _set_refine(self, values) -> None:
+        on = bool(values["refine_pose"])
+        depth = self._load_depth() if on else None      # ModelLoadError / ValueError: refused with it
+        with self.model_lock:
+            self.refine, self.depth_estimator, self.previous_depth = on, depth, None
 
     def _on_status(self, msg: VodeStatus) -> None:
-        if msg.node == "depth" and msg.scale > 0:
+        if msg.node == "depth" and msg.scale > 0 and np.isfinite(msg.scale):
             self.integrator.scale = float(msg.scale)
             self.depth_scale_source = f"depth node: {msg.scale_source}"
 
     def _load_depth(self) -> DepthEstimator:
         """depth.onnx next to pose.onnx: the previous frame's depth for refine_pose."""
-        p = self.get_parameter
-        model = OnnxModel(Path(p("model_dir").value or default_model_dir()) / "depth.onnx", list(p("providers").value),
-                          int(p("threads").value), expected_kind="depth")
+        p = self.params.value
+        model = OnnxModel(Path(p("model_dir") or default_model_dir()) / "depth.onnx", list(p("providers")),
+                          int(p("threads")), expected_kind="depth")
         pm = self.model.meta
         if (model.meta.width, model.meta.height, model.meta.color) != (pm.width, pm.height, pm.color):
             raise ValueError(f"refine_pose: {model.path} and {self.model.path} differ in input size or colour; "
@@ -101,8 +163,24 @@ class OdometryNode(VodeNodeBase):
             return self.depth_scale_source, self.integrator.scale
         return super().scale_info()[0] if self.scale_mode == "model" else "none (relative)", self.integrator.scale
 
+    def _check_stamp(self, stamp: float) -> None:
+        """Refuse a repeated stamp; restart the pair (keeping the pose) across a forward jump."""
+        last = self.integrator.last_stamp
+        if last is None or stamp < last:
+            return
+        if stamp == last:
+            raise FrameRejected("duplicate_stamp", f"stamp {stamp:.9f} s repeats the previous frame's: a motion "
+                                "over zero time cannot be integrated (the driver must stamp each image anew)")
+        gap = stamp - last
+        if self.previous is not None and gap > float(self.params.value("max_frame_gap")):
+            self.problem("stamp_gap", f"stamps jump forward {gap:.3f} s ({last:.3f} -> {stamp:.3f} s, over "
+                         "max_frame_gap): motion across the gap is not integrated, odometry goes on from the last pose")
+            self.previous = None
+            self.previous_depth = None
+
     def process(self, frame: Frame) -> None:
         stamp = stamp_to_sec(frame.header.stamp)
+        self._check_stamp(stamp)
         if frame.header.frame_id and frame.header.frame_id != self.camera_frame and not self._warned_frame:
             self._warned_frame = True
             self.get_logger().warning(
@@ -125,7 +203,7 @@ class OdometryNode(VodeNodeBase):
                 k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
                 motion, _ = refine_pose(gray_from_net_input(self.previous, m.mean, m.std),
                                         gray_from_net_input(net_in, m.mean, m.std), self.previous_depth, k_net,
-                                        motion, iters=int(self.get_parameter("refine_iters").value))
+                                        motion, iters=int(self.params.value("refine_iters")))
             state = self.integrator.update(stamp, motion)
             state_pose, lin, ang = state.pose, state.twist_linear, state.twist_angular
         if self.refine:
@@ -136,7 +214,7 @@ class OdometryNode(VodeNodeBase):
         self.previous = net_in
         self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
                                            self.base_frame, self.pose_cov, self.twist_cov))
-        if self.get_parameter("publish_tf").value:
+        if self.params.value("publish_tf"):
             self.tf_pub.publish(TFMessage(transforms=[
                 transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)]))
 

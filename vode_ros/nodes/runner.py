@@ -8,18 +8,20 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 from vode_ros.core.resources import resource_path
-from vode_ros.runtime.inference import ModelLoadError
 
 DEFAULT_PARAMS = resource_path("config", "vode.yaml")
 
 
-def ros_args(params_file: Path, overrides: dict[str, str]) -> list[str]:
+def ros_args(params_file: Path, overrides: dict[str, str], namespace: str = "") -> list[str]:
     args = ["--ros-args", "--params-file", str(params_file)]
+    if namespace.strip("/"):
+        args += ["-r", f"__ns:=/{namespace.strip('/')}"]
     for key, value in overrides.items():
         args += ["-p", f"{key}:={value}"]
     return args
@@ -27,20 +29,29 @@ def ros_args(params_file: Path, overrides: dict[str, str]) -> list[str]:
 
 def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None = None,
               nodes: tuple[str, ...] = ("depth", "odometry"), bag: Path | None = None,
-              rate: float = 1.0, log=print) -> int:
+              rate: float = 1.0, log=print, namespace: str = "",
+              node_overrides: dict[str, dict[str, Any]] | None = None) -> int:
+    """Host `nodes` in one process; `overrides` go to every node (-p), `node_overrides` to one
+    node each ({"depth": {"scale_mode": "stereo"}}). Start-up errors: one line, exit 1.
+    SIGINT / SIGTERM stop it quietly with exit 0."""
+    from rclpy.parameter import Parameter
+
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
+    from vode_ros.nodes.shutdown import quiet_signals, startup_errors
 
     params_file = Path(params_file or DEFAULT_PARAMS)
     if not params_file.is_file():
         log(f"parameter file not found: {params_file}")
         return 2
-    rclpy.init(args=ros_args(params_file, overrides or {}))
+    quiet_signals()           # before rclpy.init: Ctrl-C shuts rclpy down, never raises KeyboardInterrupt
+    rclpy.init(args=ros_args(params_file, overrides or {}, namespace))
     created = []
     try:
         for name in nodes:
-            created.append({"depth": DepthNode, "odometry": OdometryNode}[name]())
-    except (ModelLoadError, ValueError) as exc:   # bad model file or parameter
+            own = [Parameter(k, value=v) for k, v in (node_overrides or {}).get(name, {}).items()]
+            created.append({"depth": DepthNode, "odometry": OdometryNode}[name](parameter_overrides=own))
+    except startup_errors() as exc:   # bad model file or parameter: the node has torn itself down
         log(f"error: {exc}")
         for n in created:
             n.destroy_node()
@@ -52,8 +63,11 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     if bag is not None:
         from vode_ros.bag.play_record import BagPlayer
 
-        # With use_sim_time the nodes' clocks follow the bag through /clock.
-        player = BagPlayer(bag, rate=rate, publish_clock=(overrides or {}).get("use_sim_time") == "true")
+        # With use_sim_time the nodes' clocks follow the bag through /clock; with reliable_input
+        # the replay is RELIABLE too, so that no frame is lost.
+        reliable = (overrides or {}).get("reliable_input") == "true"
+        player = BagPlayer(bag, rate=rate, publish_clock=(overrides or {}).get("use_sim_time") == "true",
+                           reliable=reliable)
         executor.add_node(player)
 
         def play_then_stop():
@@ -68,16 +82,16 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
                 counts = [n.frames_in for n in created]
                 if counts != last:
                     last, stable_since = counts, time.monotonic()
-                settled = all(n.worker.wait_idle(1.0) and
-                              n.frames_in == n.frames_out + n.worker.dropped + n.frames_rejected for n in created)
+                settled = all(n.worker.wait_idle(1.0) and n.accounts.frames_pending == 0 for n in created)
                 if settled and time.monotonic() - stable_since > 1.0:
                     break
                 time.sleep(0.1)
             log(f"played {player.published} messages from {bag}")
             for n in created:
                 clock = n.get_clock().now().nanoseconds * 1e-9
-                log(f"{n.get_name()}: {n.frames_in} frames in, {n.frames_out} out, {n.worker.dropped} dropped, "
-                    f"{n.frames_rejected} rejected; node clock {clock:.1f} s")
+                snap = n.accounts.snapshot()
+                log(f"{n.get_name()}: {snap.frames_in} frames in, {snap.frames_out} out, {snap.frames_dropped} "
+                    f"dropped, {snap.frames_rejected} rejected {snap.rejected or ''}; node clock {clock:.1f} s")
             rclpy.try_shutdown()
 
         threading.Thread(target=play_then_stop, daemon=True).start()
@@ -87,6 +101,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown()
         for n in created:
             n.destroy_node()
         rclpy.try_shutdown()

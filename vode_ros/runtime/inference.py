@@ -70,11 +70,52 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def provider_problem(names: list[str]) -> str | None:
+    """Why `names` is not a usable provider list (the `providers` parameter), or None."""
+    import onnxruntime as ort
+
+    if not names:
+        return "give at least one execution provider, e.g. [CPUExecutionProvider]"
+    known = set(ort.get_all_providers())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return (f"unknown ONNX Runtime execution provider(s) {', '.join(unknown)}; use names such as "
+                f"{', '.join(PREFERRED_PROVIDERS)} (available in this build: {', '.join(available_providers())})")
+    return None
+
+
+def _tensorrt_importable() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("tensorrt_libs", "tensorrt"))
+
+
+_DLLS_PRELOADED = False
+
+
+def _preload_cuda_dlls(ort) -> None:
+    """Load the pip CUDA / cuDNN libraries before the first CUDA session (ORT >= 1.21), once."""
+    global _DLLS_PRELOADED
+    if _DLLS_PRELOADED or not hasattr(ort, "preload_dlls"):
+        return
+    _DLLS_PRELOADED = True
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # noqa: BLE001 - ORT then finds the libraries itself or falls back to CPU
+        LOG.warning("onnxruntime.preload_dlls() failed (%s); CUDA libraries are searched as usual", exc)
+
+
 def choose_providers(requested: list[str] | None = None) -> list[str]:
-    """TensorRT -> CUDA -> CPU, keeping only what this onnxruntime build offers."""
+    """TensorRT -> CUDA -> CPU, keeping only what this onnxruntime build offers.
+
+    TensorRT is left out when its libraries are not importable: ORT would otherwise log an
+    error for it and retry without it on every session.
+    """
     avail = available_providers()
     wanted = requested or list(PREFERRED_PROVIDERS)
     chosen = [p for p in wanted if p in avail]
+    if "TensorrtExecutionProvider" in chosen and not _tensorrt_importable():
+        chosen.remove("TensorrtExecutionProvider")
     return chosen or ["CPUExecutionProvider"]
 
 
@@ -95,6 +136,8 @@ class OnnxModel:
         if threads > 0:
             opts.intra_op_num_threads = threads
         provider_list = choose_providers(providers)
+        if "CUDAExecutionProvider" in provider_list:
+            _preload_cuda_dlls(ort)
         provider_opts = []
         for p in provider_list:
             if p == "TensorrtExecutionProvider" and cache_dir is not None:
