@@ -102,6 +102,44 @@ def test_eval_kitti_clip_sgbm(tmp_path):
     assert data["gt_source"] == "sgbm" and data["settings"]["gt"]["num_disparities"] == 128
 
 
+def test_eval_pose_geometric_stereo_on_the_demo_clip(tmp_path):
+    """The odometry node's geometric source with SGBM depth (no model): the README's figure holds."""
+    if not KITTI.is_dir():
+        pytest.skip(f"{KITTI} not present")
+    out = tmp_path / "p.json"
+    res = _vode("eval", "pose", "--data", str(KITTI), "--pose-source", "geometric", "--depth", "stereo",
+                "--json", str(out), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["pose_source"] == "geometric" and data["depth"].startswith("stereo") and data["model"] is None
+    assert data["ate5"]["mean"] < 0.02, data["ate5"]
+    assert data["estimator"]["fallbacks"] == 0 and data["n_frames"] == 51
+    assert "pose source geometric" in res.stdout
+
+
+@needs_models
+@pytest.mark.parametrize("source", ["net", "hybrid"])
+def test_eval_pose_sources_agree_with_the_benchmark_loop(synth_dir, source):
+    """evaluate_pose and pose_bench are one loop: the same poses for the same source and depth."""
+    from vode_ros.core.kitti import load_sequence
+    from vode_ros.runtime.pose.estimator import PoseEstimatorConfig
+    from vode_ros.tools.pose_bench import NetRunner, prepare, run_source
+
+    r = run_eval.evaluate_pose(synth_dir, MODELS, pose_source=source, depth="stereo", progress=False)
+    seq = load_sequence(synth_dir)
+    frames = prepare(seq, "stereo" if source != "net" else "none", NetRunner.load(MODELS), None, progress=False)
+    ref = run_source(seq, frames, source, PoseEstimatorConfig(), progress=False)["poses"]
+    est = np.array(r["est_poses"]).reshape(-1, 3, 4)
+    assert np.allclose(est, ref[:, :3, :], atol=1e-6)
+    assert r["pose_source"] == source
+
+
+def test_eval_pose_depth_choice_errors(synth_dir, tmp_path):
+    res = _vode("eval", "pose", "--data", str(synth_dir), "--pose-source", "geometric", "--depth", "gt",
+                "--json", str(tmp_path / "x.json"))
+    assert res.returncode == 2 and "depth_0" in res.stderr
+
+
 # --------------------------------------------------------------------------- bad input (no models needed)
 
 def test_missing_data_folder(tmp_path):
@@ -232,6 +270,9 @@ def test_oracle_depth_and_pose_give_zero_error(synth_seq, synth_dir, tmp_path, m
         def __init__(self, model):
             pass
 
+        def start(self, current):
+            pass
+
         def __call__(self, current, previous):
             return synth_seq.relative(frames[current.tobytes()], frames[previous.tobytes()])
 
@@ -244,7 +285,7 @@ def test_oracle_depth_and_pose_give_zero_error(synth_seq, synth_dir, tmp_path, m
     d = run_eval.evaluate_depth(synth_dir, progress=False)                     # metric model: no scaling
     assert d["settings"]["median_scaling"] is False
     assert d["metrics"]["abs_rel"] == pytest.approx(0.5, abs=1e-6)
-    p = run_eval.evaluate_pose(synth_dir, progress=False, plots=tmp_path / "plots")
+    p = run_eval.evaluate_pose(synth_dir, progress=False, plots=tmp_path / "plots", pose_source="net")
     assert p["ate"]["se3"]["rmse"] < 1e-6 and p["ate5"]["mean"] < 1e-6
     assert p["kitti"]["none"]["t_err"] < 1e-6 and p["kitti"]["none"]["n_segments"] > 0
     assert p["rpe"]["trans"]["rmse"] < 1e-6

@@ -4,6 +4,7 @@
                     [--median-scaling/--no-median-scaling] [--garg-crop/--no-garg-crop]
                     [--json FILE] [--plots DIR]
     vode eval pose  --data DIR [--model-dir DIR] --json FILE [--plots DIR] [--lengths 10,20,30]
+                    [--pose-source net|geometric|hybrid] [--depth auto|net|stereo|gt]
 
 Numpy + ONNX Runtime only (vode_ros.tools.evaluate); exit code 2 on bad input
 (missing folder, model file, ground truth). Also runs as a module:
@@ -39,7 +40,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "eval", help="evaluate depth.onnx / pose.onnx on a KITTI-layout folder",
         description="Depth: Eigen-protocol metrics against depth_0/*.png, depth/*.npy, Velodyne or SGBM "
                     "pseudo-GT, beside a constant-depth baseline. "
-                    "Pose: ATE-5, full-trajectory ATE, KITTI t_err/r_err, RPE, evo APE/RPE.")
+                    "Pose: the odometry node's pose source (net, geometric, hybrid) -> ATE-5, full-trajectory ATE, "
+                    "KITTI t_err/r_err, RPE, evo APE/RPE.")
     sub = p.add_subparsers(dest="eval_task", metavar="TASK")
     d = sub.add_parser("depth", help="depth metrics (7 Eigen metrics)")
     _common(d)
@@ -62,6 +64,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--lengths", type=_lengths, default=None,
                    help="KITTI segment lengths in metres, e.g. 10,20,30,40,50 (default: the devkit's "
                         "100..800 that fit, else multiples of 10 m, or 1 m, that fit)")
+    q.add_argument("--pose-source", default="hybrid", choices=("net", "geometric", "hybrid"),
+                   help="the odometry node's pose_source: the pose net alone, tracked corners + depth + PnP, or "
+                        "PnP guided by the net with the net as fallback (default: hybrid, the node's default)")
+    q.add_argument("--depth", default="auto", choices=("auto", "net", "stereo", "gt"),
+                   help="depth for the geometric / hybrid sources: the depth net, stereo SGBM at half resolution, "
+                        "or the folder's depth_0/ (auto: stereo where the folder has right images, else the net)")
     q.set_defaults(func=run, eval_task="pose")
     p.set_defaults(func=_usage(p))
     return p
@@ -87,7 +95,8 @@ def run(args) -> int:
             text = run_eval.format_depth(result)
         else:
             result = run_eval.evaluate_pose(args.data, args.model_dir, lengths=args.lengths,
-                                            max_frames=args.max_frames, plots=args.plots, progress=progress)
+                                            max_frames=args.max_frames, plots=args.plots, progress=progress,
+                                            pose_source=args.pose_source, depth=args.depth)
             text = run_eval.format_pose(result)
     except run_eval.EvalInputError as exc:
         print(f"vode eval {args.eval_task}: {exc}", file=sys.stderr)

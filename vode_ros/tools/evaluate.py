@@ -20,9 +20,12 @@ The depth cap is the one of the domain: 80 m when the GT reaches past 20 m (driv
 indoors (``max_depth=None``, the default; the median GT depth of the first frames decides).
 The Garg crop defaults to on for Velodyne GT only (it describes the LiDAR's coverage).
 
-Pose (:func:`evaluate_pose`): pose.onnx on every consecutive pair (current, previous) ->
-``T_{i-1,i}``, integrated ``W_i = W_{i-1} T_{i-1,i}`` (``trajectory.integrate_relative``);
-against ``poses.txt``: ATE-5 (SfMLearner protocol, snippets of the integrated trajectory),
+Pose (:func:`evaluate_pose`): the odometry node's ``runtime.pose.PoseEstimator`` with the same
+pose source (net | geometric | hybrid) and depth for the geometry (depth net, stereo SGBM at half
+resolution as the node, or the folder's sensor depth), through ``tools.pose_bench``'s prepare /
+run_source (one loop for the benchmark, the evaluation and, frame by frame, the node) ->
+``T_{i-1,i}``, integrated ``W_i = W_{i-1} T_{i-1,i}``; against ``poses.txt``:
+ATE-5 (SfMLearner protocol, snippets of the integrated trajectory),
 full-trajectory ATE after Sim(3) and SE(3), KITTI t_err / r_err after 'none', 'scale' and
 'sim3' alignment (lengths: the devkit's that fit, else multiples of 10 m, or 1 m, that fit), RPE
 (1 frame, after Sim(3)), and evo's APE / RPE when evo is installed.
@@ -233,39 +236,74 @@ def _depth_plots(out: Path, samples: dict, per_image: list, source: str, median_
 
 # --------------------------------------------------------------------------- pose
 
-def predict_trajectory(seq, model, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """pose.onnx on (current, previous) pairs -> (relative T_{i-1,i} (N-1, 4, 4), absolute (N, 4, 4))."""
-    from vode_ros.runtime.inference import PoseEstimator
-    from vode_ros.core.kitti import read_image
+POSE_DEPTHS = {"net": "mono", "stereo": "stereo", "gt": "rgbd"}      # --depth -> pose_bench depth mode
 
-    estimator = PoseEstimator(model)
-    rel = []
-    prev = None
-    for i in _progress(range(len(seq)), "pose", len(seq), progress):
-        img = read_image(seq.left[i])
-        cur = model.preprocess(img, _encoding(img))
-        if prev is not None:
-            rel.append(estimator(cur, prev))
-        elif getattr(model, "recurrent", False):
-            estimator.start(cur)          # recurrent pose model: the state starts on frame 0
-        prev = cur
-    rel = np.stack(rel) if rel else np.zeros((0, 4, 4))
-    return rel, tj.integrate_relative(rel)
+
+def pose_depth_mode(seq, pose_source: str, depth: str) -> str:
+    """--depth (auto | net | stereo | gt) -> pose_bench's depth mode for this folder (none for the net source)."""
+    if pose_source == "net":
+        return "none"
+    if depth == "auto":
+        depth = "stereo" if seq.right is not None else "net"
+    if depth not in POSE_DEPTHS:
+        raise EvalInputError(f"--depth must be auto, net, stereo or gt, got {depth!r}")
+    if depth == "stereo" and seq.right is None:
+        raise EvalInputError(f"{seq.root}: --depth stereo needs the right images (image_1/ or image_3/) and the "
+                             "baseline in calib.txt")
+    if depth == "gt" and (seq.depth is None or all(d is None for d in seq.depth)):
+        raise EvalInputError(f"{seq.root}: --depth gt needs depth_0/*.png (uint16, metres * 256 or the TUM "
+                             "factor the folder's README gives)")
+    return POSE_DEPTHS[depth]
+
+
+def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", model_dir=None,
+                       progress: bool | None = None) -> tuple[np.ndarray, dict, dict]:
+    """The odometry node's PoseEstimator over the sequence (pose_bench's prepare / run_source).
+
+    -> (absolute (N, 4, 4) with frame 0 at the origin, estimator statistics, the models used)."""
+    from vode_ros.runtime.pose.estimator import PoseEstimatorConfig
+    from vode_ros.tools.pose_bench import NetRunner, prepare, run_source
+
+    models = {}
+    if pose_source != "geometric":
+        models["pose"] = _load_model(model_dir, "pose")
+    if depth_mode == "mono":
+        models["depth"] = _load_model(model_dir, "depth")
+    nets = NetRunner(models.get("depth"), models.get("pose")) if models else None
+    show = progress is not False
+    frames = prepare(seq, depth_mode, nets, None, progress=show)
+    out = run_source(seq, frames, pose_source, PoseEstimatorConfig(), progress=show)
+    st = out["stats"]
+    stats = {"fallbacks": int(st["fallback"]),
+             "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
+             "inlier_ratio_median": float(np.median(st["inlier_ratio"])) if st["inlier_ratio"] else None,
+             "rmse_px_median": float(np.nanmedian(st["rmse_px"])) if st["rmse_px"] else None,
+             "ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * frames["t_net"],
+                    "estimator": float(np.mean(st["ms"][1:])) if len(st["ms"]) > 1 else 0.0}}
+    return out["poses"], stats, models
 
 
 def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
                   lengths: tuple[float, ...] | None = None, max_frames: int | None = None,
-                  plots: str | Path | None = None, progress: bool | None = None) -> dict:
-    """Trajectory metrics of pose.onnx on ``data`` against its poses.txt (see the module doc)."""
+                  plots: str | Path | None = None, progress: bool | None = None,
+                  pose_source: str = "hybrid", depth: str = "auto") -> dict:
+    """Trajectory metrics of a pose source on ``data`` against its poses.txt (see the module doc).
+
+    pose_source: net | geometric | hybrid (the odometry node's parameter); depth: the geometry's
+    depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt."""
+    from vode_ros.runtime.pose.estimator import POSE_SOURCES
+
+    if pose_source not in POSE_SOURCES:
+        raise EvalInputError(f"--pose-source must be one of {', '.join(POSE_SOURCES)}, got {pose_source!r}")
     seq = _load_sequence(data, max_frames)
     if seq.poses is None:
         raise EvalInputError(f"{seq.root}: pose evaluation needs ground-truth poses: poses.txt "
                              "(KITTI format, one 3x4 row-major cam0 pose per frame)")
     if len(seq) < 5:
         raise EvalInputError(f"{seq.root}: pose evaluation needs at least 5 frames, got {len(seq)}")
-    model = _load_model(model_dir, "pose")
+    depth_mode = pose_depth_mode(seq, pose_source, depth)
     t0 = time.perf_counter()
-    rel, est = predict_trajectory(seq, model, progress)
+    est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress)
     seconds = time.perf_counter() - t0
     gt = np.linalg.inv(seq.poses[0]) @ seq.poses        # frame 0 at the origin, like est
     ate5_mean, ate5_std = tj.ate5(est, gt)
@@ -296,10 +334,14 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "ape": ape,
         "evo": evo if evo is not None else "evo not installed (pip install evo)",
         "per_frame_error_sim3": per_frame,
-        "settings": {"pairs": "consecutive (current, previous) -> T_prev_cur",
+        "pose_source": pose_source,
+        "depth": {"none": "none (the pose net alone)", "mono": "depth net", "stereo": "stereo SGBM (half resolution)",
+                  "rgbd": "sensor depth (depth_0/)"}[depth_mode],
+        "estimator": stats,
+        "settings": {"pairs": "consecutive (previous, current) -> T_prev_cur (runtime.pose.PoseEstimator)",
                      "integration": "W_i = W_{i-1} @ T_{i-1,i}", "step_size": km.STEP_SIZE,
-                     "metric_scale_model": model.meta.metric_scale},
-        "model": _model_info(model),
+                     "metric_scale_model": models["pose"].meta.metric_scale if "pose" in models else None},
+        "model": _model_info(models["pose"]) if "pose" in models else None,
         "seconds": seconds,
         "est_poses": est[:, :3, :].reshape(len(est), 12),
     }
@@ -363,8 +405,13 @@ def format_depth(result: dict) -> str:
 
 def format_pose(result: dict) -> str:
     a5 = result["ate5"]
+    model = result["model"]["path"] if result.get("model") else "none"
+    st = result["estimator"]
     lines = [f"pose: {result['n_frames']} frames of {result['data']}, GT path {result['path_length_gt']:.1f} m, "
-             f"estimated path {result['path_length_est']:.1f} m; model {result['model']['path']}",
+             f"estimated path {result['path_length_est']:.1f} m",
+             f"pose source {result['pose_source']}, depth {result['depth']}; pose net {model}; "
+             f"{st['fallbacks']} fallbacks to the net"
+             + (f", median {st['inliers_median']:.0f} inliers" if st["inliers_median"] is not None else ""),
              f"ATE-5 (SfMLearner)        {a5['mean']:.4f} ± {a5['std']:.4f} m",
              f"ATE full, Sim(3) aligned  {result['ate']['sim3']['rmse']:.4f} m (scale {result['ate']['sim3']['scale']:.3f})",
              f"ATE full, SE(3) aligned   {result['ate']['se3']['rmse']:.4f} m"]

@@ -54,14 +54,20 @@ def _encoding(img: np.ndarray) -> str:
 
 
 class NetRunner:
-    """The shipped depth and pose nets (ONNX Runtime), timed per call."""
+    """The depth and / or pose net (ONNX Runtime) for ``prepare``; either may be None (not needed)."""
 
-    def __init__(self, models_dir: Path, threads: int = 0):
-        from vode_ros.runtime.inference import DepthEstimator, PoseEstimator as PoseNet, load_models
+    def __init__(self, depth_model=None, pose_model=None):
+        from vode_ros.runtime.inference import DepthEstimator, PoseEstimator as PoseNet
 
-        self.depth_model, self.pose_model = load_models(models_dir, ["CPUExecutionProvider"], threads)
-        self.depth = DepthEstimator(self.depth_model)
-        self.pose = PoseNet(self.pose_model)
+        self.depth_model, self.pose_model = depth_model, pose_model
+        self.depth = DepthEstimator(depth_model) if depth_model is not None else None
+        self.pose = PoseNet(pose_model) if pose_model is not None else None
+
+    @classmethod
+    def load(cls, models_dir: Path, threads: int = 0) -> "NetRunner":
+        from vode_ros.runtime.inference import load_models
+
+        return cls(*load_models(models_dir, ["CPUExecutionProvider"], threads))
 
     def depth_of(self, img: np.ndarray, k: np.ndarray) -> np.ndarray:
         """(H, W[, 3]) uint8 -> (h, w) metres at the net's resolution (focal length rescaled)."""
@@ -79,10 +85,14 @@ def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float) -
 
 
 def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True) -> dict:
-    """Images, the mode's depth per frame and the pose net's motions, with their times (s)."""
+    """Images, the mode's depth per frame and the pose net's motions, with their times (s).
+
+    mode: mono (depth net), stereo (SGBM), rgbd (the folder's depth_0/), none (no depth: the net
+    source). The pose net runs where ``nets.pose`` is given."""
     from tqdm import tqdm
 
     n = len(seq) if max_frames is None else min(len(seq), max_frames)
+    use_pose = nets is not None and nets.pose is not None
     images, depths, net_motion = [], [], [None]
     t_depth, t_net = [], []
     prev_in = None
@@ -94,20 +104,24 @@ def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, prog
             d = nets.depth_of(img, seq.k)
         elif mode == "stereo":
             d = _sgbm(img, read_image(seq.right[i]), seq.k, seq.baseline)
-        else:
+        elif mode == "rgbd":
             d = read_depth(seq.depth[i]) if seq.depth[i] is not None else None
+        else:
+            d = None
         t_depth.append(time.perf_counter() - t0)
-        if nets is not None:
+        if use_pose:
             t0 = time.perf_counter()
             cur_in = nets.pose_inputs(img)
             if prev_in is not None:
                 net_motion.append(nets.pose(cur_in, prev_in))
+            else:
+                nets.pose.start(cur_in)        # a recurrent pose net starts its state on frame 0
             prev_in = cur_in
             t_net.append(time.perf_counter() - t0)
         images.append(img)
         depths.append(d)
-    return {"images": images, "depths": depths, "net": net_motion if nets is not None else [None] * n,
-            "t_depth": float(np.mean(t_depth)) if mode != "rgbd" else 0.0,
+    return {"images": images, "depths": depths, "net": net_motion if use_pose else [None] * n,
+            "t_depth": float(np.mean(t_depth)) if mode in ("mono", "stereo") else 0.0,
             "t_net": float(np.mean(t_net)) if t_net else 0.0}
 
 
@@ -203,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.sequences.split(","))
         seqs = [s for s in seqs if s.name in wanted]
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
-    nets = NetRunner(args.models_dir, args.threads) if needs_net else None
+    nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
     base = PoseEstimatorConfig(work_width=args.work_width)
     rows = []
     for folder in seqs:
