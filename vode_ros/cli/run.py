@@ -22,6 +22,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="mono, or stereo (right camera pairs for metric scale)")
     p.add_argument("--scale-mode", choices=SCALE_MODES, default=None,
                    help="where the depth node's metric scale comes from (the odometry node follows it)")
+    p.add_argument("--pose-source", choices=("net", "geometric", "hybrid"), default=None,
+                   help="the odometry node's pose source (default: the parameter file's, hybrid)")
+    p.add_argument("--geometry-depth", choices=("auto", "depth_topic", "stereo"), default=None,
+                   help="depth for the geometric / hybrid pose: stereo SGBM (mode stereo), the depth node's depth, "
+                        "or auto (stereo in mode stereo, else the depth node's)")
     p.add_argument("--image-topic", default=None)
     p.add_argument("--camera-info-topic", default=None)
     p.add_argument("--right-image-topic", default=None)
@@ -62,6 +67,9 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         per_node["depth"]["scale_mode"] = args.scale_mode
         # As the launch file: the odometry node follows the depth node's scale unless the model is metric.
         per_node["odometry"]["scale_mode"] = "model" if args.scale_mode in ("model", "none") else "from_depth"
+    for option in ("pose_source", "geometry_depth"):
+        if getattr(args, option, None):
+            per_node["odometry"][option] = getattr(args, option)
     prefix = args.frame_prefix
     for option, default in (("odom_frame", "odom"), ("base_frame", "base_link"),
                             ("camera_frame", "camera_left_optical_frame")):

@@ -140,9 +140,7 @@ class VodeNodeBase(Node):
                                  callback_group=self._input_group)
         self._subscribe_image(p("image_topic"), self._on_image)
         if self.stereo:
-            self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info, self._input_qos,
-                                     callback_group=self._input_group)
-            self._subscribe_image(p("right_image_topic"), self._on_right_image)
+            self.subscribe_right()
         self.create_service(Trigger, "~/reload_model", self._on_reload)
         capacity = int(p("reliable_queue_size")) if reliable else 1
         self.worker = LatestFrameWorker(self._process_safely, name=f"{name}-inference", capacity=capacity,
@@ -227,6 +225,14 @@ class VodeNodeBase(Node):
                                      callback_group=self._input_group)
         else:
             self.create_subscription(Image, topic, callback, self._input_qos, callback_group=self._input_group)
+
+    def subscribe_right(self) -> None:
+        """The right image and CameraInfo (mode stereo); a subclass that needs the right image only
+        under some parameters sets ``uses_right`` and calls this from build()."""
+        p = self.params.value
+        self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info, self._input_qos,
+                                 callback_group=self._input_group)
+        self._subscribe_image(p("right_image_topic"), self._on_right_image)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         problem = camera_info_problem(list(msg.k), msg.width, msg.height)
@@ -389,7 +395,15 @@ class VodeNodeBase(Node):
             msg.header = header
         else:
             msg.header.stamp = self.get_clock().now().to_msg()
+        self.fill_status(msg)
         self.status_pub.publish(msg)
+
+    def fill_status(self, msg: VodeStatus) -> None:
+        """Subclasses set their own fields of vode/status."""
+
+    def diagnostic_values(self) -> list[tuple[str, Any]]:
+        """Subclasses add (key, value) pairs to their /diagnostics status."""
+        return []
 
     def _tick(self) -> None:
         # vode/status also goes out when frames came in but none went out (only bad input).
@@ -416,6 +430,7 @@ class VodeNodeBase(Node):
                   ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
                   ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
                   ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}")]
+        values += self.diagnostic_values()
         values += [(f"rejected_{reason}", n) for reason, n in sorted(snap.rejected.items())]
         values += [(f"problem_{reason}", m) for reason, m in sorted(recent.items())]
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values]

@@ -26,14 +26,17 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vode_ros.nodes.adaptation_hook import AdaptationHook
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.runtime.inference import DepthEstimator
-from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_sec
+from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_ns, stamp_to_sec
 from vode_ros.runtime.scale import MODES, ScaleEstimator, median_ratio, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
     role = "depth"
 
-    def __init__(self, **kwargs):
+    def __init__(self, depth_cache=None, **kwargs):
+        # depth_cache (runtime.pose.depth_input.DepthCache): an odometry node in the same process
+        # takes the depth from here instead of from depth/image (vode run).
+        self.depth_sink = depth_cache
         super().__init__("depth_node", **kwargs)
 
     def build(self) -> None:
@@ -109,6 +112,8 @@ class DepthNode(VodeNodeBase):
             self.scaler.observe_depth(depth, k_net)
         depth = depth * np.float32(self.scaler.scale)
         self.depth_pub.publish(image_to_msg(depth, "32FC1", frame.header))
+        if self.depth_sink is not None:
+            self.depth_sink.put(stamp_to_ns(frame.header.stamp), depth)
         h, w = depth.shape
         self.info_pub.publish(scaled_camera_info(self.camera_info, k_net, w, h, frame.header))
         if self.get_parameter("publish_color").value and self.color_pub.get_subscription_count():

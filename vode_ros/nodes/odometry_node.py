@@ -5,8 +5,18 @@
   /tf_static         base_link -> camera optical frame (the mount, from parameters)
   vode/status        vode_ros_msgs/VodeStatus per frame; /diagnostics at 1 Hz
 
-The pose net gives the current camera in the previous camera's optical frame; the mount
-turns that into base_link motion, which is integrated from the first frame (odom origin).
+Pose sources (parameter pose_source; runtime.pose, the same code as `vode eval pose`):
+  net        the pose net's motion alone (no depth needed);
+  geometric  corners tracked into the current image, lifted with the previous frame's depth, PnP;
+  hybrid     geometric guided by the pose net, the net where too few inliers remain (default).
+The geometry's depth (geometry_depth): in mode stereo SGBM of the rectified pair at half
+resolution; otherwise the depth node's depth/image (metric), paired by exact stamp (or handed over
+directly when both nodes share a process, `vode run`). Only mode stereo with stereo depth uses the
+right image: in every other case a silent right camera never stalls this node.
+
+The motion (current camera in the previous camera's optical frame) goes through the mount into
+base_link and is integrated from the first frame (odom origin); its covariance from the estimator
+goes with it (twist covariance in base_link, pose covariance accumulated along the trajectory).
 A stamp older than the last one (a bag looping) resets the trajectory with a log line.
 """
 from __future__ import annotations
@@ -22,6 +32,7 @@ from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
 from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
 from vode_ros.nodes.base import Frame, FrameRejected, VodeNodeBase, run_single
+from vode_ros.nodes.pose_params import PoseSourceParams
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
 from vode_ros_msgs.msg import VodeStatus
@@ -43,7 +54,10 @@ class OdometryNode(VodeNodeBase):
     role = "pose"
     uses_right = False    # the pose net needs only the left image: a silent right camera never stalls it
 
-    def __init__(self, **kwargs):
+    def __init__(self, depth_cache=None, **kwargs):
+        # depth_cache (runtime.pose.depth_input.DepthCache): filled directly by a depth node in the
+        # same process (vode run); None: from depth/image.
+        self.shared_depth = depth_cache
         super().__init__("odometry_node", **kwargs)
 
     def build(self) -> None:
@@ -56,8 +70,9 @@ class OdometryNode(VodeNodeBase):
         self._declare("mount_rpy", [0.0, 0.0, 0.0], "camera_link orientation in base_frame, radians", length=3,
                       check=_finite_within(2 * np.pi))
         self._declare("publish_tf", True, "broadcast odom -> base_link on /tf")
-        self._declare("pose_std_xyz", 0.1, "position standard deviation for the covariance, m", low=1e-6, high=100.0)
-        self._declare("pose_std_rpy", 0.02, "orientation standard deviation for the covariance, rad",
+        self._declare("pose_std_xyz", 0.1, "per-frame position standard deviation of the pose net's motion (the "
+                      "covariance of pose_source net and of fallback frames), m", low=1e-6, high=100.0)
+        self._declare("pose_std_rpy", 0.02, "per-frame orientation standard deviation of the pose net's motion, rad",
                       low=1e-6, high=10.0)
         self._declare("scale", 1.0, "fixed factor on the net's translations (scale_mode model/none), > 0",
                       low=1e-6, high=1e6)
@@ -68,10 +83,14 @@ class OdometryNode(VodeNodeBase):
         self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)", low=1, high=100)
         self._declare("max_frame_gap", 1.0, "a larger forward jump of the stamps (camera paused, stamps from 0) "
                       "restarts the frame pair instead of integrating motion across it, s", low=0.01, high=3600.0)
+        self.pose_params = PoseSourceParams(self)      # pose_source, geometry_depth, estimator tuning
         p = self.params.value
         self.odom_frame, self.base_frame, self.camera_frame = p("odom_frame"), p("base_frame"), p("camera_frame")
         self.t_base_cam = mount_transform(list(p("mount_xyz")), list(p("mount_rpy")))
-        self.integrator = OdometryIntegrator(self.t_base_cam, scale=float(p("scale")))
+        # The scale multiplies the pose net's translations before the estimator (a geometric
+        # motion is already in the depth's metres): the integrator itself adds none.
+        self.net_scale = float(p("scale"))
+        self.integrator = OdometryIntegrator(self.t_base_cam)
         self._set_covariance({})
         self.scale_mode = p("scale_mode")
         self.depth_scale_source = "waiting for the depth node's scale"
@@ -114,6 +133,7 @@ class OdometryNode(VodeNodeBase):
     def _set_covariance(self, values) -> None:
         xyz = float(values.get("pose_std_xyz", self.params.value("pose_std_xyz")))
         rpy = float(values.get("pose_std_rpy", self.params.value("pose_std_rpy")))
+        # Published until the first motion carries the estimator's covariance.
         self.pose_cov = diagonal_covariance(xyz, rpy)
         self.twist_cov = diagonal_covariance(xyz * 10, rpy * 10)
 
@@ -127,7 +147,7 @@ class OdometryNode(VodeNodeBase):
             self._status_sub = None
         self.scale_mode = mode
         if mode != "from_depth":
-            self.integrator.scale = float(values.get("scale", self.params.value("scale")))
+            self.net_scale = float(values.get("scale", self.params.value("scale")))
 
     def _set_refine(self, values) -> None:
         on = bool(values["refine_pose"])
@@ -137,7 +157,7 @@ class OdometryNode(VodeNodeBase):
 
     def _on_status(self, msg: VodeStatus) -> None:
         if msg.node == "depth" and msg.scale > 0 and np.isfinite(msg.scale):
-            self.integrator.scale = float(msg.scale)
+            self.net_scale = float(msg.scale)
             self.depth_scale_source = f"depth node: {msg.scale_source}"
 
     def _load_depth(self) -> DepthEstimator:
@@ -160,8 +180,17 @@ class OdometryNode(VodeNodeBase):
 
     def scale_info(self) -> tuple[str, float]:
         if self.scale_mode == "from_depth":
-            return self.depth_scale_source, self.integrator.scale
-        return super().scale_info()[0] if self.scale_mode == "model" else "none (relative)", self.integrator.scale
+            return self.depth_scale_source, self.net_scale
+        return super().scale_info()[0] if self.scale_mode == "model" else "none (relative)", self.net_scale
+
+    def check_parameters(self, values) -> str | None:
+        return PoseSourceParams.check(values)
+
+    def fill_status(self, msg: VodeStatus) -> None:
+        self.pose_params.fill_status(msg)
+
+    def diagnostic_values(self) -> list:
+        return self.pose_params.diagnostic_values()
 
     def _check_stamp(self, stamp: float) -> None:
         """Refuse a repeated stamp; restart the pair (keeping the pose) across a forward jump."""
@@ -194,9 +223,10 @@ class OdometryNode(VodeNodeBase):
             self.previous = None
         if self.previous is None:
             self.integrator.start(stamp)
+            self.pose_params.frontend.restart()
             self.estimator.start(net_in)      # recurrent pose models: reset the state, feed frame 0
-            state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
-        else:
+            motion = None
+        elif self.pose_params.frontend.needs_net:
             motion = self.estimator(net_in, self.previous)
             if self.refine and self.previous_depth is not None:
                 m = self.model.meta
@@ -204,8 +234,20 @@ class OdometryNode(VodeNodeBase):
                 motion, _ = refine_pose(gray_from_net_input(self.previous, m.mean, m.std),
                                         gray_from_net_input(net_in, m.mean, m.std), self.previous_depth, k_net,
                                         motion, iters=int(self.params.value("refine_iters")))
-            state = self.integrator.update(stamp, motion)
+            motion[:3, 3] *= self.net_scale
+        else:
+            motion = None
+        est = self.pose_params.step(frame, motion)
+        if est.source == "start":
+            state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
+            held = self.integrator.pose_covariance()      # after a gap: what the trajectory has gathered
+            pose_cov = held.reshape(-1).tolist() if held.any() else self.pose_cov
+            twist_cov = self.twist_cov
+        else:
+            state = self.integrator.update(stamp, est.t_prev_cur, est.covariance)
             state_pose, lin, ang = state.pose, state.twist_linear, state.twist_angular
+            pose_cov = state.pose_covariance.reshape(-1).tolist()
+            twist_cov = state.twist_covariance.reshape(-1).tolist()
         if self.refine:
             dm = self.depth_estimator.model
             same = (dm.meta.mean, dm.meta.std) == (self.model.meta.mean, self.model.meta.std)
@@ -213,7 +255,7 @@ class OdometryNode(VodeNodeBase):
             self.previous_depth = self.depth_estimator(depth_in)    # no fx: the units the pose net was trained in
         self.previous = net_in
         self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
-                                           self.base_frame, self.pose_cov, self.twist_cov))
+                                           self.base_frame, pose_cov, twist_cov))
         if self.params.value("publish_tf"):
             self.tf_pub.publish(TFMessage(transforms=[
                 transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)]))

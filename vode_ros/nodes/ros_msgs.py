@@ -16,6 +16,18 @@ def stamp_to_sec(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def stamp_to_ns(stamp: Time) -> int:
+    """Exact integer nanoseconds (a key that pairs messages copied from one header)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def depth_from_msg(msg: Image) -> np.ndarray:
+    """32FC1 depth image (REP-118, metres) -> (H, W) float32; ImageDecodeError for anything else."""
+    if msg.encoding != "32FC1":
+        raise ImageDecodeError(f"depth image encoding '{msg.encoding}': expected 32FC1 (metres, REP-118)")
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
+
+
 def image_from_msg(msg) -> tuple[np.ndarray, str]:
     """Image or CompressedImage -> (array, encoding)."""
     if hasattr(msg, "encoding"):

@@ -39,6 +39,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
     from vode_ros.nodes.shutdown import quiet_signals, startup_errors
+    from vode_ros.runtime.pose.depth_input import DepthCache
 
     params_file = Path(params_file or DEFAULT_PARAMS)
     if not params_file.is_file():
@@ -47,10 +48,14 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     quiet_signals()           # before rclpy.init: Ctrl-C shuts rclpy down, never raises KeyboardInterrupt
     rclpy.init(args=ros_args(params_file, overrides or {}, namespace))
     created = []
+    # Both nodes in this process: the depth node hands its depth to the odometry node's geometry
+    # directly (same stamps, no serialisation) instead of through depth/image.
+    shared_depth = DepthCache() if {"depth", "odometry"} <= set(nodes) else None
     try:
         for name in nodes:
             own = [Parameter(k, value=v) for k, v in (node_overrides or {}).get(name, {}).items()]
-            created.append({"depth": DepthNode, "odometry": OdometryNode}[name](parameter_overrides=own))
+            created.append({"depth": DepthNode, "odometry": OdometryNode}[name](parameter_overrides=own,
+                                                                              depth_cache=shared_depth))
     except startup_errors() as exc:   # bad model file or parameter: the node has torn itself down
         log(f"error: {exc}")
         for n in created:

@@ -55,10 +55,16 @@ class PoseFrontEnd:
         self.estimator.reconfigure(config)
 
     def reset(self) -> None:
+        """A new sequence (time went back): the estimator starts again, held depth is forgotten."""
         self.estimator.reset()
         self._prev_ns = None
         if self.cache is not None:
             self.cache.clear()
+
+    def restart(self) -> None:
+        """The next frame starts a new frame pair (a gap in the stamps, a new pose net); depth already
+        received for later frames is kept."""
+        self.estimator.reset()
 
     def step(self, image: np.ndarray, stamp_ns: int, k: np.ndarray, net_t_prev_cur: np.ndarray | None = None,
              right: np.ndarray | None = None, baseline: float | None = None) -> PoseEstimate:
@@ -73,7 +79,7 @@ class PoseFrontEnd:
                 depth = stereo_geometry_depth(image, right, float(k[0, 0]), float(baseline))
             else:
                 self.stats.stereo_missing += 1
-        elif self.geometry_depth == "depth_topic" and self._prev_ns is not None \
+        elif self.geometry_depth == "depth_topic" and self.estimator.started \
                 and not self.estimator.previous_has_depth:
             prev = self.cache.take(self._prev_ns, self.depth_wait_s)
             if prev is not None:

@@ -1,0 +1,145 @@
+"""The odometry node's pose-source wiring: parameters, the geometry's depth input, status fields.
+
+Parameters (declared with ranges through nodes.params; the tuning ones apply live):
+  pose_source          net | geometric | hybrid (runtime.pose.PoseEstimator)
+  geometry_depth       auto | depth_topic | stereo: where the geometry's depth comes from (start-up)
+  depth_topic          the depth node's depth image (32FC1 metres, REP-118), for depth_topic
+  depth_wait           how long a frame may wait for the previous frame's depth, s
+  min_inliers, ransac_threshold_px, max_features, work_width, refine: the estimator's settings
+
+The per-frame logic is runtime.pose.frontend.PoseFrontEnd (no ROS); this module only turns ROS
+messages and parameters into its inputs.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import replace
+from typing import Any
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from vode_ros.core.image_codec import ImageDecodeError, to_gray
+from vode_ros.nodes.ros_msgs import depth_from_msg, stamp_to_ns
+from vode_ros.runtime.pose.depth_input import GEOMETRY_DEPTHS, DepthCache, resolve_geometry_depth
+from vode_ros.runtime.pose.estimator import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
+from vode_ros.runtime.pose.frontend import PoseFrontEnd
+
+# parameter -> PoseEstimatorConfig field
+TUNING = {"min_inliers": "min_inliers", "ransac_threshold_px": "ransac_threshold", "max_features": "max_features",
+          "work_width": "work_width", "refine": "refine", "pose_std_xyz": "net_std_xyz",
+          "pose_std_rpy": "net_std_rpy"}
+
+
+class PoseSourceParams:
+    def __init__(self, node):
+        self.node = node
+        d = node._declare
+        d("pose_source", "hybrid", "net: the pose net alone; geometric: tracked corners + depth + PnP-RANSAC; "
+          "hybrid: geometric guided by the pose net, the net where too few inliers remain",
+          choices=POSE_SOURCES)
+        d("geometry_depth", "auto", "depth for the geometric / hybrid sources: stereo (SGBM of the rectified pair "
+          "at half resolution, mode stereo), depth_topic (the depth node's metric depth), auto (stereo in mode "
+          "stereo, else depth_topic)", choices=GEOMETRY_DEPTHS, live=False)
+        d("depth_topic", "depth/image", "the depth node's depth image (32FC1 metres) for geometry_depth depth_topic",
+          live=False)
+        d("depth_wait", 0.5, "longest wait of a frame for the previous frame's depth from the depth node, s "
+          "(not waited when that depth was skipped or the depth node is silent)", low=0.0, high=5.0)
+        d("min_inliers", 30, "fewer PnP inliers: the frame falls back to the pose net", low=6, high=10000)
+        d("ransac_threshold_px", 1.5, "PnP-RANSAC inlier threshold, px at the tracking resolution", low=0.1, high=50.0)
+        d("max_features", 600, "corners tracked per frame", low=20, high=20000)
+        d("work_width", 640, "tracking resolution: wider images are downscaled to it (0 = as given)",
+          low=0, high=8192)
+        d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
+          "(measured worse than without in stereo)")
+        p = node.params.value
+        self.geometry = resolve_geometry_depth(p("geometry_depth"), node.mode, p("pose_source"))
+        cache = None
+        if self.geometry == "depth_topic":
+            cache = node.shared_depth or DepthCache()
+            if node.shared_depth is None:
+                # Own group: the depth must come in while an image callback waits on back-pressure.
+                node.create_subscription(Image, p("depth_topic"), self._on_depth,
+                                         QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+                                         callback_group=MutuallyExclusiveCallbackGroup())
+        elif self.geometry == "stereo":
+            node.uses_right = True          # this node now pairs the right image (base: mode stereo)
+            node.subscribe_right()
+        self.frontend = PoseFrontEnd(self._config({}), self.geometry, cache, float(p("depth_wait")))
+        self._lock = threading.Lock()
+        self.depth_rejected = 0
+        node.params.on_change(["pose_source", *TUNING], self._apply_live)
+        node.params.on_change(["depth_wait"], lambda v: setattr(self.frontend, "depth_wait_s", float(v["depth_wait"])))
+        where = {"none": "none (the pose net alone)", "stereo": "SGBM of the stereo pair",
+                 "depth_topic": "in-process depth node" if node.shared_depth else p("depth_topic")}[self.geometry]
+        node.get_logger().info(f"pose_source {p('pose_source')}, geometry depth: {where}")
+
+    def _config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
+        v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", *TUNING)}
+        return PoseEstimatorConfig(pose_source=v["pose_source"],
+                                   **{field: type(getattr(PoseEstimatorConfig, field))(v[name])
+                                      for name, field in TUNING.items()})
+
+    def _apply_live(self, values: dict[str, Any]) -> None:
+        source = values.get("pose_source", self.frontend.config.pose_source)
+        if source != "net" and self.geometry == "none":
+            raise ValueError(f"pose_source {source} needs a depth input the node did not set up (it started with "
+                             f"pose_source net): restart it with pose_source:={source}")
+        config = self._config(values)
+        with self.node.model_lock:            # between frames
+            self.frontend.reconfigure(replace(config, pose_source=source))
+
+    @staticmethod
+    def check(values: dict[str, Any]) -> str | None:
+        """The cross-parameter check (also while the parameters are still being declared)."""
+        try:
+            resolve_geometry_depth(values.get("geometry_depth", "auto"), values.get("mode", "mono"),
+                                   values.get("pose_source", "hybrid"))
+        except ValueError as exc:
+            return f"{exc} (parameters geometry_depth / mode / pose_source)"
+        return None
+
+    def _on_depth(self, msg: Image) -> None:
+        try:
+            depth = depth_from_msg(msg)
+        except ImageDecodeError as exc:
+            self.depth_rejected += 1
+            self.node.problem("depth_input", f"depth on {self.node.params.value('depth_topic')} not used: {exc}")
+            return
+        self.frontend.cache.put(stamp_to_ns(msg.header.stamp), depth)
+
+    def step(self, frame, net_motion) -> PoseEstimate:
+        """One camera frame (nodes.base.Frame; right and baseline set in stereo) -> the estimate."""
+        grey = to_gray(frame.image, frame.encoding)
+        return self.frontend.step(grey, stamp_to_ns(frame.header.stamp), frame.k, net_t_prev_cur=net_motion,
+                                  right=frame.right, baseline=frame.baseline)
+
+    def fill_status(self, msg) -> None:
+        e, st = self.frontend.last, self.frontend.stats
+        msg.fallbacks = st.fallbacks
+        if e is None:
+            msg.reprojection_rmse_px = math.nan
+            return
+        msg.pose_source = e.source
+        msg.inliers = int(e.inliers)
+        msg.inlier_ratio = float(e.inlier_ratio)
+        msg.reprojection_rmse_px = float(e.rmse_px)
+
+    def diagnostic_values(self) -> list[tuple[str, Any]]:
+        fe = self.frontend
+        values = [("pose_source", fe.config.pose_source), ("geometry_depth", self.geometry),
+                  ("pose_fallbacks", fe.stats.fallbacks)]
+        if fe.last is not None:
+            values += [("last_pose_source", fe.last.source), ("inliers", fe.last.inliers)]
+            if fe.last.reason:
+                values.append(("last_fallback_reason", fe.last.reason))
+        if self.geometry == "stereo":
+            values.append(("frames_without_right_image", fe.stats.stereo_missing))
+        if fe.cache is not None:
+            c = fe.cache.counts()
+            values += [("depth_paired", c.paired), ("frames_without_depth", c.frames_without_depth),
+                       ("depth_unpaired", c.depth_unpaired), ("depth_rejected", self.depth_rejected),
+                       ("depth_wait_ms_total", f"{c.wait_ms_total:.0f}")]
+        return values
