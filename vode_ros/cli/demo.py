@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from vode_ros.tools.demo import DEFAULT_DATA, DEFAULT_OUT
+    from vode_ros.tools.demo import DEFAULT_DATA, DEFAULT_MODE, DEFAULT_OUT, DEFAULT_POSE_SOURCE
 
     p = subparsers.add_parser(
         "demo", help="KITTI clip -> bag -> real ROS 2 nodes -> report (ATE, depth metrics, plots)",
@@ -19,6 +19,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, default=None, help="depth.onnx + pose.onnx (default: shipped)")
     p.add_argument("--rate", type=float, default=1.0, help="playback rate of the clip (1 = real time)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    p.add_argument("--mode", choices=("mono", "stereo"), default=DEFAULT_MODE,
+                   help="stereo: the right images go to the nodes (SGBM depth for the pose geometry); mono: the "
+                        f"left images only, the geometry uses the depth node's depth (default: {DEFAULT_MODE})")
+    p.add_argument("--pose-source", choices=("net", "geometric", "hybrid"), default=DEFAULT_POSE_SOURCE,
+                   help=f"the odometry node's pose source (default: {DEFAULT_POSE_SOURCE})")
     p.set_defaults(func=run)
     return p
 
@@ -29,7 +34,8 @@ def run(args) -> int:
     from vode_ros.core.kitti import KittiFormatError
 
     try:
-        report = run_demo(args.data, args.out, args.model_dir, args.rate, args.storage)
+        report = run_demo(args.data, args.out, args.model_dir, args.rate, args.storage, mode=args.mode,
+                          pose_source=args.pose_source)
     except (KittiFormatError, ModelLoadError) as exc:
         print(f"vode demo: {exc}", file=sys.stderr)
         return 2
