@@ -81,8 +81,9 @@ def test_depth_cache_pairs_by_stamp_and_counts_what_never_pairs():
     for i in range(3, 7):
         cache.put(_ns(i), d)                     # 2 and 3 evicted unused (capacity 3)
     assert cache.take(_ns(5)) is d               # 4 is older than asked: given up
+    cache.put(_ns(1), d)                         # too late: frame 5 has been asked for
     c = cache.counts()
-    assert (c.paired, c.frames_without_depth, c.depth_unpaired) == (2, 1, 3)
+    assert (c.paired, c.frames_without_depth, c.depth_unpaired) == (2, 1, 4)
 
 
 def test_depth_cache_waits_for_a_late_depth_then_stops_waiting_for_a_silent_source():

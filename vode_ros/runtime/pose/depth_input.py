@@ -77,6 +77,7 @@ class DepthCache:
         self._cond = threading.Condition()
         self._depth: OrderedDict[int, np.ndarray] = OrderedDict()
         self._newest: int | None = None         # newest stamp ever put (the depth node works in order)
+        self._asked: int | None = None          # newest stamp asked for: older depth comes too late
         self._last_put = 0.0                    # monotonic time of the last put
         self._silent = False                    # the last wait timed out with nothing arriving since
         self._paired = self._missing = self._unpaired = self._waits = 0
@@ -85,13 +86,16 @@ class DepthCache:
     def put(self, stamp_ns: int, depth: np.ndarray) -> None:
         """Depth (H, W) metres of the image stamped ``stamp_ns``."""
         with self._cond:
+            self._last_put, self._silent = time.monotonic(), False     # late or not: the source is alive
+            if self._asked is not None and int(stamp_ns) <= self._asked:
+                self._unpaired += 1             # its frame has been stepped (or given up) already
+                return
             self._depth[int(stamp_ns)] = depth
             self._depth.move_to_end(int(stamp_ns))
             while len(self._depth) > self.capacity:
                 self._depth.popitem(last=False)
                 self._unpaired += 1
             self._newest = int(stamp_ns) if self._newest is None else max(self._newest, int(stamp_ns))
-            self._last_put, self._silent = time.monotonic(), False
             self._cond.notify_all()
 
     def take(self, stamp_ns: int, timeout: float = 0.0) -> np.ndarray | None:
@@ -112,6 +116,7 @@ class DepthCache:
                 if not self._cond.wait_for(ready, timeout):
                     self._silent = True
                 self._wait_ms += (time.monotonic() - t0) * 1e3
+            self._asked = stamp_ns if self._asked is None else max(self._asked, stamp_ns)
             depth = self._depth.pop(stamp_ns, None)
             for old in [s for s in self._depth if s < stamp_ns]:
                 del self._depth[old]
@@ -126,7 +131,7 @@ class DepthCache:
         """A new sequence (time jumped back): forget what is held (not counted)."""
         with self._cond:
             self._depth.clear()
-            self._newest = None
+            self._newest = self._asked = None
 
     def counts(self) -> PairingCounts:
         with self._cond:

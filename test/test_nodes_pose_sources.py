@@ -1,0 +1,159 @@
+"""The odometry node's pose sources with real rclpy: each source publishes odometry with the
+estimator's covariance (not the old fixed diagonal), the covariance grows where the inliers go
+(a textureless stretch), a silent right camera never stalls the mono pose modes, and depth from
+depth/image that never pairs with a frame is counted."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from vode_ros.core.kitti import load_sequence, read_image
+from vode_ros.nodes.ros_msgs import image_to_msg
+from vode_training.data.synthetic import generate_sequence
+
+from ros_helpers import Harness, ensure_rclpy
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+OLD_POSE_DIAG = [0.1 ** 2] * 3 + [0.02 ** 2] * 3        # the fixed covariance published before
+
+
+def _diag(cov) -> np.ndarray:
+    return np.asarray(cov, np.float64).reshape(6, 6).diagonal()
+
+
+def _harness(models_dir, nodes=("depth", "odometry"), **odometry_params) -> Harness:
+    ensure_rclpy()
+    from vode_ros.nodes.depth_node import DepthNode
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    common = [Parameter("model_dir", value=str(models_dir))]
+    own = common + [Parameter(k, value=v) for k, v in odometry_params.items()]
+    made = []
+    if "depth" in nodes:
+        made.append(DepthNode(parameter_overrides=common))
+    made.append(OdometryNode(parameter_overrides=own))
+    h = Harness(made)
+    assert h.wait_connected(subscribers=len(made)), "nodes did not subscribe"
+    return h
+
+
+def _stamp(t: float):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=int(t), nanosec=int(round((t % 1) * 1e9)))
+
+
+def _play(h: Harness, images, k, t0: float = 100.0, per_frame_s: float = 20.0) -> None:
+    """Publish frame by frame, each after the previous one's odometry (the nodes keep up)."""
+    n0 = len(h.got["odom"])
+    for i, img in enumerate(images):
+        h.publish_frame(img, "mono8", k, t0 + 0.1 * i)
+        assert h.wait_for(lambda n=i: len(h.got["odom"]) > n0 + n, per_frame_s), f"no odometry for frame {i}"
+
+
+@pytest.fixture(scope="module")
+def kitti(kitti_dir):
+    seq = load_sequence(kitti_dir, max_frames=8)
+    return seq, [read_image(seq.left[i]) for i in range(len(seq))]
+
+
+@pytest.mark.parametrize("source", ["net", "geometric", "hybrid"])
+def test_each_pose_source_publishes_the_estimators_covariance(models_dir, kitti, source):
+    seq, images = kitti
+    h = _harness(models_dir, pose_source=source)
+    try:
+        _play(h, images[:5], seq.k)
+        odom = h.got["odom"][-5:]
+        status = [s for s in h.got["status"] if s.node == "pose"]
+        assert h.wait_for(lambda: len([s for s in h.got["status"] if s.node == "pose"]) >= 5, 10.0)
+        status = [s for s in h.got["status"] if s.node == "pose"][-4:]
+        want = {"net": {"net"}, "geometric": {"geometric"}, "hybrid": {"hybrid"}}[source]
+        assert {s.pose_source for s in status} <= want | {"fallback"}, [s.pose_source for s in status]
+        if source != "net":
+            # Frame 1 can only use frame 0's depth if it came in time; later frames all have geometry.
+            assert status[-1].pose_source == source and status[-1].inliers >= 30
+            assert 0 < status[-1].inlier_ratio <= 1 and 0 < status[-1].reprojection_rmse_px < 3
+        diags = [_diag(o.pose.covariance) for o in odom[1:]]
+        assert not any(np.allclose(d, OLD_POSE_DIAG) for d in diags)
+        assert all(np.all(np.diff([d[i] for d in diags]) > 0) for i in range(6))   # accumulated: grows
+        twist = _diag(odom[-1].twist.covariance)
+        assert np.all(twist > 0) and np.all(np.isfinite(twist))
+        p = odom[-1].pose.pose.position
+        assert p.x > 2.0                  # KITTI 06 starts driving forward, ~1 m per frame
+    finally:
+        h.close()
+
+
+def test_covariance_grows_when_the_inliers_fall(models_dir, kitti):
+    seq, images = kitti
+    h = _harness(models_dir, pose_source="hybrid")
+    try:
+        flat = np.full_like(images[0], 128)            # a textureless stretch (a wall, fog, a lens cap)
+        _play(h, images[:4] + [flat, flat, flat] + images[4:6], seq.k)
+        odom = h.got["odom"][-9:]
+        status = [s for s in h.got["status"] if s.node == "pose"][-9:]
+        sources = [s.pose_source for s in status]
+        assert sources[5:7] == ["fallback", "fallback"], sources
+        assert status[-1].fallbacks >= 2
+        twist = [_diag(o.twist.covariance)[0] for o in odom]
+        good = max(twist[2:4])
+        assert min(twist[5:7]) > 10 * good          # the net's variance, not the PnP's
+        pose_var = [_diag(o.pose.covariance)[1] for o in odom]
+        assert pose_var[6] - pose_var[4] > 10 * (pose_var[3] - pose_var[1]) / 2
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("params", [{"mode": "stereo", "geometry_depth": "depth_topic"},
+                                    {"mode": "stereo", "pose_source": "net"}, {"mode": "mono"}])
+def test_mono_pose_modes_never_wait_for_a_right_camera(models_dir, kitti, params):
+    """Only left images arrive (the right camera is silent): every frame still gets odometry."""
+    seq, images = kitti
+    ensure_rclpy()
+    h = _harness(models_dir, **params)
+    try:
+        _play(h, images[:4], seq.k, per_frame_s=15.0)
+        odom_node = h.nodes[-1]
+        assert odom_node.frames_out >= 4 and odom_node.frames_rejected == 0
+    finally:
+        h.close()
+
+
+def test_depth_topic_pairing_counts_frames_without_depth(models_dir):
+    """The odometry node alone with depth from depth/image (exact depth of a synthetic scene): the
+    frame whose depth never comes falls back, and is counted; depth of an unknown frame too."""
+    seq = generate_sequence(frames=6, width=416, height=128, seed=5)
+    h = _harness(models_dir, nodes=("odometry",), pose_source="geometric", depth_wait=1.5)
+    depth_pub = h.probe.create_publisher(Image, "/depth/image", QoSProfile(depth=20,
+                                                                           reliability=ReliabilityPolicy.RELIABLE))
+    node = h.nodes[-1]
+    try:
+        assert h.wait_for(lambda: depth_pub.get_subscription_count() >= 1, 20.0)
+        t0 = 200.0
+        for i in range(len(seq)):
+            h.publish_frame(seq.left[i], "mono8", seq.k, t0 + 0.1 * i)
+            assert h.wait_for(lambda n=i: node.frames_out > n, 20.0)
+            if i != 2:                      # the depth node "skipped" frame 2
+                msg = image_to_msg(seq.depth[i].astype(np.float32), "32FC1", h.got["odom"][-1].header)
+                msg.header.frame_id = "camera_left_optical_frame"
+                depth_pub.publish(msg)
+        stray = image_to_msg(seq.depth[0].astype(np.float32), "32FC1", h.got["odom"][-1].header)
+        stray.header.stamp = _stamp(t0 + 0.05)      # no frame has this stamp
+        depth_pub.publish(stray)
+        status = [s for s in h.got["status"] if s.node == "pose"][-6:]
+        assert [s.pose_source for s in status] == ["start", "geometric", "geometric", "fallback", "geometric",
+                                                   "geometric"], [s.pose_source for s in status]
+        counts = node.pose_params.frontend.cache.counts()
+        assert counts.frames_without_depth == 1 and counts.paired == 4
+        h.publish_frame(seq.left[0], "mono8", seq.k, t0 + 0.6)    # takes frame 5's depth; the stray is older
+        assert h.wait_for(lambda: node.frames_out >= 7, 20.0)
+        assert h.wait_for(lambda: node.pose_params.frontend.cache.counts().depth_unpaired >= 1, 5.0)
+        diag = {kv.key: kv.value for m in h.got["diag"] for st in m.status if "odometry" in st.name
+                for kv in st.values}
+        assert h.wait_for(lambda: any(kv.key == "frames_without_depth" for m in h.got["diag"] for st in m.status
+                                      for kv in st.values), 5.0), diag
+    finally:
+        h.close()
