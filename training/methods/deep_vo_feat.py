@@ -41,10 +41,10 @@ from ..geometry import inverse_warp, se3_exp, se3_to_pose_vec
 from ..losses.feature_reconstruction import (FixedRandomFeatures, encoder_features, feature_loss_from_warp,
                                              interior)
 from ..losses.photometric import photometric_error, reprojection_loss
-from ..nets.registry import build_pose_net
 from . import LossTerm, register
 from .export_wrappers import FinestInvDepth
-from .undeepvo import EdgeAwareSmoothnessTerm, StereoVideoMethod
+from .base import StereoVideoMethod, build_pose
+from .undeepvo import EdgeAwareSmoothnessTerm
 
 
 class Se3PoseExport(nn.Module):
@@ -119,8 +119,7 @@ class DeepVOFeat(StereoVideoMethod):
     def __init__(self, cfg: dict[str, Any], channels: int):
         super().__init__(cfg, channels)
         m, lo = cfg["model"], cfg["loss"]
-        self.nets["pose"] = build_pose_net(m["pose_net"], channels, channels=m["pose_channels"],
-                                           output_scale=m["pose_scale"], trans_scale=m["pose_trans_scale"])
+        self.nets["pose"] = build_pose(m, channels)
         if lo["feature"] not in ("random", "depth_encoder"):
             raise ValueError(f"loss.feature must be 'random' or 'depth_encoder', got {lo['feature']!r}")
         self.feature = lo["feature"]

@@ -40,123 +40,24 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import disp_to_depth, invert_se3, pose_vec2mat, rescale_intrinsics
+from ..geometry import disp_to_depth, invert_se3, rescale_intrinsics
 from ..losses.flow import (_norm2, flow_consistency_loss, flow_smoothness, flow_warp, forward_backward_check,
                            rigid_flow, rigid_warp)
 from ..losses.photometric import masked_mean, photometric_error
 from ..losses.smoothness import edge_aware_smoothness
-from ..nets.registry import build_depth_net, build_pose_net
 from ..nets.resflownet import ResFlowNet, resflow_input_channels
-from . import LossTerm, Method, register
-from .export_wrappers import FinestInvDepth
-
-
-# --------------------------------------------------------------------------- shared with lkvo.py
-
-def build_depth(m: dict[str, Any], channels: int, min_depth: float, max_depth: float,
-                init_depth: float | None, dispnet_output: str = "bounded") -> nn.Module:
-    """The registry depth net named by ``model.depth_net`` with this method's options."""
-    name = m["depth_net"]
-    kw: dict[str, Any] = {"num_scales": m["num_scales"], "min_depth": min_depth, "max_depth": max_depth,
-                          "init_depth": init_depth}
-    if name == "small":
-        kw.update(enc_channels=m["depth_enc_channels"], dec_channels=m["depth_dec_channels"])
-    elif name == "dispnet":
-        kw["output"] = dispnet_output
-    return build_depth_net(name, channels, **kw)
-
-
-def build_pose(m: dict[str, Any], channels: int) -> nn.Module:
-    return build_pose_net(m["pose_net"], channels, channels=m["pose_channels"], output_scale=m["pose_scale"],
-                          trans_scale=m["pose_trans_scale"])
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-class MonoVideoMethod(Method):
-    """Normalisation, pairwise pose prediction and export shared by GeoNet and LKVO."""
-
-    def _setup_common(self, cfg: dict[str, Any], channels: int) -> None:
-        m = cfg["model"]
-        self.register_normalisation(m)
-        self.offsets = [int(o) for o in cfg["data"]["offsets"]]
-        self.temporal_order = bool(m["pose_temporal_order"])
-        if cfg["data"]["stereo"]:
-            raise ValueError(f"{cfg['method']} is a monocular method: set data.stereo: false")
-        self.stage = int(m["stage"])
-        if self.stage not in (1, 2):
-            raise ValueError(f"model.stage must be 1 or 2, got {self.stage}")
-        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
-
-    def frozen(self, name: str) -> bool:
-        return name in self.nets and not any(p.requires_grad for p in self.nets[name].parameters())
-
-    def train(self, mode: bool = True):
-        """Nets frozen by train.freeze stay in eval mode (BatchNorm statistics of the lite nets)."""
-        super().train(mode)
-        for name, net in self.nets.items():
-            if mode and self.frozen(name):
-                net.eval()
-        return self
-
-    def source_transforms(self, tgt_in: torch.Tensor, src_in: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """-> (pose vectors (B, S, 6) as the net gives them, [T_src_tgt (B, 4, 4) per source])."""
-        b, n_src = src_in.shape[:2]
-        if self.temporal_order:
-            later = torch.stack([src_in[:, j] if o > 0 else tgt_in for j, o in enumerate(self.offsets)], 1)
-            earlier = torch.stack([tgt_in if o > 0 else src_in[:, j] for j, o in enumerate(self.offsets)], 1)
-            pairs = torch.cat([later, earlier], dim=2)
-        else:
-            pairs = torch.cat([tgt_in.unsqueeze(1).expand_as(src_in), src_in], dim=2)
-        poses = self.nets["pose"](self.normalise_pairs(pairs.flatten(0, 1))).view(b, n_src, 6)
-        mats = []
-        for j, o in enumerate(self.offsets):
-            mat = pose_vec2mat(poses[:, j])
-            mats.append(invert_se3(mat) if self.temporal_order and o > 0 else mat)
-        return poses, mats
-
-    def pose_metrics(self, transforms: list[torch.Tensor], batch) -> dict[str, float]:
-        res = {}
-        trans = torch.stack([t[:, :3, 3] for t in transforms], 1)          # (B, S, 3)
-        for j in range(len(transforms)):
-            res[f"pose/tz_src{j}_pred"] = trans[:, j, 2].mean().item()
-        if "gt_src_tgt" in batch:
-            gt = batch["gt_src_tgt"][:, :, :3, 3]
-            res["pose/tz_src0_gt_m"] = gt[:, 0, 2].mean().item()
-            cos = F.cosine_similarity(trans, gt, dim=-1)
-            res["pose/trans_direction_cos"] = cos.mean().item()      # scale-free (monocular)
-        return res
-
-    def export_depth_module(self) -> nn.Module:
-        return FinestInvDepth(self.nets["depth"])
-
-    def export_modules(self):
-        return {"depth": self.export_depth_module(), "pose": self.nets["pose"]}
-
-    def _export_info(self, min_depth: float, max_depth: float) -> dict[str, Any]:
-        def per_channel(vals):
-            vals = [float(v) for v in vals]
-            return vals * self.channels if len(vals) == 1 else vals
-
-        return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
-                "metric_scale": False, "min_depth": min_depth, "max_depth": max_depth}
+from . import LossTerm, register
+from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, MonoVideoMethod, SsimWeightedTerm, build_depth, build_pose
 
 
 # --------------------------------------------------------------------------- loss terms
 
-class RigidWarpTerm(LossTerm):
+class RigidWarpTerm(SsimWeightedTerm):
     """Stage 1: SSIM+L1 of the rigid-flow warps (forward and backward), averaged over scales."""
 
     name = "rigid_warp"
-
-    def __init__(self, weight: float, ssim_weight: float):
-        super().__init__(weight)
-        self.ssim_weight = ssim_weight
 
     def compute(self, out, batch):
         losses = []
@@ -184,14 +85,10 @@ class DepthSmoothnessTerm(LossTerm):
         return torch.stack(losses).mean()
 
 
-class FlowWarpTerm(LossTerm):
+class FlowWarpTerm(SsimWeightedTerm):
     """Stage 2: SSIM+L1 of the full-flow warps over non-occluded in-image pixels."""
 
     name = "flow_warp"
-
-    def __init__(self, weight: float, ssim_weight: float):
-        super().__init__(weight)
-        self.ssim_weight = ssim_weight
 
     def compute(self, out, batch):
         losses = []
@@ -231,18 +128,8 @@ class GeoNet(MonoVideoMethod):
             "stage": 1,                  # 1: depth + pose (rigid); 2: ResFlowNet (residual flow)
             "depth_net": "small",        # registry: small | dispnet | lite
             "pose_net": "small",         # registry: small | lite
-            "min_depth": 0.1,
-            "max_depth": 100.0,
-            "init_depth": 10.0,
-            "mean": [0.45],
-            "std": [0.225],
-            "num_scales": 4,
-            "depth_enc_channels": [16, 32, 64, 128, 192],   # depth_net small only
-            "depth_dec_channels": [16, 32, 48, 64, 96],
-            "pose_channels": [16, 32, 64, 128, 256, 256, 256],
-            "pose_scale": 0.01,
-            "pose_trans_scale": 0.01,
-            "pose_temporal_order": True,
+            **DEPTH_MODEL,
+            **PAIRWISE_POSE_MODEL,
             "resflow_enc_channels": [16, 32, 64, 128, 192],
             "resflow_dec_channels": [16, 32, 48, 64, 96],
             "resflow_output_scale": 1.0,  # residual flow = scale * head (pixels)
@@ -269,7 +156,7 @@ class GeoNet(MonoVideoMethod):
         self.flow_norm = float(m["flow_norm"])
         self.fb_alpha, self.fb_beta = float(lo["flow_consistency_alpha"]), float(lo["flow_consistency_beta"])
         self.backward_warp = bool(lo["backward_warp"])
-        self.nets["depth"] = build_depth(m, channels, self.min_depth, self.max_depth, m["init_depth"])
+        self.nets["depth"] = build_depth(m, channels)
         self.nets["pose"] = build_pose(m, channels)
         if self.stage == 1:
             self.terms = [RigidWarpTerm(lo["rigid_warp_weight"], lo["ssim_weight"]),

@@ -43,7 +43,7 @@ from ..geometry import rescale_intrinsics
 from ..solvers.ddvo import ddvo_align, to_gray
 from ..nets.dispnet import DISP_SCALING, MIN_DISP
 from . import LossTerm, register
-from .geonet import MonoVideoMethod, build_depth, build_pose
+from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, MonoVideoMethod, SsimWeightedTerm, build_depth, build_pose
 
 
 def normalise_inv_depth(inv: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,12 +63,8 @@ class _NormalisedInvDepth(nn.Module):
         return normalise_inv_depth(self.depth_net(image)[0])
 
 
-class AppearanceTerm(LossTerm):
+class AppearanceTerm(SsimWeightedTerm):
     name = "appearance"
-
-    def __init__(self, weight: float, ssim_weight: float):
-        super().__init__(weight)
-        self.ssim_weight = ssim_weight
 
     def compute(self, out, batch):
         losses = []
@@ -95,17 +91,9 @@ class LKVOLearner(MonoVideoMethod):
             "stage": 1,                  # 1: PoseCNN + depth; 2: depth through the DDVO pose (PoseCNN frozen)
             "depth_net": "small",        # registry: small | dispnet | lite (all mapped to 10 sigmoid + 0.01)
             "pose_net": "small",         # registry: small | lite
+            **{k: v for k, v in DEPTH_MODEL.items() if k != "init_depth"},   # no init: a fixed 10 sigmoid + 0.01 head
             "min_depth": 0.01,           # clip of the normalised depth (mean inverse depth = 1 units)
-            "max_depth": 100.0,
-            "mean": [0.45],
-            "std": [0.225],
-            "num_scales": 4,
-            "depth_enc_channels": [16, 32, 64, 128, 192],   # depth_net small only
-            "depth_dec_channels": [16, 32, 48, 64, 96],
-            "pose_channels": [16, 32, 64, 128, 256, 256, 256],
-            "pose_scale": 0.01,
-            "pose_trans_scale": 0.01,
-            "pose_temporal_order": True,
+            **PAIRWISE_POSE_MODEL,
             "ddvo_levels": 3,            # pyramid levels of the DDVO solver (stage 2)
             "ddvo_iters": 5,             # Gauss-Newton steps per level
             "ddvo_damping": 1.0e-3,      # Levenberg-Marquardt damping on diag(J^T J)
@@ -124,7 +112,8 @@ class LKVOLearner(MonoVideoMethod):
         self._setup_common(cfg, channels)
         # 10 * sigmoid + 0.01: DispNet's 'sfmlearner' head; the bounded heads with these limits.
         lo_disp, hi_disp = MIN_DISP, MIN_DISP + DISP_SCALING
-        self.nets["depth"] = build_depth(m, channels, 1.0 / hi_disp, 1.0 / lo_disp, None, dispnet_output="sfmlearner")
+        self.nets["depth"] = build_depth(m, channels, min_depth=1.0 / hi_disp, max_depth=1.0 / lo_disp, init_depth=None,
+                                        dispnet_output="sfmlearner")
         self.nets["pose"] = build_pose(m, channels)
         self.ddvo = dict(levels=int(m["ddvo_levels"]), iters=int(m["ddvo_iters"]), damping=float(m["ddvo_damping"]),
                          huber=float(m["ddvo_huber"]) or None)

@@ -66,6 +66,7 @@ from ..losses.photometric import photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness
 from ..nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
 from . import LossTerm, Method, register
+from .base import DEPTH_MODEL, normalisation_info
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -279,14 +280,7 @@ class RecurrentPoseExport(nn.Module):
 class RNNMVOD(Method):
     DEFAULTS = {
         "model": {
-            "min_depth": 0.1,
-            "max_depth": 100.0,
-            "init_depth": 10.0,
-            "mean": [0.45],
-            "std": [0.225],
-            "num_scales": 4,
-            "depth_enc_channels": [16, 32, 64, 128, 192],
-            "depth_dec_channels": [16, 32, 48, 64, 96],
+            **DEPTH_MODEL,
             "depth_lstm_stages": [2, 3, 4],      # ConvLSTM after these encoder stages (0..4, at H/2^(i+1))
             "pose_channels": [16, 32, 64, 96, 128, 128],
             "pose_lstm_stages": [2, 3, 5],
@@ -484,9 +478,5 @@ class RNNMVOD(Method):
                                             bundled)}
 
     def export_info(self):
-        def per_channel(vals):
-            vals = [float(v) for v in vals]
-            return vals * self.channels if len(vals) == 1 else vals
-
-        return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
-                "metric_scale": self.supervised, "min_depth": self.min_depth, "max_depth": self.max_depth}
+        return {**normalisation_info(self.cfg["model"], self.channels), "metric_scale": self.supervised,
+                "min_depth": self.min_depth, "max_depth": self.max_depth}

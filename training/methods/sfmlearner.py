@@ -48,13 +48,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..geometry import disp_to_depth, inverse_warp, invert_se3, pose_vec2mat, rescale_intrinsics, stereo_transform
+from ..geometry import disp_to_depth, inverse_warp, pose_vec2mat, rescale_intrinsics, stereo_transform
 from ..losses.explainability import explainability_regulariser, explained_photometric
 from ..losses.photometric import photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness, second_order_smoothness
 from ..nets.posexpnet import PoseExpNet
-from ..nets.registry import build_depth_net, build_pose_net
 from . import LossTerm, Method, register
+from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, PairwisePose, build_depth, build_pose, normalisation_info
 from .export_wrappers import FinestInvDepth
 
 STYLES = ("monodepth2", "sfmlearner")
@@ -221,38 +221,16 @@ class PairPoseExp(nn.Module):
         return {"input_names": ["frames"], "output_names": outs, "metadata": meta}
 
 
-def _build_depth(m: dict[str, Any], channels: int) -> nn.Module:
-    name = m["depth_net"]
-    kw: dict[str, Any] = {"num_scales": m["num_scales"], "min_depth": m["min_depth"], "max_depth": m["max_depth"],
-                          "init_depth": m["init_depth"]}
-    if name == "small":
-        kw.update(enc_channels=m["depth_enc_channels"], dec_channels=m["depth_dec_channels"])
-    elif name == "dispnet":
-        kw["output"] = m["dispnet_output"]
-    return build_depth_net(name, channels, **kw)
-
-
 @register("sfmlearner")
-class SfMLearner(Method):
+class SfMLearner(PairwisePose, Method):
     DEFAULTS = {
         "model": {
             "depth_net": "small",        # registry depth net: small | dispnet | lite
             "pose_net": "small",         # small | lite (pairwise PoseNets) | posexpnet (SfMLearner's PoseExpNet)
             "dispnet_output": "bounded", # dispnet only: bounded (1/m in [min_depth, max_depth]) |
                                          # sfmlearner (disparity 10 sigmoid + 0.01, the paper's)
-            "min_depth": 0.1,
-            "max_depth": 100.0,
-            "init_depth": 10.0,          # initial constant depth (m) of the sigmoid head
-            "mean": [0.45],              # network input = (x / 255 - mean) / std
-            "std": [0.225],
-            "num_scales": 4,
-            "depth_enc_channels": [16, 32, 64, 128, 192],    # depth_net small only
-            "depth_dec_channels": [16, 32, 48, 64, 96],
-            "pose_channels": [16, 32, 64, 128, 256, 256, 256],
-            "pose_scale": 0.01,          # SfMLearner scales the pose head by 0.01 (rotation)
-            "pose_trans_scale": 0.01,    # translation head scale (SfMLearner: 0.01 too)
-            "pose_temporal_order": True, # pairwise nets: input always [later, earlier] frame, future-source
-                                         # poses inverted (monodepth2); false: [target, source]
+            **DEPTH_MODEL,               # depth range, init_depth, mean / std, num_scales, small-net channels
+            **PAIRWISE_POSE_MODEL,       # pose_channels, pose_scale, pose_trans_scale, pose_temporal_order
             "posexp_pair_fill": "previous",  # posexpnet export: frame in the source slots other than -1
         },
         "loss": {
@@ -294,14 +272,13 @@ class SfMLearner(Method):
         self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
         self.offsets = [int(o) for o in cfg["data"]["offsets"]]
         self.temporal_order = bool(m["pose_temporal_order"])
-        self.nets["depth"] = _build_depth(m, channels)
+        self.nets["depth"] = build_depth(m, channels)
         if lo["temporal"]:
             if self.posexp:
                 self.nets["pose"] = PoseExpNet(channels, len(self.offsets), m["pose_channels"], m["pose_scale"],
                                                m["pose_trans_scale"], mask=self.explain)
             else:
-                self.nets["pose"] = build_pose_net(m["pose_net"], channels, channels=m["pose_channels"],
-                                                   output_scale=m["pose_scale"], trans_scale=m["pose_trans_scale"])
+                self.nets["pose"] = build_pose(m, channels)
         if self.style == "sfmlearner":
             self.terms = [ExplainedPhotometricTerm(lo["photometric_weight"], lo["photometric"], lo["ssim_weight"])]
             self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"], reduce="sum"))
@@ -329,23 +306,7 @@ class SfMLearner(Method):
             snippet = torch.cat([self.normalise(tgt_in)] + [self.normalise(src_in[:, j]) for j in range(n_src)], 1)
             poses, masks = self.nets["pose"](snippet)
             return poses, [pose_vec2mat(poses[:, j]) for j in range(n_src)], masks
-        tgt_rep = tgt_in.unsqueeze(1).expand_as(src_in)                           # (B, S, C, H, W)
-        if self.temporal_order:
-            # The pose net always sees [later, earlier]; for a future source it predicts
-            # T_tgt_src, inverted below (monodepth2). Export uses the same order.
-            later = torch.stack([src_in[:, j] if o > 0 else tgt_in for j, o in enumerate(self.offsets)], 1)
-            earlier = torch.stack([tgt_in if o > 0 else src_in[:, j] for j, o in enumerate(self.offsets)], 1)
-            pairs = torch.cat([later, earlier], dim=2)                           # (B, S, 2C, H, W)
-        else:
-            pairs = torch.cat([tgt_rep, src_in], dim=2)                          # [target, source]
-        poses = self.nets["pose"](self.normalise_pairs(pairs.flatten(0, 1))).view(b, n_src, 6)
-        mats = []
-        for j, o in enumerate(self.offsets):
-            mat = pose_vec2mat(poses[:, j])                                       # (B, 4, 4)
-            if self.temporal_order and o > 0:
-                mat = invert_se3(mat)
-            mats.append(mat)                                                      # T_src_tgt
-        return poses, mats, None
+        return (*self.source_transforms(tgt_in, src_in), None)
 
     def forward(self, batch):
         tgt_in = batch["tgt_in"]
@@ -424,10 +385,6 @@ class SfMLearner(Method):
         return mods
 
     def export_info(self):
-        def per_channel(vals):
-            vals = [float(v) for v in vals]
-            return vals * self.channels if len(vals) == 1 else vals
-
         metric = self.stereo or float(self.cfg["loss"]["speed_weight"]) > 0
-        return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
-                "metric_scale": metric, "min_depth": self.min_depth, "max_depth": self.max_depth}
+        return {**normalisation_info(self.cfg["model"], self.channels), "metric_scale": metric,
+                "min_depth": self.min_depth, "max_depth": self.max_depth}

@@ -48,123 +48,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..geometry import backproject, disp_to_depth, inverse_warp, invert_se3, pose_vec2mat, rescale_intrinsics, stereo_transform
+from ..geometry import backproject, inverse_warp, invert_se3, pose_vec2mat
 from ..losses.photometric import masked_mean, photometric_error, reprojection_loss
 from ..losses.smoothness import edge_aware_smoothness
 from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, moved_cloud, pose_consistency,
                                          registration_error)
-from ..nets.registry import build_depth_net
 from ..nets.undeepvo_pose import UnDeepVOPoseNet
-from . import LossTerm, Method, register
-from .export_wrappers import FinestInvDepth
-
-
-class StereoVideoMethod(Method):
-    """Shared plumbing of the stereo-video methods (UnDeepVO, Deep-VO-Feat): input normalisation,
-    the registry depth net, multi-image depth passes, scale pyramids, pose pairs in temporal
-    order, metrics and export info. Subclasses build the pose net and the loss terms."""
-
-    COMMON_MODEL = {
-        "min_depth": 0.1,
-        "max_depth": 100.0,
-        "init_depth": 10.0,              # initial constant depth (m) of the sigmoid heads
-        "mean": [0.45],                  # network input = (x - mean) / std, x in [0, 1]
-        "std": [0.225],
-        "num_scales": 4,
-        "depth_net": "small",            # registry name: small | dispnet | lite
-        "depth_enc_channels": [],        # [] = the net's default (passed only when non-empty)
-        "depth_dec_channels": [],
-        "pose_channels": [16, 32, 64, 128, 256, 256, 256],
-        "pose_scale": 0.01,              # rotation output scale
-        "pose_trans_scale": 1.0,         # translation output scale (metric: ~1 m / frame on KITTI)
-    }
-
-    def __init__(self, cfg: dict[str, Any], channels: int):
-        super().__init__(cfg, channels)
-        m = cfg["model"]
-        if not cfg["data"]["stereo"]:
-            raise ValueError(f"{self.name} trains on stereo video: set data.stereo: true")
-        self.register_normalisation(m)
-        self.multiscale = cfg["loss"]["multiscale"]
-        if self.multiscale not in ("native", "upsample"):
-            raise ValueError(f"loss.multiscale must be 'native' or 'upsample', got {self.multiscale!r}")
-        self.min_depth, self.max_depth = float(m["min_depth"]), float(m["max_depth"])
-        self.offsets = [int(o) for o in cfg["data"]["offsets"]]
-        kw = {"num_scales": m["num_scales"], "min_depth": self.min_depth, "max_depth": self.max_depth,
-              "init_depth": m["init_depth"]}
-        if m["depth_enc_channels"]:
-            kw["enc_channels"] = list(m["depth_enc_channels"])
-        if m["depth_dec_channels"]:
-            kw["dec_channels"] = list(m["depth_dec_channels"])
-        self.nets["depth"] = build_depth_net(m["depth_net"], channels, **kw)
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def depth_passes(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-        """One batched depth-net pass over several (B, C, H, W) images -> per image, its
-        multi-scale inverse depths [(B, 1, H/2^s, W/2^s)]."""
-        b = images[0].shape[0]
-        disps = self.nets["depth"](self.normalise(torch.cat(images, 0)))
-        return [[d[i * b:(i + 1) * b] for d in disps] for i in range(len(images))]
-
-    def at_scale(self, disp: torch.Tensor, size: tuple[int, int], k: torch.Tensor):
-        """Inverse depth of one scale -> (depth (m), K, resize) at the resolution where that scale
-        is compared (``loss.multiscale``); ``resize`` maps a full-resolution map there."""
-        if self.multiscale == "upsample" or disp.shape[-2:] == size:
-            if disp.shape[-2:] != size:
-                disp = F.interpolate(disp, size=size, mode="bilinear", align_corners=False)
-            return disp_to_depth(disp, self.min_depth, self.max_depth), k, (lambda x: x)
-        hs, ws = disp.shape[-2:]
-        factor = size[1] // ws
-        if factor * ws != size[1] or factor * hs != size[0]:
-            raise ValueError(f"scale of {hs}x{ws} is not an integer fraction of {size[0]}x{size[1]}")
-
-        def resize(x: torch.Tensor) -> torch.Tensor:
-            return F.avg_pool2d(x, factor)                # = area interpolation for integer factors
-
-        return disp_to_depth(disp, self.min_depth, self.max_depth), rescale_intrinsics(k, 1.0 / factor, 1.0 / factor), resize
-
-    def finest_depth(self, disps: list[torch.Tensor]) -> torch.Tensor:
-        return disp_to_depth(disps[0], self.min_depth, self.max_depth)
-
-    def pose_pairs(self, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-        """tgt (B, C, H, W), src (B, S, C, H, W), [0, 1] -> normalised [later, earlier] pairs (B*S, 2C, H, W)."""
-        later = torch.stack([src[:, j] if o > 0 else tgt for j, o in enumerate(self.offsets)], 1)
-        earlier = torch.stack([tgt if o > 0 else src[:, j] for j, o in enumerate(self.offsets)], 1)
-        return torch.cat([self.normalise(later), self.normalise(earlier)], dim=2).flatten(0, 1)
-
-    def to_src_tgt(self, mats: torch.Tensor) -> list[torch.Tensor]:
-        """(B, S, 4, 4) T_earlier_later per source -> [T_src_tgt (B, 4, 4)] (future sources inverted)."""
-        return [invert_se3(mats[:, j]) if o > 0 else mats[:, j] for j, o in enumerate(self.offsets)]
-
-    def stereo(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """T_right_left (B, 4, 4) from the batch baseline."""
-        tgt = batch["tgt"]
-        return stereo_transform(batch["baseline"], batch=tgt.shape[0], dtype=tgt.dtype, device=tgt.device)
-
-    # -- Method API ---------------------------------------------------------------------------
-    def metrics(self, out, batch):
-        depth = out["depth"]
-        h, w = depth.shape[-2:]
-        res = {"depth/median_lower_middle_m": depth[:, :, h // 2:, w // 4: 3 * w // 4].median().item()}
-        trans = torch.stack([t[:, :3, 3] for t in out["transforms"]], 1)          # (B, S, 3)
-        for j in range(len(self.offsets)):
-            res[f"pose/tz_src{j}_pred_m"] = trans[:, j, 2].mean().item()
-        if "gt_src_tgt" in batch:
-            res["pose/tz_src0_gt_m"] = batch["gt_src_tgt"][:, 0, 2, 3].mean().item()
-            res["pose/trans_err_m"] = (trans - batch["gt_src_tgt"][:, :, :3, 3]).norm(dim=-1).mean().item()
-        return res
-
-    def export_modules(self):
-        return {"depth": FinestInvDepth(self.nets["depth"]), "pose": self.nets["pose"]}
-
-    def export_info(self):
-        def per_channel(vals):
-            vals = [float(v) for v in vals]
-            return vals * self.channels if len(vals) == 1 else vals
-
-        return {"mean": per_channel(self.cfg["model"]["mean"]), "std": per_channel(self.cfg["model"]["std"]),
-                "metric_scale": True, "min_depth": self.min_depth, "max_depth": self.max_depth}
+from . import LossTerm, register
+from .base import StereoVideoMethod
 
 
 # ----------------------------------------------------------------------------- loss terms

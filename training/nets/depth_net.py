@@ -7,67 +7,33 @@ H and W must be multiples of 32 (five stride-2 stages).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .blocks import ConvELU, SkipEncoderDecoder, bounded_inv_depth, init_depth_logit, inv_depth_range
+
+__all__ = ["ConvELU", "DepthNet"]
 
 
-class ConvELU(nn.Sequential):
-    """3x3 conv (reflection padding) + ELU."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride=stride), nn.ELU(inplace=True))
-
-
-class DepthNet(nn.Module):
+class DepthNet(SkipEncoderDecoder):
     def __init__(self, in_channels: int = 1, enc_channels=(16, 32, 64, 128, 192),
                  dec_channels=(16, 32, 48, 64, 96), num_scales: int = 4,
                  min_depth: float = 0.1, max_depth: float = 100.0, init_depth: float | None = None):
-        super().__init__()
-        if len(enc_channels) != 5 or len(dec_channels) != 5:
-            raise ValueError("enc_channels and dec_channels need 5 entries (five stride-2 stages)")
-        if not 1 <= num_scales <= 4:
-            raise ValueError("num_scales must be 1..4")
-        self.num_scales = num_scales
-        self.min_disp, self.max_disp = 1.0 / max_depth, 1.0 / min_depth
-        self.encoder = nn.ModuleList()
-        cin = in_channels
-        for c in enc_channels:                      # stage i -> resolution H / 2^(i+1)
-            self.encoder.append(nn.Sequential(ConvELU(cin, c, stride=2), ConvELU(c, c)))
-            cin = c
-        self.up = nn.ModuleList()
-        self.fuse = nn.ModuleList()
-        for i in range(4, -1, -1):                  # decoder level i -> resolution H / 2^i
-            self.up.append(ConvELU(cin, dec_channels[i]))
-            skip = enc_channels[i - 1] if i > 0 else 0
-            self.fuse.append(ConvELU(dec_channels[i] + skip, dec_channels[i]))
-            cin = dec_channels[i]
+        super().__init__(in_channels, enc_channels, dec_channels, num_scales)
+        self.min_disp, self.max_disp = inv_depth_range(min_depth, max_depth)
         self.heads = nn.ModuleList(
             nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(dec_channels[s], 1, 3)) for s in range(num_scales))
         if init_depth is not None:
-            # Start from a plausible constant depth instead of sigmoid(0) -> ~0.2 m.
-            frac = (1.0 / init_depth - self.min_disp) / (self.max_disp - self.min_disp)
-            frac = min(max(frac, 1e-4), 1 - 1e-4)
+            bias = init_depth_logit(init_depth, self.min_disp, self.max_disp)
             for head in self.heads:
-                nn.init.constant_(head[1].bias, math.log(frac / (1 - frac)))
+                nn.init.constant_(head[1].bias, bias)
                 head[1].weight.data.mul_(0.1)
+
+    def inv_depths(self, levels: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """Decoder features per level -> [inv_depth (B, 1, H/2^s, W/2^s) for s = 0..num_scales-1]."""
+        return [bounded_inv_depth(self.heads[s](levels[s]), self.min_disp, self.max_disp)
+                for s in range(self.num_scales)]
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """image (B, C, H, W) normalised -> [inv_depth (B, 1, H/2^s, W/2^s) for s = 0..num_scales-1]."""
-        feats = []
-        x = image
-        for stage in self.encoder:
-            x = stage(x)
-            feats.append(x)                          # feats[i]: (B, enc[i], H/2^(i+1), W/2^(i+1))
-        outs: dict[int, torch.Tensor] = {}
-        for j, level in enumerate(range(4, -1, -1)):
-            x = self.up[j](x)
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            if level > 0:
-                x = torch.cat([x, feats[level - 1]], dim=1)
-            x = self.fuse[j](x)
-            if level < self.num_scales:
-                outs[level] = self.min_disp + (self.max_disp - self.min_disp) * torch.sigmoid(self.heads[level](x))
-        return [outs[s] for s in range(self.num_scales)]
+        return self.inv_depths(self.decode(self.encode(image)))

@@ -22,11 +22,11 @@ About 31.6 M parameters at in_channels=3.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .blocks import check_num_scales, init_depth_logit
 
 CONV_CHANNELS = (32, 64, 128, 256, 512, 512, 512)
 CONV_KERNELS = (7, 5, 3, 3, 3, 3, 3)
@@ -58,8 +58,7 @@ class DispNet(nn.Module):
         super().__init__()
         if output not in ("sfmlearner", "bounded"):
             raise ValueError(f"output must be 'sfmlearner' or 'bounded', got {output!r}")
-        if not 1 <= num_scales <= 4:
-            raise ValueError("num_scales must be 1..4")
+        check_num_scales(num_scales)
         self.output, self.num_scales = output, num_scales
         if output == "sfmlearner":
             self.disp_scale, self.disp_offset = DISP_SCALING, MIN_DISP
@@ -88,10 +87,9 @@ class DispNet(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         if init_depth is not None and output == "bounded":
-            frac = (1.0 / init_depth - self.disp_offset) / self.disp_scale
-            frac = min(max(frac, 1e-4), 1 - 1e-4)
+            bias = init_depth_logit(init_depth, self.disp_offset, self.disp_offset + self.disp_scale)
             for head in self.heads:
-                nn.init.constant_(head.bias, math.log(frac / (1 - frac)))
+                nn.init.constant_(head.bias, bias)
                 head.weight.data.mul_(0.1)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:

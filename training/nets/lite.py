@@ -24,31 +24,14 @@ not faster than DepthNet (depthwise convs, unfolded BN); the speed is an ONNX Ru
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .blocks import (ConvBNReLU, PooledPoseHead, SepConv, bounded_inv_depth, check_num_scales, init_depth_logit,
+                     inv_depth_range)
 
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1,
-                 relu: bool = True, bn: bool = True):
-        pad = dilation * (k - 1) // 2
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=not bn)]
-        if bn:
-            layers.append(nn.BatchNorm2d(cout))
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
-
-
-class SepConv(nn.Sequential):
-    """Depthwise kxk (stride, dilation) + pointwise 1x1, ReLU after each (MobileNet v1 block)."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1, bn: bool = True, k: int = 3):
-        super().__init__(ConvBNReLU(cin, cin, k, stride, groups=cin, dilation=dilation, bn=bn),
-                         ConvBNReLU(cin, cout, 1, bn=bn))
+__all__ = ["ConvBNReLU", "SepConv", "DilatedBlock", "LiteDepthNet", "LitePoseNet"]
 
 
 class DilatedBlock(nn.Module):
@@ -73,10 +56,9 @@ class LiteDepthNet(nn.Module):
             raise ValueError("enc_channels and enc_blocks need 5 entries (five stride-2 stages)")
         if len(dec_channels) != 4:
             raise ValueError("dec_channels needs 4 entries (decoder levels at H/2, H/4, H/8, H/16)")
-        if not 1 <= num_scales <= 4:
-            raise ValueError("num_scales must be 1..4")
+        check_num_scales(num_scales)
         self.num_scales = num_scales
-        self.min_disp, self.max_disp = 1.0 / max_depth, 1.0 / min_depth
+        self.min_disp, self.max_disp = inv_depth_range(min_depth, max_depth)
         self.encoder = nn.ModuleList()
         cin = in_channels
         for i, (c, nb) in enumerate(zip(enc_channels, enc_blocks)):   # stage i -> H / 2^(i+1)
@@ -110,13 +92,12 @@ class LiteDepthNet(nn.Module):
             nn.init.normal_(head.weight, std=1e-2)
             nn.init.zeros_(head.bias)
         if init_depth is not None:
-            frac = (1.0 / init_depth - self.min_disp) / (self.max_disp - self.min_disp)
-            frac = min(max(frac, 1e-4), 1 - 1e-4)
+            bias = init_depth_logit(init_depth, self.min_disp, self.max_disp)
             for head in self.heads:
-                nn.init.constant_(head.bias, math.log(frac / (1 - frac)))
+                nn.init.constant_(head.bias, bias)
 
     def _map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.min_disp + (self.max_disp - self.min_disp) * torch.sigmoid(x)
+        return bounded_inv_depth(x, self.min_disp, self.max_disp)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """image (B, C, H, W) normalised -> [inv_depth (B, 1, H/2^s, W/2^s) for s = 0..num_scales-1]."""
@@ -135,7 +116,7 @@ class LiteDepthNet(nn.Module):
         return [outs[s] for s in range(self.num_scales)]
 
 
-class LitePoseNet(nn.Module):
+class LitePoseNet(PooledPoseHead, nn.Module):
     """Pose CNN on [target, source]: strided 3x3 stem, depthwise-separable strided stages, mean-pooled 1x1 head."""
 
     def __init__(self, in_channels: int = 1, channels=(16, 32, 64, 128, 256, 256, 256), output_scale: float = 0.01,
@@ -147,11 +128,8 @@ class LitePoseNet(nn.Module):
             layers.append(SepConv(cin, c, stride=2, bn=False))
             cin = c
         self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(cin, 6, 1)
-        self.output_scale = float(output_scale)
-        self.trans_scale = float(output_scale if trans_scale is None else trans_scale)
+        self.add_pose_head(cin, output_scale, trans_scale)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (B, 2C, H, W) = [target, source] -> (B, 6) T_source_target pose vector."""
-        x = self.head(self.features(frames)).mean(dim=(2, 3))
-        return torch.cat([self.trans_scale * x[:, :3], self.output_scale * x[:, 3:]], dim=1)
+        return self.pose_vector(self.features(frames))

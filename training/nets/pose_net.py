@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .blocks import PooledPoseHead
 
-class PoseNet(nn.Module):
+
+class PoseNet(PooledPoseHead, nn.Module):
     def __init__(self, in_channels: int = 1, channels=(16, 32, 64, 128, 256, 256, 256),
                  output_scale: float = 0.01, trans_scale: float | None = None):
         super().__init__()
@@ -22,11 +24,8 @@ class PoseNet(nn.Module):
             layers += [nn.Conv2d(cin, c, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
             cin = c
         self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(cin, 6, 1)
-        self.output_scale = float(output_scale)
-        self.trans_scale = float(output_scale if trans_scale is None else trans_scale)
+        self.add_pose_head(cin, output_scale, trans_scale)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (B, 2C, H, W) = [target, source] -> (B, 6) T_source_target pose vector."""
-        x = self.head(self.features(frames)).mean(dim=(2, 3))   # (B, 6)
-        return torch.cat([self.trans_scale * x[:, :3], self.output_scale * x[:, 3:]], dim=1)
+        return self.pose_vector(self.features(frames))

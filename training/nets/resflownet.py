@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .depth_net import ConvELU
+from .blocks import SkipEncoderDecoder
 
 
 def resflow_input_channels(channels: int) -> int:
@@ -27,28 +26,11 @@ def resflow_input_channels(channels: int) -> int:
     return 4 * channels + 2
 
 
-class ResFlowNet(nn.Module):
+class ResFlowNet(SkipEncoderDecoder):
     def __init__(self, in_channels: int, enc_channels=(16, 32, 64, 128, 192), dec_channels=(16, 32, 48, 64, 96),
                  num_scales: int = 4, output_scale: float = 1.0):
-        super().__init__()
-        if len(enc_channels) != 5 or len(dec_channels) != 5:
-            raise ValueError("enc_channels and dec_channels need 5 entries (five stride-2 stages)")
-        if not 1 <= num_scales <= 4:
-            raise ValueError("num_scales must be 1..4")
-        self.num_scales = num_scales
+        super().__init__(in_channels, enc_channels, dec_channels, num_scales)
         self.output_scale = float(output_scale)
-        self.encoder = nn.ModuleList()
-        cin = in_channels
-        for c in enc_channels:
-            self.encoder.append(nn.Sequential(ConvELU(cin, c, stride=2), ConvELU(c, c)))
-            cin = c
-        self.up = nn.ModuleList()
-        self.fuse = nn.ModuleList()
-        for i in range(4, -1, -1):
-            self.up.append(ConvELU(cin, dec_channels[i]))
-            skip = enc_channels[i - 1] if i > 0 else 0
-            self.fuse.append(ConvELU(dec_channels[i] + skip, dec_channels[i]))
-            cin = dec_channels[i]
         self.heads = nn.ModuleList(
             nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(dec_channels[s], 2, 3)) for s in range(num_scales))
         for head in self.heads:
@@ -57,16 +39,5 @@ class ResFlowNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x (B, 4C+2, H, W) -> [residual flow (B, 2, H/2^s, W/2^s) in pixels of scale s]."""
-        feats = []
-        for stage in self.encoder:
-            x = stage(x)
-            feats.append(x)
-        outs: dict[int, torch.Tensor] = {}
-        for j, level in enumerate(range(4, -1, -1)):
-            x = F.interpolate(self.up[j](x), scale_factor=2.0, mode="nearest")
-            if level > 0:
-                x = torch.cat([x, feats[level - 1]], dim=1)
-            x = self.fuse[j](x)
-            if level < self.num_scales:
-                outs[level] = self.output_scale * self.heads[level](x)
-        return [outs[s] for s in range(self.num_scales)]
+        levels = self.decode(self.encode(x))
+        return [self.output_scale * self.heads[s](levels[s]) for s in range(self.num_scales)]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from .blocks import PooledPoseHead
 from .convlstm import ConvLSTMCell
 from .depth_net import DepthNet
 
@@ -57,30 +57,20 @@ class RecurrentDepthNet(DepthNet):
         return out
 
     def forward(self, image: torch.Tensor, state: list[torch.Tensor] | None = None):
-        feats, new_state = [], []
-        x = image
-        k = 0
-        for i, stage in enumerate(self.encoder):
-            x = stage(x)
-            if str(i) in self.lstms:
-                h, c = self.lstms[str(i)](x, _take(state, k))
-                new_state += [h, c]
-                x = h
-                k += 1
-            feats.append(x)
-        outs: dict[int, torch.Tensor] = {}
-        for j, level in enumerate(range(4, -1, -1)):
-            x = self.up[j](x)
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            if level > 0:
-                x = torch.cat([x, feats[level - 1]], dim=1)
-            x = self.fuse[j](x)
-            if level < self.num_scales:
-                outs[level] = self.min_disp + (self.max_disp - self.min_disp) * torch.sigmoid(self.heads[level](x))
-        return [outs[s] for s in range(self.num_scales)], new_state
+        """image (B, C, H, W) normalised, state -> ([inv_depth (B, 1, H/2^s, W/2^s)], new state)."""
+        new_state: list[torch.Tensor] = []
+
+        def lstm(i: int, x: torch.Tensor) -> torch.Tensor:
+            if str(i) not in self.lstms:
+                return x
+            h, c = self.lstms[str(i)](x, _take(state, len(new_state) // 2))
+            new_state.extend((h, c))
+            return h                                  # h replaces the stage's features (and skip)
+
+        return self.inv_depths(self.decode(self.encode(image, lstm))), new_state
 
 
-class RecurrentPoseNet(nn.Module):
+class RecurrentPoseNet(PooledPoseHead, nn.Module):
     def __init__(self, in_channels: int = 2, channels=(16, 32, 64, 96, 128, 128), lstm_stages=(2, 3, 5),
                  output_scale: float = 0.01, trans_scale: float | None = None):
         super().__init__()
@@ -93,9 +83,7 @@ class RecurrentPoseNet(nn.Module):
             self.convs.append(nn.Sequential(nn.Conv2d(cin, c, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)))
             cin = c
         self.lstms = nn.ModuleDict({str(i): ConvLSTMCell(self.channels[i], self.channels[i]) for i in self.lstm_stages})
-        self.head = nn.Conv2d(cin, 6, 1)
-        self.output_scale = float(output_scale)
-        self.trans_scale = float(output_scale if trans_scale is None else trans_scale)
+        self.add_pose_head(cin, output_scale, trans_scale)
 
     def state_shapes(self, height: int, width: int, batch: int = 1) -> list[tuple[int, ...]]:
         out = []
@@ -117,5 +105,4 @@ class RecurrentPoseNet(nn.Module):
                 new_state += [h, c]
                 x = h
                 k += 1
-        v = self.head(x).mean(dim=(2, 3))
-        return torch.cat([self.trans_scale * v[:, :3], self.output_scale * v[:, 3:]], dim=1), new_state
+        return self.pose_vector(x), new_state
