@@ -23,10 +23,14 @@ def test_demo_writes_report_and_plots(tmp_path, kitti_dir, models_dir):
     _small_clip(kitti_dir, clip)
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "demo", "--data", str(clip), "--out", str(out),
-                           "--model-dir", str(models_dir), "--rate", "0.5"], capture_output=True, text=True, timeout=240)
+                           "--model-dir", str(models_dir), "--rate", "0.5", "--pose-source", "hybrid"],
+                          capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["frames_in"] == 8
+    assert (report["mode"], report["pose_source"]) == ("stereo", "hybrid")
+    assert report["pose_node"]["pose_sources"].get("hybrid", 0) >= 5 and report["pose_node"]["fallbacks"] == 0
+    assert report["trajectory"]["ate5_mean_m"] < 0.03 and report["trajectory"]["end_drift_pct"] < 5
     # Every frame is either published or dropped by the newest-frame-wins policy (counted).
     for role, key in (("depth_node", "depth"), ("pose_node", "odometry")):
         node = report[role]
