@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_subcommand(name: str, argv: list[str] | None = None) -> int:
+    """`python -m vode_ros.cli.NAME ARGS` = `vode NAME ARGS`, with only that sub-command's imports."""
+    parser = argparse.ArgumentParser(prog="vode")
+    importlib.import_module(f"vode_ros.cli.{name}").register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([name] + (sys.argv[1:] if argv is None else argv))
+    return int(args.func(args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

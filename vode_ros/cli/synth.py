@@ -56,8 +56,6 @@ def run(args) -> int:
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="vode")
-    _sub = _parser.add_subparsers(dest="command", required=True)
-    register(_sub)
-    _args = _parser.parse_args(["synth"] + sys.argv[1:])
-    sys.exit(_args.func(_args))
+    from vode_ros.cli.main import run_subcommand
+
+    sys.exit(run_subcommand("synth"))

@@ -2,8 +2,8 @@
 
 numpy + matplotlib only (no torch, no pyplot): figures are built on
 ``matplotlib.figure.Figure`` with the Agg canvas, so no global backend is switched and no
-display is needed. PNG files are written atomically (temporary file in the same folder, then
-``os.replace``). The depth colouring itself is :mod:`vode_ros.core.colormap`.
+display is needed. PNG files are written atomically (:mod:`vode_ros.core.atomic_file`). The
+depth colouring itself is :mod:`vode_ros.core.colormap`.
 
 - :func:`plot_trajectory_topview`: estimate vs. ground truth seen from above.
 - :func:`save_depth_panel`: image / prediction / reference stacked, with colour bars.
@@ -11,11 +11,12 @@ display is needed. PNG files are written atomically (temporary file in the same 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from vode_ros.core.atomic_file import atomic_write
 
 
 _PLANE_AXES = {"xz": (0, 2), "xy": (0, 1), "yz": (1, 2), "zx": (2, 0), "yx": (1, 0), "zy": (2, 1)}
@@ -24,19 +25,10 @@ _PLANE_AXES = {"xz": (0, 2), "xy": (0, 1), "yz": (1, 2), "zx": (2, 0), "yx": (1,
 def _save_atomic(fig, out_png: str | os.PathLike, dpi: int) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix="." + out.stem + ".", suffix=".png.tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    with atomic_write(out_png, binary=True) as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+    return Path(out_png)
 
 
 def _as_positions(x: np.ndarray) -> np.ndarray:
