@@ -34,15 +34,19 @@ def camera_info_problem(k: Sequence[float], width: int, height: int) -> str | No
     return None
 
 
-def image_size_problem(width: int, height: int, max_pixels: int, min_side: int = MIN_IMAGE_SIDE) -> str | None:
-    """Problem with an image's size before it is decoded, or None."""
+def image_size_problem(width: int, height: int, max_pixels: int,
+                       min_side: int = MIN_IMAGE_SIDE) -> tuple[str, str] | None:
+    """(reason, problem) of an image's size before it is decoded, or None.
+
+    The reasons (image_empty, image_too_small, image_too_large) are counted and logged apart.
+    """
     if width <= 0 or height <= 0:
-        return f"empty image ({width}x{height})"
+        return "image_empty", f"empty image ({width}x{height})"
     if min(width, height) < min_side:
-        return (f"image is {width}x{height}: smaller than {min_side} pixels a side, too small to estimate depth "
-                "or motion from")
+        return "image_too_small", (f"image is {width}x{height}: smaller than {min_side} pixels a side, too small "
+                                   "to estimate depth or motion from")
     if max_pixels > 0 and width * height > max_pixels:
-        return (f"image is {width}x{height} = {width * height / 1e6:.1f} MP, over max_image_pixels = "
-                f"{max_pixels / 1e6:.1f} MP: publish a downscaled image (image_proc resize) or raise "
-                "max_image_pixels")
+        return "image_too_large", (f"image is {width}x{height} = {width * height / 1e6:.1f} MP, over "
+                                   f"max_image_pixels = {max_pixels / 1e6:.1f} MP: publish a downscaled image "
+                                   "(image_proc resize) or raise max_image_pixels")
     return None

@@ -123,7 +123,7 @@ class VodeNodeBase(Node):
         self._parked: Image | None = None
         self._first_left: float | None = None
         self._last_right: float | None = None
-        self._frames_since_tick = self._out_at_tick = 0
+        self._unreported = False       # a frame was rejected after the last vode/status
         self.last_total_ms = 0.0
         self.pairer = StereoPairer(slop=float(p("stereo_slop")))
         self.params.on_change(["stereo_slop"], lambda v: setattr(self.pairer, "slop", float(v["stereo_slop"])))
@@ -252,7 +252,6 @@ class VodeNodeBase(Node):
 
     def _on_image(self, msg) -> None:
         self.accounts.received()
-        self._frames_since_tick += 1
         try:
             self._accept(msg)
         except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still accounted
@@ -264,7 +263,7 @@ class VodeNodeBase(Node):
         if isinstance(msg, Image):
             problem = image_size_problem(msg.width, msg.height, int(self.params.value("max_image_pixels")))
             if problem:
-                return self.reject("image_size", f"image on {topic} rejected: {problem}")
+                return self.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
         if self.camera_info is None:
             if self._info_problem:
                 return self.reject("camera_info_invalid", f"image on {topic} rejected: {self._info_problem}")
@@ -282,7 +281,7 @@ class VodeNodeBase(Node):
         if isinstance(msg, CompressedImage):
             problem = image_size_problem(img.shape[1], img.shape[0], int(self.params.value("max_image_pixels")))
             if problem:
-                return self.reject("image_size", f"image on {topic} rejected: {problem}")
+                return self.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
         info = self.camera_info
         if (img.shape[1], img.shape[0]) != (info.width, info.height):
             return self.reject(
@@ -346,6 +345,7 @@ class VodeNodeBase(Node):
     def reject(self, reason: str, why: str) -> None:
         """Count the frame as rejected under `reason` and report `why`."""
         self.accounts.rejected(reason)
+        self._unreported = True
         self.problem(reason, why)
 
     def problem(self, reason: str, why: str | None = None) -> None:
@@ -382,6 +382,13 @@ class VodeNodeBase(Node):
         return ("model (stereo-trained, metric)" if self.model.meta.metric_scale else "none (relative)"), 1.0
 
     def _publish_status(self, header=None) -> None:
+        self._unreported = False
+        try:
+            self._publish_status_unguarded(header)
+        except Exception as exc:  # noqa: BLE001 - a status problem must not stall the worker or the timer
+            self.problem("status_failed", f"vode/status not published: {exc.__class__.__name__}: {exc}")
+
+    def _publish_status_unguarded(self, header) -> None:
         model = self.model
         source, scale = self.scale_info()
         snap = self.accounts.snapshot()
@@ -407,10 +414,8 @@ class VodeNodeBase(Node):
 
     def _tick(self) -> None:
         # vode/status also goes out when frames came in but none went out (only bad input).
-        out = self.accounts.frames_out
-        if self._frames_since_tick and out == self._out_at_tick:
+        if self._unreported:
             self._publish_status()
-        self._frames_since_tick, self._out_at_tick = 0, out
         self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:

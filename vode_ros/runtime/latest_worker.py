@@ -81,6 +81,8 @@ class LatestFrameWorker:
                 self._cond.notify_all()            # a blocked submit may go on
             try:
                 self._handler(item)
+            except Exception:  # noqa: BLE001 - the handler reports its own errors; the thread must live on
+                pass
             finally:
                 with self._cond:
                     self._busy = False
