@@ -457,7 +457,7 @@ def run_single(node_cls, args=None) -> int:
     SIGINT / SIGTERM (however many) stop it quietly with exit 0."""
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-    from vode_ros.nodes.shutdown import quiet_signals, startup_errors
+    from vode_ros.nodes.shutdown import ignore_further_signals, quiet_signals, startup_errors
 
     quiet_signals()           # before rclpy.init, so rclpy's handler chains to it
     rclpy.init(args=args)
@@ -475,6 +475,7 @@ def run_single(node_cls, args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_signals()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -38,7 +38,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
-    from vode_ros.nodes.shutdown import quiet_signals, startup_errors
+    from vode_ros.nodes.shutdown import ignore_further_signals, quiet_signals, startup_errors
     from vode_ros.runtime.pose.depth_input import DepthCache
 
     params_file = Path(params_file or DEFAULT_PARAMS)
@@ -106,6 +106,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_signals()
         executor.shutdown()
         for n in created:
             n.destroy_node()

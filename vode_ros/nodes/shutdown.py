@@ -24,6 +24,14 @@ def quiet_signals() -> None:
         signal.signal(sig, _record)
 
 
+def ignore_further_signals() -> None:
+    """Once shutting down: further SIGINT / SIGTERM are ignored. (Python resets its own handlers
+    to the default at interpreter exit, so a late second Ctrl-C would otherwise kill the process
+    with status -2; an ignored signal stays ignored.)"""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def startup_errors() -> tuple[type[BaseException], ...]:
     """What a node's constructor raises for bad files or parameters (reported in one line, exit 1)."""
     from rclpy.exceptions import ParameterException

@@ -1,0 +1,83 @@
+"""Start-up errors and Ctrl-C of node processes (`vode run`, the depth_node / odometry_node
+console scripts): one clear line and exit 1 for a bad model or parameter, a quiet exit 0 on
+SIGINT / SIGTERM however many arrive; never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ), start_new_session=True)
+
+
+def _wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> list[str]:
+    """Read output lines until one contains `needle` (a reader thread: readline may block)."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if needle in line:
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"no '{needle}' within {timeout} s:\n{''.join(lines)[-3000:]}"
+    return lines
+
+
+@pytest.mark.parametrize("cmd,ready", [
+    (("vode_ros.cli.main", "run"), "Ctrl-C to stop"),
+    (("vode_ros.nodes.depth_node",), "runs on"),
+    (("vode_ros.nodes.odometry_node",), "runs on"),
+], ids=["vode_run", "depth_node", "odometry_node"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_two_signals_stop_a_node_quietly_with_status_0(models_dir, cmd, ready, sig):
+    """Ctrl-C (SIGINT from the terminal and again from launch) or SIGTERM, twice | the node stops quietly, exit 0, no
+    KeyboardInterrupt traceback
+    """
+    args = [*cmd, "--model-dir", str(models_dir)] if cmd[0] == "vode_ros.cli.main" else \
+        [*cmd, "--ros-args", "-p", f"model_dir:={models_dir}"]
+    proc = _start(*args)
+    lines = _wait_line(proc, ready)
+    time.sleep(0.5)
+    os.killpg(proc.pid, sig)
+    time.sleep(0.1)
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("vode_ros.cli.main", "run", "--model-dir", "/nonexistent/models"), "model file not found"),
+    (("vode_ros.nodes.depth_node", "--ros-args", "-p", "model_dir:=/nonexistent/models"), "model file not found"),
+    (("vode_ros.nodes.odometry_node", "--ros-args", "-p", "scale:=-1.0"), "scale=-1.0"),
+    (("vode_ros.cli.main", "run", "--nodes", "depth", "--scale-mode", "stereo"), "needs mode:=stereo"),
+], ids=["run_missing_model", "depth_node_missing_model", "bad_scale", "stereo_scale_in_mono"])
+def test_startup_errors_are_one_line_and_status_1(args, message):
+    """any start-up error of a node (missing / corrupt model, wrong kind or input size, bad parameter) | one line naming
+    the problem and exit status 1; the half-built node is torn down without a traceback
+    """
+    proc = _start(*args)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 1, out[-3000:]
+    assert message in out, out[-3000:]
+    assert "Traceback" not in out and "AttributeError" not in out, out[-3000:]
