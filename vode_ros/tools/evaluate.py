@@ -324,6 +324,8 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "n_frames": len(seq),
         "path_length_gt": tj.path_length(gt),
         "path_length_est": tj.path_length(est),
+        # both start at the origin: the end-position error without alignment, % of the GT path
+        "end_drift_pct": float(100.0 * np.linalg.norm(est[-1, :3, 3] - gt[-1, :3, 3]) / max(tj.path_length(gt), 1e-9)),
         "ate5": {"mean": ate5_mean, "std": ate5_std, "n_snippets": len(seq) - 4,
                  "protocol": "SfMLearner: 5-frame snippets of the integrated trajectory, "
                              "per-snippet least-squares scale, sqrt(sum sq) / 5"},
@@ -414,7 +416,8 @@ def format_pose(result: dict) -> str:
              + (f", median {st['inliers_median']:.0f} inliers" if st["inliers_median"] is not None else ""),
              f"ATE-5 (SfMLearner)        {a5['mean']:.4f} ± {a5['std']:.4f} m",
              f"ATE full, Sim(3) aligned  {result['ate']['sim3']['rmse']:.4f} m (scale {result['ate']['sim3']['scale']:.3f})",
-             f"ATE full, SE(3) aligned   {result['ate']['se3']['rmse']:.4f} m"]
+             f"ATE full, SE(3) aligned   {result['ate']['se3']['rmse']:.4f} m",
+             f"end drift (no alignment)  {result['end_drift_pct']:.2f} % of the path"]
     lens = ", ".join(f"{x:g}" for x in result["lengths"]) or "none fits"
     lines.append(f"KITTI t_err / r_err over lengths [{lens}] m, segments every {result['settings']['step_size']} frames:")
     for a, r in result["kitti"].items():
