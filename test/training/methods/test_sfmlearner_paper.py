@@ -14,7 +14,7 @@ from vode_training.methods import build_method
 from vode_training.nets.posexpnet import PoseExpNet
 
 torch.set_num_threads(2)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
 PAPER = REPO / "config" / "train" / "sfmlearner_paper.yaml"
 W, H = 128, 64

@@ -23,7 +23,7 @@ from vode_ros.bag.reader import (
 from vode_ros.cli import bag as bag_cli
 from vode_ros.core.kitti import KittiFormatError, load_sequence
 
-KITTI = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+KITTI = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 N = 5
 
 

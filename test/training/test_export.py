@@ -13,7 +13,7 @@ from vode_training.methods import build_method
 from vode_training.trainer import save_checkpoint
 
 torch.set_num_threads(2)
-DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 SMALL = [f"data.path={DATA}", "data.width=128", "data.height=64",
          "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
          "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]

@@ -8,8 +8,8 @@ import torch
 from vode_training.config import ConfigError, load_config, parse_overrides
 from vode_training.trainer import (NonFiniteLossError, Trainer, load_checkpoint, method_from_checkpoint)
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "train" / "sfmlearner.yaml"
+DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "train" / "sfmlearner.yaml"
 needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
 TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=2",

@@ -1,11 +1,11 @@
 """`vode run` in a second process: images in over DDS, depth + odometry out; start-up errors."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _vode(*args, **kw):

@@ -6,7 +6,7 @@ import torch
 
 from vode_training.config import load_config
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 TINY = [f"data.path={DATA}", "data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
         "train.batch_size=2", "train.steps=2", "train.log_every=1", "train.ckpt_every=1", "train.num_threads=1",
         "train.device=cpu", "train.backend=gloo", "train.image_every=1",

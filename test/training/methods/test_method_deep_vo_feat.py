@@ -13,7 +13,7 @@ from vode_training.losses.feature_reconstruction import (FixedRandomFeatures, en
 from vode_training.geometry import mat2euler, mat2pose_vec, se3_exp, se3_to_pose_vec, skew, so3_exp
 
 torch.set_num_threads(2)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
 CONFIG = REPO / "config" / "train" / "deep_vo_feat.yaml"
 needs_data = pytest.mark.skipif(not (DATA / "image_1").is_dir(), reason="KITTI stereo demo clip not present")

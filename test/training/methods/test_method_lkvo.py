@@ -16,7 +16,7 @@ from vode_training.geometry import rescale_intrinsics, se3_exp
 from vode_training.solvers.ddvo import ddvo_align
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
 needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 

@@ -7,7 +7,7 @@ import torch
 from vode_training.config import load_config
 from vode_training.trainer import Trainer, load_checkpoint, weights_digest, method_from_checkpoint
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
 # Mid-epoch resume (10 frames -> 8 snippets -> 4 batches of 2 per epoch; 6 steps cross an epoch),

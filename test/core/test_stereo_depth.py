@@ -8,7 +8,7 @@ import pytest
 from vode_ros.core.depth_metrics import garg_crop_mask
 from vode_ros.core.stereo_depth import sgbm_depth, sgbm_disparity
 
-CLIP = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+CLIP = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 
 
 def _synthetic_pair(h=120, w=256, d=16, seed=0):

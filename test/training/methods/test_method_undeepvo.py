@@ -12,7 +12,7 @@ from vode_training.losses.stereo_consistency import lr_disparity_consistency, po
 from vode_training.nets.undeepvo_pose import UnDeepVOPoseNet
 
 torch.set_num_threads(2)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
 CONFIG = REPO / "config" / "train" / "undeepvo.yaml"
 needs_data = pytest.mark.skipif(not (DATA / "image_1").is_dir(), reason="KITTI stereo demo clip not present")

@@ -15,7 +15,7 @@ from vode_training.nets.lite import LiteDepthNet, LitePoseNet
 from vode_training.nets.registry import DEPTH_NETS, POSE_NETS, build_depth_net, build_pose_net
 
 torch.set_num_threads(2)
-DATA = Path(__file__).resolve().parents[1] / "data" / "kitti_odometry_06_0000-0050"
+DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 
 
 def _params(m: torch.nn.Module) -> int:

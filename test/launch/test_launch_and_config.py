@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from ros_helpers import ensure_rclpy
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
