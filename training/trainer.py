@@ -120,7 +120,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - damaged, truncated, or a pickle that is not plain weights
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].split(". ")[0][:100]
+        raise ValueError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {first}); it is damaged, "
+                         "cut short, or holds objects other than weights (refused): use another checkpoint "
+                         "(`vode train` writes checkpoint.pt) or train again") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a vode_training checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt

@@ -148,6 +148,24 @@ def _twists(base: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lin, ang
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_partials(out_path: Path) -> None:
+    """Remove what a killed conversion to `out_path` left (.<name>.partial-<pid>-*, its process gone)."""
+    for old in out_path.parent.glob(f".{out_path.name}.partial-*"):
+        pid = old.name[len(f".{out_path.name}.partial-"):].split("-", 1)[0]
+        if old.is_dir() and (not pid.isdigit() or not _pid_alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -196,7 +214,8 @@ def convert(
     started = time.perf_counter()
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.partial-", dir=out_path.parent))
+    _remove_stale_partials(out_path)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.partial-{os.getpid()}-", dir=out_path.parent))
     tmp_bag = tmp_dir / out_path.name  # storage file is named after the bag folder
     try:
         writer = Writer(tmp_bag, version=Writer.VERSION_LATEST, storage_plugin=plugin)

@@ -40,12 +40,46 @@ def _bag_dir(bag_path: str | Path) -> Path:
     return path
 
 
-def open_bag(bag_path: str | Path):
-    """An opened-on-enter rosbags AnyReader (use as a context manager)."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
+def _damaged(path: Path, exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return (f"{path}: damaged or truncated rosbag2 ({first}); the recording was not closed cleanly or the file "
+            "was cut short: record or convert it again")
 
-    return AnyReader([_bag_dir(bag_path)], default_typestore=get_typestore(Stores.ROS2_KILTED))
+
+class _Reader:
+    """rosbags' AnyReader whose open and read errors become BagReadError naming the bag."""
+
+    def __init__(self, path: Path):
+        from rosbags.highlevel import AnyReader
+        from rosbags.typesys import Stores, get_typestore
+
+        self.path = path
+        self._reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+
+    def __enter__(self) -> "_Reader":
+        try:
+            self._reader.__enter__()
+        except Exception as exc:  # noqa: BLE001 - rosbags raises several types for damaged files
+            raise BagReadError(_damaged(self.path, exc)) from None
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._reader.__exit__(*exc_info)
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
+
+    def messages(self, *args, **kwargs):
+        try:
+            yield from self._reader.messages(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a chunk cut off in the middle of the file
+            raise BagReadError(_damaged(self.path, exc)) from None
+
+
+def open_bag(bag_path: str | Path) -> _Reader:
+    """An opened-on-enter rosbags AnyReader (use as a context manager); a damaged bag raises
+    BagReadError naming it, on open or while reading."""
+    return _Reader(_bag_dir(bag_path))
 
 
 def stamp_to_ns(stamp) -> int:

@@ -91,10 +91,12 @@ def _from_kitti(args) -> int:
 
 
 def _info(args) -> int:
-    from vode_ros.bag.reader import bag_info
+    from vode_ros.bag.reader import BagReadError, bag_info
 
     try:
         info = bag_info(args.bag)
+    except BagReadError as exc:      # names the bag and the problem (missing, damaged, truncated)
+        return _fail(str(exc))
     except Exception as exc:  # rosbags raises several types for unreadable bags
         return _fail(f"cannot read {args.bag} as a rosbag2: {exc}. Fix: give the bag folder "
                      "(the one holding metadata.yaml)")

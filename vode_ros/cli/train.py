@@ -97,6 +97,14 @@ def build_config(args):
     return load_config(base, overrides + list(args.overrides))
 
 
+def _remove_unfinished(out: Path, created: bool) -> None:
+    """Remove a run folder this call created when no checkpoint was written into it (nothing half-done stays)."""
+    import shutil
+
+    if created and out.is_dir() and not any(out.rglob("*.pt")) and os.environ.get("RANK", "0") == "0":
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def run(args) -> int:
     try:
         from vode_training.config import ConfigError
@@ -115,6 +123,7 @@ def run(args) -> int:
     if os.environ.get("RANK", "0") == "0":
         print(f"vode train: method {cfg['method']}, {cfg['train']['steps']} steps, data {cfg['data']['kind']} "
               f"{cfg['data']['path']} -> {out}", file=sys.stderr)
+    created = not out.exists()      # a run folder this call makes is removed again if it fails before any checkpoint
     try:
         if args.nproc > 1:
             import tempfile
@@ -129,6 +138,7 @@ def run(args) -> int:
             summary = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress).train()
     except (NonFiniteLossError, FileNotFoundError, ValueError) as exc:
         print(f"vode train: {exc}", file=sys.stderr)
+        _remove_unfinished(out, created)
         return 1
     if summary.get("rank", 0) != 0:       # torchrun: only rank 0 reports
         return 0
