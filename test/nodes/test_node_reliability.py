@@ -245,15 +245,15 @@ def test_accounting_invariant_holds_at_every_moment(harness, seq):
 
 def test_stereo_right_camera_stops_nothing_stalls(models_dir, seq):
     """stereo mode, the right camera stops | left images go on alone after stereo_timeout (depth keeps the last
-    scale, WARN `right_camera_silent`); the odometry node needs only the left image; unpaired left frames are
-    rejected (`stereo_unpaired`), so in = out + dropped + rejected
+    scale, WARN `right_camera_silent`), in both nodes; the left images left without a partner are rejected
+    (`stereo_unpaired`), so in = out + dropped + rejected
     """
     ensure_rclpy()
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
 
     common = [Parameter("model_dir", value=str(models_dir)), Parameter("mode", value="stereo"),
-              Parameter("stereo_timeout", value=0.5)]
+              Parameter("stereo_timeout", value=0.3)]
     depth = DepthNode(parameter_overrides=common + [Parameter("scale_mode", value="stereo")])
     odom = OdometryNode(parameter_overrides=common)
     h = Harness([depth, odom])
@@ -275,8 +275,7 @@ def test_stereo_right_camera_stops_nothing_stalls(models_dir, seq):
             assert h.wait_for(lambda n=i: depth.frames_out > n and odom.frames_out > n, 30.0)
         for i in range(3, 9):    # the right camera has stopped
             h.publish_frame(read_image(seq.left[i % 6]), "mono8", seq.k, 2000.0 + 0.1 * i)
-            assert h.wait_for(lambda n=i: odom.frames_out > n, 30.0)
-            h.wait_for(lambda: False, 0.15)
+            assert h.wait_for(lambda n=i: odom.accounts.frames_in > n and odom.accounts.frames_pending < 5, 30.0)
         assert h.wait_for(lambda: depth.frames_out >= 5, 30.0), depth.accounts.snapshot()
         assert h.wait_for(lambda: all(n.accounts.frames_pending == 0 for n in (depth, odom)), 30.0)
         for node in (depth, odom):

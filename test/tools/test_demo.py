@@ -28,6 +28,9 @@ def test_demo_writes_report_and_plots(tmp_path, kitti_dir, models_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["frames_in"] == 8
+    # Lossless: reliable replay into reliable_input nodes, started by ros2 launch where it exists, else vode run.
+    assert report["runner"] in ("ros2 launch", "vode run") and report["replay"]["reliable"]
+    assert report["frames_out"] == {"depth": 8, "odometry": 8}
     assert (report["mode"], report["pose_source"]) == ("stereo", "hybrid")
     assert report["pose_node"]["pose_sources"].get("hybrid", 0) >= 5 and report["pose_node"]["fallbacks"] == 0
     assert report["trajectory"]["ate5_mean_m"] < 0.03 and report["trajectory"]["end_drift_pct"] < 5

@@ -39,6 +39,9 @@ def run(args) -> int:
     except (KittiFormatError, ModelLoadError) as exc:
         print(f"vode demo: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:   # DemoIncomplete (frames lost), nodes that exited or never appeared
+        print(f"vode demo: error: {exc}", file=sys.stderr)
+        return 1
     print(summary(report))
     print(f"report: {Path(args.out) / 'report.json'}  plots: {args.out}/trajectory.png, depth_*.png")
     return 0

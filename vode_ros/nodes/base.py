@@ -121,11 +121,13 @@ class VodeNodeBase(Node):
         self._info_problem: str | None = None
         self.right_info: CameraInfo | None = None
         self._parked: Image | None = None
-        self._first_left: float | None = None
+        self._first_left: float | None = None      # stamps (s) of the first left and the newest right image
         self._last_right: float | None = None
         self._unreported = False       # a frame was rejected after the last vode/status
         self.last_total_ms = 0.0
-        self.pairer = StereoPairer(slop=float(p("stereo_slop")))
+        # Reliable input delivers every image, but left and right may arrive a few frames apart.
+        pair_queue = max(5, 2 * int(p("reliable_queue_size"))) if p("reliable_input") else 5
+        self.pairer = StereoPairer(slop=float(p("stereo_slop")), queue_size=pair_queue)
         self.params.on_change(["stereo_slop"], lambda v: setattr(self.pairer, "slop", float(v["stereo_slop"])))
         self.params.on_change(["model_dir", "providers", "threads"], self._reload_with)
         self.status_pub = self.create_publisher(VodeStatus, "vode/status", 10)
@@ -290,24 +292,28 @@ class VodeNodeBase(Node):
         frame = Frame(msg.header, img, enc, k_from_camera_info(info))
         if not self.stereo:
             return self._submit(frame)
-        now = time.monotonic()
-        self._first_left = self._first_left or now
-        silent = now - (self._last_right or self._first_left) > float(self.params.value("stereo_timeout"))
-        if silent:
-            for old in self.pairer.flush_left():
+        # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
+        # right images wait behind the left ones without the right camera being silent.
+        stamp = stamp_to_sec(msg.header.stamp)
+        if self._first_left is None or stamp < self._first_left:
+            self._first_left = stamp
+        behind = stamp - (self._last_right if self._last_right is not None else self._first_left)
+        if behind > float(self.params.value("stereo_timeout")):
+            for _ in self.pairer.flush_left():
                 self.reject("stereo_unpaired", "left image without a right partner given up")
             self.problem("right_camera_silent",
-                         f"no image on {self.params.value('right_image_topic')} for "
-                         f"{now - (self._last_right or self._first_left):.1f} s: the right camera is silent; "
-                         "left images go on alone (depth keeps the last scale)")
+                         f"no image on {self.params.value('right_image_topic')} for {behind:.1f} s of left images: "
+                         "the right camera is silent; left images go on alone (depth keeps the last scale)")
             return self._submit(frame)
-        pair = self.pairer.add_left(stamp_to_sec(msg.header.stamp), frame)
+        pair = self.pairer.add_left(stamp, frame)
         self._account_unpaired()
         if pair is not None:
             self._submit_pair(pair)
 
     def _on_right_image(self, msg) -> None:
-        self._last_right = time.monotonic()
+        stamp = stamp_to_sec(msg.header.stamp)
+        if self._last_right is None or stamp > self._last_right or self._last_right - stamp > 1.0:
+            self._last_right = stamp          # (a jump back by more than 1 s: the bag looped)
         try:
             decoded = image_from_msg(msg)
         except ImageDecodeError as exc:

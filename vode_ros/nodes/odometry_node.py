@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from tf2_msgs.msg import TFMessage
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
 from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
 from vode_ros.nodes.base import Frame, FrameRejected, VodeNodeBase, run_single
 from vode_ros.nodes.pose_params import PoseSourceParams
+from vode_ros.nodes.ros_bridges import TfOut
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
 from vode_ros_msgs.msg import VodeStatus
@@ -104,10 +104,7 @@ class OdometryNode(VodeNodeBase):
         self.depth_estimator = self._load_depth() if self.refine else None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.odom_pub = self.create_publisher(Odometry, "odom", reliable)
-        self.tf_pub = self.create_publisher(TFMessage, "/tf", 100)
-        static_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", static_qos)
+        self.tf_out = TfOut(self)     # tf2_ros broadcasters where installed, else plain /tf, /tf_static
         self._publish_mount()
         self._warned_frame = False
         self.params.on_change(["odom_frame", "base_frame", "camera_frame", "mount_xyz", "mount_rpy"], self._set_frames)
@@ -117,8 +114,8 @@ class OdometryNode(VodeNodeBase):
 
     # -- live parameter changes (checked values; called from the parameter callback) ------
     def _publish_mount(self) -> None:
-        self.tf_static_pub.publish(TFMessage(transforms=[
-            transform_msg(self.t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())]))
+        self.tf_out.send_static([
+            transform_msg(self.t_base_cam, self.base_frame, self.camera_frame, self.get_clock().now().to_msg())])
 
     def _set_frames(self, values) -> None:
         p = {n: values.get(n, self.params.value(n)) for n in ("odom_frame", "base_frame", "camera_frame",
@@ -257,8 +254,7 @@ class OdometryNode(VodeNodeBase):
         self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
                                            self.base_frame, pose_cov, twist_cov))
         if self.params.value("publish_tf"):
-            self.tf_pub.publish(TFMessage(transforms=[
-                transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)]))
+            self.tf_out.send([transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)])
 
 
 def main(args=None) -> int:

@@ -9,6 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vode_ros.core.frames import matrix_to_xyz_quat
+from vode_ros.nodes import ros_bridges as bridges
 from vode_ros.core.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
 
@@ -40,6 +41,14 @@ def image_from_msg(msg) -> tuple[np.ndarray, str]:
 
 
 def image_to_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
+    """numpy -> Image: cv_bridge where installed, else the package's codec (the same bytes)."""
+    if bridges.HAVE_CV_BRIDGE:
+        return bridges.cv_bridge_image(arr, encoding, header)
+    return codec_image_msg(arr, encoding, header)
+
+
+def codec_image_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
+    """numpy -> Image by core.image_codec (no cv_bridge)."""
     fields = encode_image(arr, encoding)
     msg = Image(header=header)
     msg.height, msg.width, msg.step = fields["height"], fields["width"], fields["step"]
@@ -92,13 +101,21 @@ def odometry_msg(pose: np.ndarray, lin: np.ndarray, ang: np.ndarray, stamp: Time
 
 def pointcloud_msg(depth: np.ndarray, k: np.ndarray, stride: int, header: Header):
     """Decimated xyz PointCloud2 in the depth image's optical frame (as depth_image_proc)."""
-    from sensor_msgs.msg import PointCloud2, PointField
 
     d = depth[::stride, ::stride]
     v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
     ok = np.isfinite(d) & (d > 0)
     z = d[ok]
     pts = np.stack([(u[ok] - k[0, 2]) * z / k[0, 0], (v[ok] - k[1, 2]) * z / k[1, 1], z], axis=1).astype(np.float32)
+    if bridges.HAVE_SENSOR_MSGS_PY:
+        return bridges.cloud_xyz32(header, pts)
+    return codec_cloud_msg(pts, header)
+
+
+def codec_cloud_msg(pts: np.ndarray, header: Header):
+    """(N, 3) float32 points -> PointCloud2 (x, y, z FLOAT32, dense) without sensor_msgs_py."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
     msg = PointCloud2(header=header, height=1, width=len(pts), is_bigendian=False, point_step=12,
                       row_step=12 * len(pts), is_dense=True)
     msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]

@@ -42,16 +42,41 @@ STAMP_OFFSET = 1_000_000_000.0
 DEFAULT_MODE, DEFAULT_POSE_SOURCE = "stereo", "hybrid"    # the best measured on the clip (README)
 
 
+class DemoIncomplete(RuntimeError):
+    """Frames were lost between the bag and the recorder although the replay was reliable."""
+
+
+def _launch_arguments(model_dir: Path | None, mode: str, pose_source: str) -> dict:
+    from vode_ros.tools import launch_runner
+
+    args: dict = {"mode": mode, "reliable_input": True}
+    if model_dir:
+        args["model_dir"] = str(model_dir)
+    if 'DeclareLaunchArgument("pose_source"' in launch_runner.launch_file().read_text():
+        args["pose_source"] = pose_source
+    return args
+
+
 def _start_nodes(model_dir: Path | None, log_path: Path, env: dict, mode: str = DEFAULT_MODE,
-                 pose_source: str = DEFAULT_POSE_SOURCE) -> subprocess.Popen:
+                 pose_source: str = DEFAULT_POSE_SOURCE) -> tuple[subprocess.Popen, str]:
+    """The nodes in a second process: launch/vode.launch.py where ROS 2 launch is installed, else
+    `vode run` (its twin from the same parameter file). Returns (process, "ros2 launch" | "vode run")."""
+    from vode_ros.tools import launch_runner
+
+    try:
+        return launch_runner.start(_launch_arguments(model_dir, mode, pose_source), log_path=log_path,
+                                   env=env), "ros2 launch"
+    except launch_runner.LaunchUnavailable:
+        pass
     # Reliable, lossless replay: a left + right pair of full-size images back to back overflows
     # best-effort delivery on a busy machine (most stereo frames were lost), and every frame counts here.
     cmd = [sys.executable, "-m", "vode_ros.cli.main", "run", "--mode", mode, "--pose-source", pose_source,
            "--reliable-input"]
     if model_dir:
         cmd += ["--model-dir", str(model_dir)]
-    return subprocess.Popen(cmd, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(log_path, "w") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True), \
+            "vode run"
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -79,7 +104,7 @@ def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: f
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     node_log = work / "nodes.log"
-    proc = _start_nodes(model_dir, node_log, env, mode, pose_source)
+    proc, runner = _start_nodes(model_dir, node_log, env, mode, pose_source)
     rclpy.init()
     player = BagPlayer(in_bag, topics=[T.LEFT_IMAGE, T.LEFT_INFO, T.RIGHT_IMAGE, T.RIGHT_INFO, T.TF_STATIC],
                        rate=rate, reliable=True)
@@ -124,7 +149,8 @@ def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: f
         recorder.destroy_node()
         rclpy.try_shutdown()
         _stop(proc)
-    return {"play_s": play_s, "wall_s": wall_s, "counts": dict(recorder.counts), "node_log": str(node_log)}
+    return {"play_s": play_s, "wall_s": wall_s, "counts": dict(recorder.counts), "node_log": str(node_log),
+            "runner": runner}
 
 
 def _index_by_stamp(stamps_ns: np.ndarray, frame_ns: np.ndarray) -> np.ndarray:
@@ -240,8 +266,6 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
     depth_model = OnnxModel(model_dir / "depth.onnx", expected_kind="depth")  # fail before any work
     OnnxModel(model_dir / "pose.onnx", expected_kind="pose")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("depth_*.png"), out_dir / "trajectory.png", out_dir / "report.json"]:
-        stale.unlink(missing_ok=True)
     work = out_dir / "bags"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -252,6 +276,16 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
         f"{pose_source}) -> recorded bag")
     run = play_and_record(in_bag, out_bag, model_dir, rate, work, log, n_frames=len(seq), mode=mode,
                           pose_source=pose_source)
+    missing = {topic: len(seq) - run["counts"][topic] for topic in ("/depth/image", "/odom")
+               if run["counts"][topic] < len(seq)}
+    if missing:
+        raise DemoIncomplete(
+            f"frames lost although the replay was reliable: {len(seq)} frames in, "
+            + ", ".join(f"{run['counts'][t]} on {t}" for t in missing)
+            + f"; see {run['node_log']} (the previous report in {out_dir} is kept)")
+    # Only now, with a complete run to report, the previous report goes.
+    for stale in [*out_dir.glob("depth_*.png"), out_dir / "trajectory.png", out_dir / "report.json"]:
+        stale.unlink(missing_ok=True)
     log("[3/3] evaluating the recorded outputs")
     report = {
         "data": str(data_dir), "frames_in": len(seq), "mode": mode, "pose_source": pose_source,
@@ -266,6 +300,9 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
                      "input_fps": len(seq) / run["play_s"] if run["play_s"] > 0 else None,
                      "output_fps": run["counts"]["/odom"] / run["wall_s"] if run["wall_s"] > 0 else None},
         "bags": {"input": str(in_bag), "output": str(out_bag)},
+        "runner": run["runner"],
+        "replay": {"reliable": True, "frames_complete": True,
+                   "qos": "player RELIABLE + KEEP_ALL, nodes reliable_input (every frame processed)"},
     }
     report.update(evaluate(data_dir, in_bag, out_bag, out_dir, log=log))
     report["notes"] = (
