@@ -21,10 +21,6 @@ from vode_ros.tools import evaluate as run_eval
 REPO = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("VODE_TEST_MODELS", REPO / "models"))
 KITTI = REPO / "data" / "kitti_odometry_06_0000-0050"
-HAVE_MODELS = (MODELS / "depth.onnx").is_file() and (MODELS / "pose.onnx").is_file()
-needs_models = pytest.mark.skipif(
-    not HAVE_MODELS, reason=f"no exported models in {MODELS} (depth.onnx + pose.onnx); ship them in "
-                            "models/ or set VODE_TEST_MODELS=DIR to run the model evaluations")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +40,7 @@ def _vode(*args: str) -> subprocess.CompletedProcess:
 
 # --------------------------------------------------------------------------- with models
 
-@needs_models
+@pytest.mark.needs_models
 def test_eval_depth_synthetic(synth_dir, tmp_path):
     out = tmp_path / "depth.json"
     res = _vode("eval", "depth", "--data", str(synth_dir), "--model-dir", str(MODELS),
@@ -69,7 +65,7 @@ def test_eval_depth_synthetic(synth_dir, tmp_path):
     assert data["n_images"] == 3 and "SGBM" in res.stdout
 
 
-@needs_models
+@pytest.mark.needs_models
 def test_eval_pose_synthetic(synth_dir, tmp_path):
     out = tmp_path / "pose.json"
     res = _vode("eval", "pose", "--data", str(synth_dir), "--model-dir", str(MODELS), "--json", str(out),
@@ -90,7 +86,7 @@ def test_eval_pose_synthetic(synth_dir, tmp_path):
     assert (tmp_path / "plots" / "trajectory_error.png").is_file()
 
 
-@needs_models
+@pytest.mark.needs_models
 def test_eval_kitti_clip_sgbm(tmp_path):
     if not KITTI.is_dir():
         pytest.skip(f"{KITTI} not present")
@@ -117,7 +113,7 @@ def test_eval_pose_geometric_stereo_on_the_demo_clip(tmp_path):
     assert "pose source geometric" in res.stdout
 
 
-@needs_models
+@pytest.mark.needs_models
 @pytest.mark.parametrize("source", ["net", "hybrid"])
 def test_eval_pose_sources_agree_with_the_benchmark_loop(synth_dir, source):
     """evaluate_pose and pose_bench are one loop: the same poses for the same source and depth."""
@@ -229,7 +225,6 @@ def test_velodyne_projection_roundtrip(synth_seq, synth_dir, tmp_path):
     truth = run_eval.GroundTruth(seq, "velodyne", matlab_offset=False)
     np.testing.assert_allclose(truth(0, None)[vs, us], z, rtol=1e-4)
     assert truth.settings["projection"] == "P0 @ Tr"
-
 
 
 # --------------------------------------------------------------------------- exact wiring with oracle "models"

@@ -1,24 +1,25 @@
 """torch.distributed: 2 CPU processes (gloo) train 2 steps -> identical weights on both ranks, one checkpoint."""
-from pathlib import Path
 
 import pytest
 import torch
 
 from vode_training.config import load_config
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
-TINY = [f"data.path={DATA}", "data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
+GLOO = ["data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
         "train.batch_size=2", "train.steps=2", "train.log_every=1", "train.ckpt_every=1", "train.num_threads=1",
-        "train.device=cpu", "train.backend=gloo", "train.image_every=1",
-        "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
-        "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
+        "train.device=cpu", "train.backend=gloo", "train.image_every=1"]
 
 
-@pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
-def test_two_gloo_processes_keep_identical_weights(tmp_path):
+@pytest.fixture
+def tiny(kitti_dir, tiny_nets) -> list[str]:
+    return [f"data.path={kitti_dir}"] + GLOO + tiny_nets
+
+
+@pytest.mark.needs_data
+def test_two_gloo_processes_keep_identical_weights(tmp_path, tiny):
     from vode_training.trainer import load_checkpoint, method_from_checkpoint, train_distributed, weights_digest
 
-    cfg = load_config(None, TINY)
+    cfg = load_config(None, tiny)
     out, results = tmp_path / "run", tmp_path / "results"
     results.mkdir()
     train_distributed(cfg, out, 2, progress=False, result_dir=results)

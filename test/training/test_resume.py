@@ -1,5 +1,4 @@
 """--resume continues bit-exactly: 6 uninterrupted steps == 3 steps + resume + 3 steps (exact floats)."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -7,26 +6,28 @@ import torch
 from vode_training.config import load_config
 from vode_training.trainer import Trainer, load_checkpoint, weights_digest, method_from_checkpoint
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
-needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
 # Mid-epoch resume (10 frames -> 8 snippets -> 4 batches of 2 per epoch; 6 steps cross an epoch),
 # random strides and colour jitter (data RNG), automask (torch RNG inside the loss), TensorBoard images.
-TINY = [f"data.path={DATA}", "data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
+RESUME = ["data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
         "data.augment=true", "loss.automask=true", "train.batch_size=2", "train.log_every=1", "train.ckpt_every=100",
-        "train.image_every=2", "train.num_threads=1", "model.depth_enc_channels=[8, 16, 16, 32, 32]",
-        "model.depth_dec_channels=[8, 8, 16, 16, 32]", "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
+        "train.image_every=2", "train.num_threads=1"]
 
 
-@needs_data
-def test_resume_is_bit_exact(tmp_path):
-    full = Trainer(load_config(None, TINY + ["train.steps=6"]), tmp_path / "full", progress=False).train()
-    first = Trainer(load_config(None, TINY + ["train.steps=3"]), tmp_path / "split", progress=False).train()
+@pytest.fixture
+def tiny(kitti_dir, tiny_nets) -> list[str]:
+    return [f"data.path={kitti_dir}"] + RESUME + tiny_nets
+
+
+@pytest.mark.needs_data
+def test_resume_is_bit_exact(tmp_path, tiny):
+    full = Trainer(load_config(None, tiny + ["train.steps=6"]), tmp_path / "full", progress=False).train()
+    first = Trainer(load_config(None, tiny + ["train.steps=3"]), tmp_path / "split", progress=False).train()
     ckpt = load_checkpoint(tmp_path / "split" / "checkpoint.pt")          # weights_only=True load
     assert ckpt["step"] == 3 and ckpt["sampler"]["epoch"] == 0 and ckpt["sampler"]["position"] == 3
     assert len(ckpt["rng"]) == 1 and set(ckpt["rng"][0]) >= {"torch", "numpy", "python"}
     torch.manual_seed(12345)                                               # disturb the RNGs in between
-    second = Trainer(load_config(None, TINY + ["train.steps=6"]), tmp_path / "split",
+    second = Trainer(load_config(None, tiny + ["train.steps=6"]), tmp_path / "split",
                      resume=tmp_path / "split" / "checkpoint.pt", progress=False).train()
     assert second["trained_steps"] == 3
     assert first["losses"] + second["losses"] == full["losses"]            # exact float equality
@@ -46,11 +47,11 @@ def test_resume_is_bit_exact(tmp_path):
     assert [e.step for e in ea.Images("depth/inverse_depth")] == [1, 2, 4, 6]
 
 
-@needs_data
-def test_resume_refuses_a_different_data_order(tmp_path):
-    Trainer(load_config(None, TINY + ["train.steps=1"]), tmp_path / "r", progress=False).train()
+@pytest.mark.needs_data
+def test_resume_refuses_a_different_data_order(tmp_path, tiny):
+    Trainer(load_config(None, tiny + ["train.steps=1"]), tmp_path / "r", progress=False).train()
     with pytest.raises(ValueError, match="data order"):
-        Trainer(load_config(None, TINY + ["train.steps=2", "train.batch_size=3"]), tmp_path / "r",
+        Trainer(load_config(None, tiny + ["train.steps=2", "train.batch_size=3"]), tmp_path / "r",
                 resume=tmp_path / "r" / "checkpoint.pt", progress=False).train()
 
 

@@ -8,19 +8,16 @@ import torch
 from vode_training.config import ConfigError, load_config, parse_overrides
 from vode_training.trainer import (NonFiniteLossError, Trainer, load_checkpoint, method_from_checkpoint)
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "train" / "sfmlearner.yaml"
-needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
-TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=2",
-        "train.steps=3", "train.log_every=1", "train.ckpt_every=2", "train.num_threads=2",
-        "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
-        "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
+@pytest.fixture
+def tiny(tiny_train) -> list[str]:
+    """Three steps with a checkpoint at step 2 (the reload checks), two threads."""
+    return tiny_train + ["train.steps=3", "train.ckpt_every=2", "train.num_threads=2"]
 
 
-@needs_data
-def test_three_steps_write_a_reloadable_checkpoint(tmp_path):
-    cfg = load_config(None, TINY)
+@pytest.mark.needs_data
+def test_three_steps_write_a_reloadable_checkpoint(tmp_path, tiny):
+    cfg = load_config(None, tiny)
     summary = Trainer(cfg, tmp_path / "run", progress=False).train()
     assert math.isfinite(summary["final_loss"]) and summary["final_loss"] > 0
     ckpt_path = tmp_path / "run" / "checkpoint.pt"
@@ -40,34 +37,34 @@ def test_three_steps_write_a_reloadable_checkpoint(tmp_path):
     assert all(((d >= 1 / 100.0 - 1e-6) & (d <= 1 / 0.1 + 1e-6)).all() for d in disps)
 
     # resume continues from step 3 to 4
-    cfg2 = load_config(None, TINY + ["train.steps=4"])
+    cfg2 = load_config(None, tiny + ["train.steps=4"])
     summary2 = Trainer(cfg2, tmp_path / "run", resume=ckpt_path, progress=False).train()
     assert summary2["trained_steps"] == 1
     assert load_checkpoint(ckpt_path)["step"] == 4
 
 
-@needs_data
-def test_non_finite_loss_names_step_and_term(tmp_path, monkeypatch):
+@pytest.mark.needs_data
+def test_non_finite_loss_names_step_and_term(tmp_path, tiny, monkeypatch):
     from vode_training.methods import sfmlearner
 
     def bad(self, out, batch):
         return torch.tensor(float("nan"))
 
     monkeypatch.setattr(sfmlearner.SmoothnessTerm, "compute", bad)
-    cfg = load_config(None, TINY)
+    cfg = load_config(None, tiny)
     with pytest.raises(NonFiniteLossError, match=r"step 0.*smoothness=nan"):
         Trainer(cfg, tmp_path / "run", progress=False).train()
 
 
-@needs_data
-def test_mono_config_trains_without_right_images(tmp_path):
-    cfg = load_config(None, TINY + ["data.stereo=false", "train.steps=1", "loss.smoothness=second_order",
+@pytest.mark.needs_data
+def test_mono_config_trains_without_right_images(tmp_path, tiny):
+    cfg = load_config(None, tiny + ["data.stereo=false", "train.steps=1", "loss.smoothness=second_order",
                                     "loss.photometric=l1", "loss.min_reprojection=false"])
     assert math.isfinite(Trainer(cfg, tmp_path / "mono", progress=False).train()["final_loss"])
 
 
-def test_shipped_config_is_valid():
-    cfg = load_config(CONFIG)
+def test_shipped_config_is_valid(repo_dir):
+    cfg = load_config(repo_dir / "config" / "train" / "sfmlearner.yaml")
     assert cfg["method"] == "sfmlearner" and cfg["data"]["stereo"] is True
     assert (cfg["data"]["width"], cfg["data"]["height"]) == (416, 128)
 
@@ -93,12 +90,12 @@ def test_config_overrides_and_errors(tmp_path):
         load_config(bad)
 
 
-@needs_data
-def test_snippets_layout_and_strides():
+@pytest.mark.needs_data
+def test_snippets_layout_and_strides(kitti_dir):
     from vode_training.data.kitti_snippets import KittiSnippets
 
     torch.manual_seed(0)
-    ds = KittiSnippets(DATA, 128, 64, "gray", stereo=True, augment=True, max_frames=12, max_stride=3)
+    ds = KittiSnippets(kitti_dir, 128, 64, "gray", stereo=True, augment=True, max_frames=12, max_stride=3)
     assert len(ds) == 10 and ds.channels == 1
     item = ds[0]
     assert item["tgt"].shape == (1, 64, 128) and item["src"].shape == (2, 1, 64, 128)

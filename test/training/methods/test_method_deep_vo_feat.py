@@ -1,6 +1,5 @@
 """Deep-VO-Feat: se(3) exponential map, feature reconstruction at exact ground truth, the whole
 method's terms on a rendered scene, and 2 training steps + ONNX export of the shipped config."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,6 @@ from vode_training.losses.feature_reconstruction import (FixedRandomFeatures, en
 from vode_training.geometry import mat2euler, mat2pose_vec, se3_exp, se3_to_pose_vec, skew, so3_exp
 
 torch.set_num_threads(2)
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
-CONFIG = REPO / "config" / "train" / "deep_vo_feat.yaml"
-needs_data = pytest.mark.skipif(not (DATA / "image_1").is_dir(), reason="KITTI stereo demo clip not present")
 
 
 def as_t(a):
@@ -188,13 +183,9 @@ def test_depth_encoder_features_need_an_encoder():
 
 # --- 2 training steps of the shipped config + export ----------------------------------------------
 
-TINY = ["data.width=128", "data.height=64", "train.steps=2", f"data.path={DATA}", "data.max_frames=8",
-        "train.batch_size=2", "model.depth_enc_channels=[8, 16, 16, 32, 32]",
-        "model.depth_dec_channels=[8, 8, 16, 16, 32]", "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
 
-
-@needs_data
-def test_config_trains_two_steps_and_exports(tmp_path):
+@pytest.mark.needs_stereo_data
+def test_config_trains_two_steps_and_exports(tmp_path, repo_dir, kitti_dir, tiny_train):
     import onnxruntime as ort
 
     from vode_ros.cli.main import main
@@ -202,8 +193,9 @@ def test_config_trains_two_steps_and_exports(tmp_path):
     from vode_training.trainer import load_checkpoint, method_from_checkpoint
 
     run = tmp_path / "run"
-    argv = ["train", "--config", str(CONFIG), "--out", str(run), "--no-progress"]
-    for item in TINY:
+    config = repo_dir / "config" / "train" / "deep_vo_feat.yaml"
+    argv = ["train", "--config", str(config), "--out", str(run), "--no-progress"]
+    for item in tiny_train:
         argv += ["--set", item]
     assert main(argv) == 0
     ckpt = load_checkpoint(run / "checkpoint.pt")

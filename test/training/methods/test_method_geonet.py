@@ -2,7 +2,6 @@
 with exact ground truth (small at the truth, growing with the error), and 2 training steps of both
 stages at tiny size with an ONNX export that passes the parity check and loads in the run time."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,6 @@ from vode_training.methods.geonet import (DepthSmoothnessTerm, FlowConsistencyTe
                                           RigidWarpTerm)
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
-needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
 
 def _t(a):
@@ -136,27 +132,21 @@ def test_flow_warp_term_small_with_true_flow_and_grows(scene):
     assert vals[0] < 0.05 and vals[0] < 0.5 * vals[1] and vals[1] < vals[2] < vals[3]
 
 
-TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=2",
-        "train.steps=2", "train.log_every=1", "train.num_threads=1",
-        "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
-        "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
-
-
-@needs_data
-def test_two_steps_of_both_stages_and_export(tmp_path):
+@pytest.mark.needs_data
+def test_two_steps_of_both_stages_and_export(tmp_path, repo_dir, tiny_train):
     from vode_ros.runtime.inference import load_models
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.trainer import Trainer, load_checkpoint
 
-    cfg1 = load_config(REPO / "config" / "train" / "geonet.yaml", TINY)
+    cfg1 = load_config(repo_dir / "config" / "train" / "geonet.yaml", tiny_train)
     s1 = Trainer(cfg1, tmp_path / "s1", progress=False).train()
     assert math.isfinite(s1["final_loss"]) and s1["final_loss"] > 0
     ck1 = load_checkpoint(s1["checkpoint"])
     assert set(ck1["models"]) == {"depth", "pose"}
 
-    cfg2 = load_config(REPO / "config" / "train" / "geonet_stage2.yaml",
-                       TINY + [f"train.init={s1['checkpoint']}", "model.resflow_enc_channels=[8, 16, 16, 32, 32]",
+    cfg2 = load_config(repo_dir / "config" / "train" / "geonet_stage2.yaml",
+                       tiny_train + [f"train.init={s1['checkpoint']}", "model.resflow_enc_channels=[8, 16, 16, 32, 32]",
                                "model.resflow_dec_channels=[8, 8, 16, 16, 32]"])
     assert cfg2["train"]["freeze"] == ["depth", "pose"] and cfg2["model"]["stage"] == 2
     s2 = Trainer(cfg2, tmp_path / "s2", progress=False).train()

@@ -2,7 +2,6 @@
 truth (convergence from a perturbed pose, gradients w.r.t. depth), the loss terms (small at the
 truth, growing with the error), and 2 training steps of both stages at tiny size + ONNX export."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,6 @@ from vode_training.geometry import rescale_intrinsics, se3_exp
 from vode_training.solvers.ddvo import ddvo_align
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
-needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 
 
 def _t(a, dtype=torch.float32):
@@ -141,26 +137,20 @@ def test_normalised_smoothness_and_mean_normalisation():
     assert 0 < vals[0] < vals[1] < vals[2]
 
 
-TINY = [f"data.path={DATA}", "data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=2",
-        "train.steps=2", "train.log_every=1", "train.num_threads=1",
-        "model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
-        "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]
-
-
-@needs_data
-def test_two_steps_of_both_stages_and_export(tmp_path):
+@pytest.mark.needs_data
+def test_two_steps_of_both_stages_and_export(tmp_path, repo_dir, tiny_train):
     from vode_ros.runtime.inference import DepthEstimator, load_models
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.trainer import Trainer, load_checkpoint
 
-    cfg1 = load_config(REPO / "config" / "train" / "lkvo.yaml", TINY)
+    cfg1 = load_config(repo_dir / "config" / "train" / "lkvo.yaml", tiny_train)
     s1 = Trainer(cfg1, tmp_path / "s1", progress=False).train()
     assert math.isfinite(s1["final_loss"]) and s1["final_loss"] > 0
     ck1 = load_checkpoint(s1["checkpoint"])
 
-    cfg2 = load_config(REPO / "config" / "train" / "lkvo_stage2.yaml",
-                       TINY + [f"train.init={s1['checkpoint']}", "model.ddvo_iters=2"])
+    cfg2 = load_config(repo_dir / "config" / "train" / "lkvo_stage2.yaml",
+                       tiny_train + [f"train.init={s1['checkpoint']}", "model.ddvo_iters=2"])
     assert cfg2["train"]["freeze"] == ["pose"] and cfg2["model"]["stage"] == 2
     s2 = Trainer(cfg2, tmp_path / "s2", progress=False).train()
     assert math.isfinite(s2["final_loss"]) and s2["final_loss"] > 0

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "data" / "kitti_odometry_06_0000-0050"
 STAGE1 = ROOT / "config" / "train" / "rnn_mvod.yaml"
 STAGE2 = ROOT / "config" / "train" / "rnn_mvod_stage2.yaml"
-needs_data = pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
 TINY_NETS = ["model.depth_enc_channels=[8, 8, 16, 16, 16]", "model.depth_dec_channels=[8, 8, 8, 16, 16]",
              "model.pose_channels=[8, 8, 16, 16, 16, 16]"]
 TINY = ["data.width=128", "data.height=64", "data.max_frames=8", "train.batch_size=1", "train.steps=2",
@@ -280,7 +279,7 @@ def _train_and_export(cfg, out):
     return summary, report
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_two_stages_train_and_export(tmp_path):
     import onnx
 

@@ -1,6 +1,5 @@
 """UnDeepVO: pose net, the stereo consistency losses at exact ground truth, the whole method's terms
 on a rendered scene, and 2 training steps + ONNX export of the shipped config at tiny size."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +11,6 @@ from vode_training.losses.stereo_consistency import lr_disparity_consistency, po
 from vode_training.nets.undeepvo_pose import UnDeepVOPoseNet
 
 torch.set_num_threads(2)
-REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
-CONFIG = REPO / "config" / "train" / "undeepvo.yaml"
-needs_data = pytest.mark.skipif(not (DATA / "image_1").is_dir(), reason="KITTI stereo demo clip not present")
 
 T_PREV = np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])     # T_{t-1,t}
 T_NEXT = np.array([-0.03, 0.01, -0.3, -0.01, 0.015, 0.0])     # T_{t+1,t}
@@ -221,21 +216,17 @@ def test_undeepvo_rejects_mono_data():
 
 # --- 2 training steps of the shipped config + export ----------------------------------------------
 
-TINY = ["data.width=128", "data.height=64", "train.steps=2", f"data.path={DATA}", "data.max_frames=8",
-        "train.batch_size=2", "model.depth_enc_channels=[8, 16, 16, 32, 32]",
-        "model.depth_dec_channels=[8, 8, 16, 16, 32]", "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]",
-        "model.pose_hidden=[32, 32]"]
 
-
-@needs_data
-def test_config_trains_two_steps_and_exports(tmp_path, capsys):
+@pytest.mark.needs_stereo_data
+def test_config_trains_two_steps_and_exports(tmp_path, repo_dir, kitti_dir, tiny_train, capsys):
     from vode_ros.cli.main import main
     from vode_ros.runtime.inference import DepthEstimator, PoseEstimator, load_models
     from vode_ros.core.kitti import load_sequence, read_image
 
     run = tmp_path / "run"
-    argv = ["train", "--config", str(CONFIG), "--out", str(run), "--no-progress"]
-    for item in TINY:
+    config = repo_dir / "config" / "train" / "undeepvo.yaml"
+    argv = ["train", "--config", str(config), "--out", str(run), "--no-progress"]
+    for item in tiny_train + ["model.pose_hidden=[32, 32]"]:
         argv += ["--set", item]
     assert main(argv) == 0
     ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
@@ -245,7 +236,7 @@ def test_config_trains_two_steps_and_exports(tmp_path, capsys):
     depth_model, pose_model = load_models(models, ["CPUExecutionProvider"], threads=2)
     assert depth_model.meta.method == "undeepvo" and depth_model.meta.metric_scale
     assert (depth_model.meta.width, depth_model.meta.height) == (128, 64)
-    seq = load_sequence(DATA, max_frames=2)
+    seq = load_sequence(kitti_dir, max_frames=2)
     prev, cur = (depth_model.preprocess(read_image(p), "mono8") for p in seq.left[:2])
     depth = DepthEstimator(depth_model)(cur)
     assert depth.shape == (64, 128) and np.isfinite(depth).all() and (depth > 0).all()

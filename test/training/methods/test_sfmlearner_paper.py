@@ -149,7 +149,7 @@ def test_pair_wrapper_feeds_the_snippet_in_order():
         PairPoseExp(net, [1, 2, 3, 4], 1)
 
 
-@pytest.mark.skipif(not (DATA / "image_0").is_dir(), reason="KITTI demo clip not present")
+@pytest.mark.needs_data
 def test_paper_config_two_steps_and_export(tmp_path):
     import onnxruntime as ort
 
