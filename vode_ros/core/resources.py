@@ -1,11 +1,13 @@
 """Where the package's shipped files are: config/, models/, data/ (the demo clip), msg/.
 
 One lookup for every module, so the same code works from the source tree, from a colcon
-install without ``--symlink-install`` (files under ``<prefix>/share/vode_ros``) and from a
-wheel (setup.py's ``data_files`` land under ``<sys.prefix>/share/vode_ros``).
+install without ``--symlink-install`` (files under ``<prefix>/share/vode_ros``), from a
+wheel (setup.py's ``data_files`` land under ``<sys.prefix>/share/vode_ros``) and from
+``pip install --target DIR`` (``DIR/vode_ros`` beside ``DIR/share/vode_ros``).
 
 Order: the source tree (the folder above the ``vode_ros`` package, when it holds package.xml),
-then the ament index, then ``<sys.prefix>/share/vode_ros``. The first candidate that exists wins.
+then ``share/vode_ros`` in that same folder (``--target``), then the ament index, then
+``<sys.prefix>/share/vode_ros``. The first candidate that exists wins.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ def share_roots() -> list[Path]:
     roots: list[Path] = []
     if (_SOURCE_ROOT / "package.xml").is_file() and (_SOURCE_ROOT / PACKAGE).is_dir():
         roots.append(_SOURCE_ROOT)
+    if (_SOURCE_ROOT / "share" / PACKAGE / "package.xml").is_file():
+        roots.append(_SOURCE_ROOT / "share" / PACKAGE)
     try:
         from ament_index_python.packages import get_package_share_directory
 
