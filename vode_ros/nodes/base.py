@@ -301,6 +301,7 @@ class VodeNodeBase(Node):
         if behind > float(self.params.value("stereo_timeout")):
             for _ in self.pairer.flush_left():
                 self.reject("stereo_unpaired", "left image without a right partner given up")
+            self.pairer.drop_right_before(stamp)      # right images too old to ever pair (counted)
             self.problem("right_camera_silent",
                          f"no image on {self.params.value('right_image_topic')} for {behind:.1f} s of left images: "
                          "the right camera is silent; left images go on alone (depth keeps the last scale)")

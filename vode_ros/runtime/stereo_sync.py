@@ -51,6 +51,15 @@ class StereoPairer:
             self._give_up_left(self.left.popleft()[1])
         return self.take_unpaired_left()
 
+    def drop_right_before(self, stamp: float) -> int:
+        """Give up right items too old to pair with a left image at `stamp`; returns how many."""
+        n = 0
+        while self.right and self.right[0][0] < stamp - self.slop:
+            self.right.popleft()
+            n += 1
+        self.unpaired += n
+        return n
+
     def _give_up_left(self, item: Any) -> None:
         self.unpaired += 1
         self._given_up_left.append(item)
