@@ -370,6 +370,8 @@ class Trainer:
         loss_value = float("nan")
         consumed = 0
         images_on = bool(tc["image_every"])
+        stop = _StopOnSignal(enabled=not info.enabled)
+        done = start
         try:
             for step in bar:
                 batch = _to(next(batches), device)
@@ -390,7 +392,8 @@ class Trainer:
                 recent = (recent + [loss_value])[-20:]
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 done = step + 1
-                last = done == tc["steps"]
+                # SIGINT / SIGTERM: finish this step, checkpoint it, stop; --resume continues exactly.
+                last = done == tc["steps"] or stop.requested
                 if done % tc["log_every"] == 0 or last:
                     mean_loss = D.mean_over_ranks(loss_value, info, device)
                     if writer is not None:
@@ -401,6 +404,9 @@ class Trainer:
                             if math.isfinite(v):
                                 writer.add_scalar(k, v, done)
                         writer.add_scalar("lr", lr_at(step), done)
+                    if not self.progress and info.is_main:      # a plain line for logs of background runs
+                        rate = (time.monotonic() - t0) / max(1, done - start)
+                        print(f"step {done}/{tc['steps']} loss {mean_loss:.4f} {rate:.2f} s/step", flush=True)
                 if writer is not None and images_on and (done % tc["image_every"] == 0 or done == 1):
                     try:
                         for name, img in self._images(method, batch, device).items():
@@ -418,16 +424,21 @@ class Trainer:
                         if tc["keep_every"] and done % tc["keep_every"] == 0:
                             save_checkpoint(self.out_dir / f"checkpoint_{done:06d}.pt", method, None, done, cfg,
                                             loss_value)
+                if stop.requested:
+                    bar.write(f"stopped by {stop.requested} after step {done}; checkpoint {ckpt_path}")
+                    break
             D.barrier(info)
         finally:
+            stop.restore()
             if writer is not None:
                 writer.close()
             bar.close()
         seconds = time.monotonic() - t0
-        trained = tc["steps"] - start
+        trained = done - start
         return {
             "checkpoint": str(ckpt_path),
-            "steps": tc["steps"],
+            "steps": done,
+            "stopped_by": stop.requested,
             "trained_steps": trained,
             "final_loss": loss_value,
             "final_loss_mean20": float(np.mean(recent)) if recent else float("nan"),
@@ -438,6 +449,34 @@ class Trainer:
             "world_size": info.world_size,
             "weights_digest": weights_digest(method),
         }
+
+
+class _StopOnSignal:
+    """Turns SIGINT / SIGTERM into a request that the loop honours after the current step.
+
+    Only in a single process on the main thread (DDP ranks would have to agree on the step)."""
+
+    def __init__(self, enabled: bool = True):
+        import signal
+        import threading
+
+        self.requested = ""
+        self._old: dict[int, Any] = {}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        self.requested = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old.clear()
 
 
 def _distributed_entry(cfg: dict[str, Any], out_dir: str, resume: str | None, progress: bool) -> dict[str, Any]:
