@@ -42,7 +42,10 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
                   Parameter("image_topic", value=f"/{ns}/camera/image_raw"),
                   Parameter("camera_info_topic", value=f"/{ns}/camera/camera_info")]
         depth_node = DepthNode(context=ctx, namespace=ns, parameter_overrides=params)
-        odom_node = OdometryNode(context=ctx, namespace=ns, parameter_overrides=params)
+        # The pose net's rate through the node (compared with the raw net below); the geometric
+        # sources' cost and accuracy are pose_bench's (they also wait for the depth node's depth).
+        odom_node = OdometryNode(context=ctx, namespace=ns,
+                                 parameter_overrides=params + [Parameter("pose_source", value="net")])
         probe = Node("vode_bench_probe", context=ctx, namespace=ns)
         nodes = [depth_node, odom_node, probe]
         got: dict[str, list[tuple[float, float]]] = {"depth": [], "odom": []}
