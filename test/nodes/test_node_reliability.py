@@ -286,3 +286,40 @@ def test_stereo_right_camera_stops_nothing_stalls(models_dir, seq):
     finally:
         h.close()
 
+
+
+def test_reliable_input_keeps_frames_that_come_before_their_camera_info(models_dir, seq):
+    """reliable_input, stereo: images and pairs that arrive before the first left / right CameraInfo | they wait
+    for it (up to reliable_queue_size) and are all processed: nothing lost in a lossless replay
+    """
+    ensure_rclpy()
+    from vode_ros.nodes.depth_node import DepthNode
+
+    node = DepthNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir)),
+                                          Parameter("mode", value="stereo"), Parameter("reliable_input", value=True)])
+    h = Harness([node])
+    right_pub = h.probe.create_publisher(Image, "/camera/right/image_raw", RELIABLE)
+    right_info_pub = h.probe.create_publisher(CameraInfo, "/camera/right/camera_info", RELIABLE)
+    try:
+        assert h.wait_connected() and h.wait_for(lambda: right_pub.get_subscription_count() >= 1
+                                                 and right_info_pub.get_subscription_count() >= 1)
+        for i in range(3):
+            t = 6000.0 + 0.1 * i
+            for pub, path, frame in ((h.image_pub, seq.left[i], "camera_left_optical_frame"),
+                                     (right_pub, seq.right[i], "camera_right_optical_frame")):
+                img = read_image(path)
+                msg = Image(height=img.shape[0], width=img.shape[1], encoding="mono8", step=img.shape[1],
+                            data=img.tobytes())
+                msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
+                msg.header.frame_id = frame
+                pub.publish(msg)
+        assert h.wait_for(lambda: node.accounts.frames_in == 3, 30.0)
+        h.info_pub.publish(h.camera_info(seq.k, *seq.image_size, 6000.0, "camera_left_optical_frame"))
+        assert h.wait_for(lambda: node.pairer.left == [] or len(node._parked_pairs) > 0 or node.frames_out > 0, 30.0)
+        info = h.camera_info(seq.k, *seq.image_size, 6000.0, "camera_right_optical_frame")
+        info.p[3] = -seq.k[0, 0] * seq.baseline
+        right_info_pub.publish(info)
+        assert h.wait_for(lambda: node.frames_out == 3, 60.0), node.accounts.snapshot()
+        assert node.frames_rejected == 0
+    finally:
+        h.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,12 @@ class VodeNodeBase(Node):
         self.camera_info: CameraInfo | None = None
         self._info_problem: str | None = None
         self.right_info: CameraInfo | None = None
-        self._parked: Image | None = None
+        # Images (and stereo pairs) that arrived before their first CameraInfo wait here: the newest
+        # one for a live camera, up to reliable_queue_size with reliable input (nothing may be lost).
+        hold = int(p("reliable_queue_size")) if p("reliable_input") else 1
+        self._parked: deque = deque()
+        self._parked_pairs: deque = deque()
+        self._hold = hold
         self._first_left: float | None = None      # stamps (s) of the first left and the newest right image
         self._last_right: float | None = None
         self._unreported = False       # a frame was rejected after the last vode/status
@@ -245,12 +251,13 @@ class VodeNodeBase(Node):
             self.problem("camera_info_invalid", self._info_problem)
             return
         self.camera_info, self._info_problem = msg, None
-        parked, self._parked = self._parked, None
-        if parked is not None:
-            self._accept(parked)
+        while self._parked:
+            self._accept(self._parked.popleft())
 
     def _on_right_info(self, msg: CameraInfo) -> None:
         self.right_info = msg
+        while self._parked_pairs:
+            self._submit_pair(self._parked_pairs.popleft())
 
     def _on_image(self, msg) -> None:
         self.accounts.received()
@@ -270,11 +277,12 @@ class VodeNodeBase(Node):
             if self._info_problem:
                 return self.reject("camera_info_invalid", f"image on {topic} rejected: {self._info_problem}")
             # A camera publishes image and CameraInfo together, in either order: keep the
-            # newest image until the first CameraInfo arrives instead of losing it.
-            if self._parked is not None:
+            # newest image(s) until the first CameraInfo arrives instead of losing them.
+            if len(self._parked) >= self._hold:
+                self._parked.popleft()
                 self.reject("no_camera_info", f"no CameraInfo yet on {self.params.value('camera_info_topic')}; "
                             "waiting for it before processing images")
-            self._parked = msg
+            self._parked.append(msg)
             return
         try:
             img, enc = image_from_msg(msg)
@@ -337,7 +345,14 @@ class VodeNodeBase(Node):
         if right.shape[:2] != frame.image.shape[:2]:
             return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]}, left is "
                                f"{frame.image.shape[1]}x{frame.image.shape[0]}: stereo images must be rectified pairs")
-        baseline = baseline_from_camera_info(self.right_info) if self.right_info else None
+        if self.right_info is None:           # the pair came before the right CameraInfo: it waits for it
+            if len(self._parked_pairs) >= self._hold:
+                self._parked_pairs.popleft()
+                self.reject("right_camera_info", "no CameraInfo yet on "
+                            f"{self.params.value('right_camera_info_topic')}; waiting for it before using pairs")
+            self._parked_pairs.append(pair)
+            return
+        baseline = baseline_from_camera_info(self.right_info)
         if baseline is None:
             return self.reject("right_camera_info", "no usable right CameraInfo on "
                                f"{self.params.value('right_camera_info_topic')} (need P[0,3] = -fx * baseline < 0)")

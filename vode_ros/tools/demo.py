@@ -132,9 +132,10 @@ def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: f
         t0 = time.monotonic()
         player.play()
         play_s = time.monotonic() - t0
-        # Wait for the last results (inference may lag the last image).
+        # Wait for the last results (inference may lag the last image; with reliable input every frame
+        # comes, so wait while there is progress, up to 20 s without any on a heavily loaded machine).
         last, stable_since = -1, time.monotonic()
-        while time.monotonic() - stable_since < 3.0:
+        while time.monotonic() - stable_since < 20.0:
             n = recorder.counts["/odom"] + recorder.counts["/depth/image"]
             if n != last:
                 last, stable_since = n, time.monotonic()
