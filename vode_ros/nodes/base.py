@@ -158,6 +158,12 @@ class VodeNodeBase(Node):
     def build(self) -> None:
         """Subclasses declare their parameters and publishers here (a failure tears the node down)."""
 
+    def output_qos(self, depth: int) -> QoSProfile:
+        """Reliable outputs. With reliable_input (a lossless replay) the history holds 100 samples, so a
+        recorder that falls behind on a busy machine is not overrun (a writer drops what leaves it)."""
+        return QoSProfile(depth=max(depth, 100) if self.params.value("reliable_input") else depth,
+                          reliability=ReliabilityPolicy.RELIABLE)
+
     def finish_start(self) -> None:
         """After build(): the checks across parameters, then parameter changes apply live."""
         problem = self.check_parameters({n: self.params.value(n) for n in self.params.specs})

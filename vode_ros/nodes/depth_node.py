@@ -20,7 +20,6 @@ from __future__ import annotations
 
 
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vode_ros.nodes.adaptation_hook import AdaptationHook
@@ -61,7 +60,7 @@ class DepthNode(VodeNodeBase):
         self.estimator = DepthEstimator(self.model)
         self._last_stamp: float | None = None
         # Reliable depth 5: consumers (recorders, mapping) should not lose depth frames.
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        qos = self.output_qos(5)
         self.depth_pub = self.create_publisher(Image, "depth/image", qos)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", qos)
         self.color_pub = self.create_publisher(Image, "depth/color", qos)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from nav_msgs.msg import Odometry
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
@@ -102,7 +101,7 @@ class OdometryNode(VodeNodeBase):
         self.refine = bool(p("refine_pose"))
         self.previous_depth: np.ndarray | None = None
         self.depth_estimator = self._load_depth() if self.refine else None
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = self.output_qos(10)
         self.odom_pub = self.create_publisher(Odometry, "odom", reliable)
         self.tf_out = TfOut(self)     # tf2_ros broadcasters where installed, else plain /tf, /tf_static
         self._publish_mount()
