@@ -32,6 +32,11 @@ def one_run(i: int, out: Path, data: str | None) -> dict:
         row["complete"] = row["depth"] == row["odometry"] == row["frames_in"]
     else:
         row.update(complete=False, error=(proc.stderr.strip().splitlines() or ["?"])[-1])
+    if not row["complete"] and (out / "bags" / "nodes.log").is_file():
+        # The next run reuses the folder: keep this run's node log for the diagnosis.
+        kept = out / f"nodes-run{i + 1}.log"
+        kept.write_text((out / "bags" / "nodes.log").read_text())
+        row["node_log"] = str(kept)
     return row
 
 
