@@ -31,13 +31,13 @@ def truncated_bag(kitti_dir, tmp_path_factory) -> Path:
 
 
 def test_bag_info_on_a_truncated_bag_says_it_is_damaged(truncated_bag, capsys):
-    """`vode bag info` on a truncated .mcap | exit 2, "damaged or truncated rosbag2" with the bag named (not "give
+    """`vode bag info` on a truncated .mcap | exit 2, "damaged, truncated" with the bag named (not "give
     the bag folder")
     """
     assert vode(["bag", "info", str(truncated_bag)]) == 2
     err = capsys.readouterr().err
-    assert "damaged or truncated rosbag2" in err and str(truncated_bag) in err and "give the bag folder" not in err
-    with pytest.raises(BagReadError, match="damaged or truncated"):
+    assert "damaged, truncated" in err and str(truncated_bag) in err and "give the bag folder" not in err
+    with pytest.raises(BagReadError, match="damaged, truncated"):
         list(read_messages(truncated_bag, [T.LEFT_IMAGE]))
 
 

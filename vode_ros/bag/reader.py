@@ -42,8 +42,8 @@ def _bag_dir(bag_path: str | Path) -> Path:
 
 def _damaged(path: Path, exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return (f"{path}: damaged or truncated rosbag2 ({first}); the recording was not closed cleanly or the file "
-            "was cut short: record or convert it again")
+    return (f"{path}: damaged, truncated or unfinished rosbag2 ({first}); the recording was not closed cleanly "
+            "or the file was cut short: record or convert it again")
 
 
 class _Reader:

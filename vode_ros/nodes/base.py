@@ -129,6 +129,7 @@ class VodeNodeBase(Node):
         self._hold = hold
         self._first_left: float | None = None      # stamps (s) of the first left and the newest right image
         self._last_right: float | None = None
+        self._newest_left: float | None = None      # stamp of the last left image (stereo)
         self._unreported = False       # a frame was rejected after the last vode/status
         self.last_total_ms = 0.0
         # Reliable input delivers every image, but left and right may arrive a few frames apart.
@@ -309,6 +310,7 @@ class VodeNodeBase(Node):
         # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
         # right images wait behind the left ones without the right camera being silent.
         stamp = stamp_to_sec(msg.header.stamp)
+        self._newest_left = stamp
         if self._first_left is None or stamp < self._first_left:
             self._first_left = stamp
         behind = stamp - (self._last_right if self._last_right is not None else self._first_left)
@@ -334,7 +336,12 @@ class VodeNodeBase(Node):
         except ImageDecodeError as exc:
             self.problem("right_decode", f"image on {self.params.value('right_image_topic')} rejected: {exc}")
             return
-        pair = self.pairer.add_right(stamp_to_sec(msg.header.stamp), decoded)
+        pair = self.pairer.add_right(stamp, decoded)
+        # A right image older than every left image still to come can never pair: give it up now
+        # (the left it belonged to went on alone, or never came).
+        oldest_left = self.pairer.left[0][0] if self.pairer.left else self._newest_left
+        if oldest_left is not None:
+            self.pairer.drop_right_before(oldest_left)
         self._account_unpaired()
         if pair is not None:
             self._submit_pair(pair)
