@@ -90,6 +90,26 @@ def test_depth_at_another_resolution(world):
     assert e.source == "geometric" and t_err < 0.05 and r_err < 0.15, (t_err, r_err)
 
 
+def test_two_view_uses_the_current_depth_too(world):
+    """Previous depth 4 % long, current exact: PnP alone inherits the 4 %, both directions less."""
+    fwd = pose_vec_to_mat([0.05, 0.0, 1.0, 0.0, np.radians(1.0), 0.0])
+    g0, d0 = world["view"](np.eye(4))
+    g1, d1 = world["view"](fwd)
+    scale = {}
+    for two_view in (False, True):
+        est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric", two_view=two_view))
+        est.step(g0, 0.0, world["k"], depth=d0 * 1.04)
+        e = est.step(g1, 0.1, world["k"], depth=d1)
+        assert e.source == "geometric" and ("two_view_points" in e.extra) == two_view
+        scale[two_view] = np.linalg.norm(e.t_prev_cur[:3, 3]) / np.linalg.norm(fwd[:3, 3])
+    assert abs(scale[False] - 1.04) < 0.015, scale
+    assert abs(scale[True] - 1.0) < 0.75 * abs(scale[False] - 1.0), scale
+    # without this frame's depth (the depth node's, arriving later) PnP's motion stands
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric", two_view=True))
+    est.step(g0, 0.0, world["k"], depth=d0)
+    assert "two_view_points" not in est.step(g1, 0.1, world["k"]).extra
+
+
 def test_hybrid_agrees_with_geometric_on_good_frames(world):
     true = pose_vec_to_mat([0.05, 0.0, 1.0, 0.0, np.radians(1.5), 0.0])
     net = true @ pose_vec_to_mat([0.05, 0.02, -0.2, 0.005, -0.01, 0.0])     # a net ~20 cm, 0.6 deg off

@@ -6,6 +6,7 @@ Pose sources (``PoseEstimatorConfig.pose_source``):
 - ``geometric``: Shi-Tomasi corners of the previous frame tracked into the current one (pyramidal
   LK, forward-backward check), lifted with the previous frame's depth (metres), PnP-RANSAC + LM.
   The scale is the depth's. Covariance from the PnP Jacobian (vode_ros.runtime.pose.pnp).
+  With ``two_view`` and this frame's depth given, refined on both directions (two_view.py).
 - ``hybrid``: geometric, with the pose net's motion predicting where the corners went (LK starts
   there) and offered to RANSAC as a hypothesis; falls back to the net where too few inliers
   remain (low texture, blur), optionally refined by direct photometric alignment (``refine``).
@@ -31,6 +32,7 @@ from vode_ros.runtime.direct_refine import refine_pose
 from vode_ros.runtime.pose.pnp import PnpConfig, inflate_for_inlier_ratio, solve_pnp
 from vode_ros.runtime.pose.tracking import (TrackingConfig, backproject, detect_corners, project, sample_depth,
                                             track)
+from vode_ros.runtime.pose.two_view import refine_two_view
 
 POSE_SOURCES = ("net", "geometric", "hybrid")
 
@@ -50,6 +52,12 @@ class PoseEstimatorConfig:
     min_depth: float = 0.1               # m: depth outside [min_depth, max_depth] is not used
     max_depth: float = 80.0
     net_flow_guess: bool = True          # hybrid: where unguided LK loses half the corners, retry from the net
+    # Stereo / RGB-D (depth given with the step): refine on both directions of the inlier
+    # correspondences, each frame's points into the other image (see two_view.py). Off: measured
+    # within noise (KITTI 00 0-99 stereo ATE-5 0.0161 -> 0.0160 m, KITTI 06 0.0107 -> 0.0104 m,
+    # TUM fr1_xyz Sim(3) ATE 0.072 -> 0.073 m): the depth of one frame is not what limits the motion.
+    two_view: bool = False
+    two_view_huber_px: float = 1.0       # px at the working resolution
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
     refine_max_points: int = 3000
@@ -240,6 +248,25 @@ class PoseEstimator:
                               max_points=self.config.refine_max_points)
         return t, info.used
 
+    def _two_view(self, p3_prev: np.ndarray, uv_prev: np.ndarray, uv_cur: np.ndarray, depth_cur: np.ndarray,
+                  k_w: np.ndarray, t_cur_prev: np.ndarray, est: PoseEstimate) -> np.ndarray | None:
+        """PnP inliers (N, 3) lifted in the previous frame and their (N, 2) pixels in both frames,
+        with this frame's depth -> T_prev_cur refined on both directions, or None (too few)."""
+        cfg = self.config
+        z1, has1 = sample_depth(depth_cur, uv_cur, (self._prev_gray.shape[1], self._prev_gray.shape[0]),
+                                cfg.min_depth, cfg.max_depth)
+        t_prev_cur = invert_se3(t_cur_prev)
+        p3_cur = backproject(uv_cur[has1], z1[has1], k_w)
+        # The current depth is a new measurement RANSAC never saw: gate it at the PnP pose.
+        uv_b, zb = project(p3_cur, t_prev_cur, k_w)
+        ok = (zb > 1e-3) & (np.linalg.norm(uv_b - uv_prev[has1], axis=1) < cfg.ransac_threshold)
+        est.extra["two_view_points"] = int(ok.sum())
+        if ok.sum() < cfg.min_inliers:
+            return None
+        t, _ = refine_two_view(t_prev_cur, p3_prev, uv_cur, p3_cur[ok], uv_prev[has1][ok], k_w,
+                               huber_px=cfg.two_view_huber_px)
+        return t if np.all(np.isfinite(t)) else None
+
     # ------------------------------------------------------------------ main entry
     def step(self, image: np.ndarray, stamp: float, k: np.ndarray, depth: np.ndarray | None = None,
              net_t_prev_cur: np.ndarray | None = None) -> PoseEstimate:
@@ -268,7 +295,7 @@ class PoseEstimator:
                 or (self._prev_stamp is not None and stamp < self._prev_stamp)):
             est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
         else:
-            est = self._estimate(gray, gray_full, k, k_w, net)
+            est = self._estimate(gray, gray_full, k, k_w, net, depth)
             est.stamp, est.dt = stamp, stamp - self._prev_stamp
             self._last_motion = est.t_prev_cur.copy()
 
@@ -281,7 +308,7 @@ class PoseEstimator:
         return est
 
     def _estimate(self, gray: np.ndarray, gray_full: np.ndarray, k: np.ndarray, k_w: np.ndarray,
-                  net: np.ndarray | None) -> PoseEstimate:
+                  net: np.ndarray | None, depth: np.ndarray | None) -> PoseEstimate:
         cfg = self.config
         if cfg.pose_source == "net":
             return PoseEstimate(0.0, net.copy(), cfg.net_covariance(), "net")
@@ -325,6 +352,11 @@ class PoseEstimator:
                     if est.inlier_ratio < cfg.min_inlier_ratio:
                         est.reason = f"inlier ratio {est.inlier_ratio:.2f} < {cfg.min_inlier_ratio}"
                         result = None
+                    elif cfg.two_view and depth is not None:
+                        t_two = self._two_view(p3[result.inliers], pts0[use][result.inliers],
+                                               pts1[use][result.inliers], depth, k_w, result.t_cur_prev, est)
+                        if t_two is not None:
+                            result.t_cur_prev = invert_se3(t_two)
         if result is not None:
             est.t_prev_cur = invert_se3(result.t_cur_prev)
             est.covariance = inflate_for_inlier_ratio(result.covariance, est.inlier_ratio)
