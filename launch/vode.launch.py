@@ -73,9 +73,17 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("mode", default_value="mono", choices=["mono", "stereo"],
                               description="mono, or stereo (right camera pairs for metric scale)"),
-        DeclareLaunchArgument("scale_mode", default_value="model",
-                              choices=["model", "none", "stereo", "stereo_start", "camera_height"],
-                              description="where the depth node's metric scale comes from"),
+        DeclareLaunchArgument("scale_mode", default_value="auto",
+                              choices=["auto", "model", "none", "stereo", "stereo_start", "camera_height"],
+                              description="where the depth node's metric scale comes from (auto: the model "
+                                          "where it knows this camera and domain, else stereo, else none)"),
+        DeclareLaunchArgument("domain", default_value="",
+                              description="what the camera sees (driving, indoor, ...; '' = not said)"),
+        DeclareLaunchArgument("pose_source", default_value="hybrid", choices=["net", "geometric", "hybrid"],
+                              description="the odometry node's pose: pose net, geometry on depth, or both"),
+        DeclareLaunchArgument("geometry_depth", default_value="auto", choices=["auto", "depth_topic", "stereo"],
+                              description="depth for the geometric pose: SGBM (mode stereo), the depth node's, "
+                                          "or auto"),
         DeclareLaunchArgument("right_image_topic", default_value="/camera/right/image_raw"),
         DeclareLaunchArgument("right_camera_info_topic", default_value="/camera/right/camera_info"),
         DeclareLaunchArgument("image_transport", default_value="raw", choices=["raw", "compressed"]),
@@ -113,12 +121,14 @@ def generate_launch_description():
         "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"), "' == 'true'"]),
     }
     params = [LaunchConfiguration("params_file"), overrides]
-    depth_params = params + [{"scale_mode": LaunchConfiguration("scale_mode")}]
+    depth_params = params + [{"scale_mode": LaunchConfiguration("scale_mode"), "domain": LaunchConfiguration("domain")}]
     # The odometry node follows the depth node's scale unless the model itself is metric.
     odom_scale = PythonExpression(["'model' if '", LaunchConfiguration("scale_mode"),
                                    "' in ('model', 'none') else 'from_depth'"])
     odom_params = params + [{
         "scale_mode": odom_scale,
+        "pose_source": LaunchConfiguration("pose_source"),
+        "geometry_depth": LaunchConfiguration("geometry_depth"),
         "odom_frame": LaunchConfiguration("odom_frame"),
         "base_frame": LaunchConfiguration("base_frame"),
         "camera_frame": LaunchConfiguration("camera_frame"),

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / "launch" / "vode.launch.py"
 NODE_SOURCES = {
     "depth_node": ["base.py", "depth_node.py"],
-    "odometry_node": ["base.py", "odometry_node.py"],
+    "odometry_node": ["base.py", "odometry_node.py", "pose_params.py"],
 }
 
 # Every launch argument, and the `vode run` option that does the same.
@@ -36,7 +36,8 @@ RUN_OPTION = {
     "frame_prefix": "--frame-prefix", "odom_frame": "--odom-frame", "base_frame": "--base-frame",
     "camera_frame": "--camera-frame", "image_topic": "--image-topic", "camera_info_topic": "--camera-info-topic",
     "use_sim_time": "--use-sim-time", "depth": "--nodes", "odometry": "--nodes", "bag": "--bag", "bag_rate": "--rate",
-    "reliable_input": "--reliable-input",
+    "reliable_input": "--reliable-input", "domain": "--domain", "pose_source": "--pose-source",
+    "geometry_depth": "--geometry-depth",
 }
 # Launch arguments with no `vode run` twin, and why.
 LAUNCH_ONLY = {"rviz": "RViz is a separate GUI program; vode run hosts only the nodes"}
@@ -117,7 +118,8 @@ def _params(node) -> dict:
 def _declared(node_name: str) -> set[str]:
     names = set()
     for f in NODE_SOURCES[node_name]:
-        names |= set(re.findall(r'_declare\(\s*"(\w+)"', (REPO / "vode_ros" / "nodes" / f).read_text()))
+        # _declare("name", ...) in the nodes; d("name", ...) in pose_params' table
+        names |= set(re.findall(r'(?:_declare|\bd)\(\s*"(\w+)"', (REPO / "vode_ros" / "nodes" / f).read_text()))
     return names
 
 

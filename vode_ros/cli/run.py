@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-SCALE_MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
+from vode_ros.runtime.scale import NODE_MODES as SCALE_MODES
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -22,6 +22,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="mono, or stereo (right camera pairs for metric scale)")
     p.add_argument("--scale-mode", choices=SCALE_MODES, default=None,
                    help="where the depth node's metric scale comes from (the odometry node follows it)")
+    p.add_argument("--domain", default=None,
+                   help="what the camera sees (driving, indoor, ...): with scale-mode auto, a model trained on "
+                        "another domain is not trusted for metres")
     p.add_argument("--pose-source", choices=("net", "geometric", "hybrid"), default=None,
                    help="the odometry node's pose source (default: the parameter file's, hybrid)")
     p.add_argument("--geometry-depth", choices=("auto", "depth_topic", "stereo"), default=None,
@@ -67,6 +70,8 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         per_node["depth"]["scale_mode"] = args.scale_mode
         # As the launch file: the odometry node follows the depth node's scale unless the model is metric.
         per_node["odometry"]["scale_mode"] = "model" if args.scale_mode in ("model", "none") else "from_depth"
+    if args.domain is not None:
+        per_node["depth"]["domain"] = args.domain
     for option in ("pose_source", "geometry_depth"):
         if getattr(args, option, None):
             per_node["odometry"][option] = getattr(args, option)

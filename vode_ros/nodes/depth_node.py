@@ -26,7 +26,8 @@ from vode_ros.nodes.adaptation_hook import AdaptationHook
 from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
 from vode_ros.runtime.inference import DepthEstimator
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_ns, stamp_to_sec
-from vode_ros.runtime.scale import MODES, ScaleEstimator, median_ratio, stereo_depth
+from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
+from vode_ros.runtime.scale import NODE_MODES, ScaleEstimator, median_ratio, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
@@ -39,8 +40,12 @@ class DepthNode(VodeNodeBase):
         super().__init__("depth_node", **kwargs)
 
     def build(self) -> None:
-        self._declare("scale_mode", "model", "model | none | stereo | stereo_start | camera_height",
-                      choices=MODES)
+        self._declare("scale_mode", "auto", "auto | model | none | stereo | stereo_start | camera_height; "
+                      "auto: the model's metres where it was trained on a camera and domain like this one, "
+                      "else stereo in mode stereo, else none (relative, said so on vode/status)",
+                      choices=NODE_MODES)
+        self._declare("domain", "", "what the camera sees, e.g. driving or indoor ('' = not said): with "
+                      "scale_mode auto a model trained on another domain is not trusted for metres")
         self._declare("camera_height", 1.65, "camera height over the ground, m (scale_mode camera_height)",
                       low=0.05, high=10.0)
         self._declare("scale_smoothing", 0.9, "weight of the previous scale estimate (EMA)", low=0.0, high=1.0)
@@ -50,9 +55,12 @@ class DepthNode(VodeNodeBase):
         self._declare("points_stride", 4, "keep every n-th pixel in rows and columns for depth/points",
                       low=1, high=64)
         p = self.params.value
-        self.scaler = ScaleEstimator(p("scale_mode"), camera_height=float(p("camera_height")),
-                                     smoothing=float(p("scale_smoothing")))
-        self.params.on_change(["scale_mode"], self._set_scale_mode)
+        self.requested_scale_mode = p("scale_mode")
+        self.scale_decision: ScaleDecision | None = None
+        self._decision_key: tuple | None = None
+        self.scaler = ScaleEstimator("none" if self.requested_scale_mode == "auto" else self.requested_scale_mode,
+                                     camera_height=float(p("camera_height")), smoothing=float(p("scale_smoothing")))
+        self.params.on_change(["scale_mode", "domain"], self._set_scale_mode)
         self.params.on_change(["camera_height"], lambda v: setattr(self.scaler, "camera_height",
                                                                     float(v["camera_height"])))
         self.params.on_change(["scale_smoothing"], lambda v: setattr(self.scaler, "smoothing",
@@ -75,8 +83,29 @@ class DepthNode(VodeNodeBase):
 
     def _set_scale_mode(self, values) -> None:
         """A new scale source starts from scratch (a stereo scale must not leak into camera_height)."""
-        self.scaler = ScaleEstimator(values["scale_mode"], camera_height=self.scaler.camera_height,
-                                     smoothing=self.scaler.smoothing)
+        self.requested_scale_mode = values.get("scale_mode", self.requested_scale_mode)
+        self._decision_key = None                  # auto decides again on the next frame
+        mode = "none" if self.requested_scale_mode == "auto" else self.requested_scale_mode
+        self.scaler = ScaleEstimator(mode, camera_height=self.scaler.camera_height, smoothing=self.scaler.smoothing)
+
+    def _resolve_scale(self, frame: Frame) -> None:
+        """scale_mode auto: decide, per model and camera, whether the model's metres hold (metric_trust)."""
+        width = frame.image.shape[1]
+        hfov = horizontal_fov_deg(frame.k, width)
+        domain = str(self.get_parameter("domain").value)
+        key = (id(self.model), round(hfov, 1), domain, self.requested_scale_mode)
+        if key == self._decision_key:
+            return
+        self._decision_key = key
+        decision = choose_scale_source(self.requested_scale_mode, self.model.meta.raw, hfov, domain,
+                                       have_stereo=self.get_parameter("mode").value == "stereo")
+        self.scale_decision = decision
+        if self.requested_scale_mode == "auto" and decision.source != self.scaler.mode:
+            self.scaler = ScaleEstimator(decision.source, camera_height=self.scaler.camera_height,
+                                         smoothing=self.scaler.smoothing)
+        log = self.get_logger().info if decision.trusted or self.requested_scale_mode != "auto" else \
+            self.get_logger().warning
+        log(f"scale: {decision.source} ({decision.reason})")
 
     @property
     def adapter(self):
@@ -91,10 +120,15 @@ class DepthNode(VodeNodeBase):
 
     def on_model_swapped(self) -> None:
         self.estimator = DepthEstimator(self.model)
+        self._decision_key = None                  # another model: auto decides again
 
     def scale_info(self) -> tuple[str, float]:
         if self.scaler.mode == "model" and not self.model.meta.metric_scale:
             return "none (relative; the model is not metric)", self.scaler.scale
+        if self.requested_scale_mode == "auto" and self.scale_decision is not None:
+            d = self.scale_decision
+            label = "model (metric)" if d.source == "model" else self.scaler.source()
+            return f"auto: {label}; {d.reason}", self.scaler.scale
         return self.scaler.source(), self.scaler.scale
 
     def process(self, frame: Frame) -> None:
@@ -102,6 +136,7 @@ class DepthNode(VodeNodeBase):
         if self.model.recurrent and self._last_stamp is not None and stamp < self._last_stamp:
             self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
         self._last_stamp = stamp
+        self._resolve_scale(frame)
         net_in = self.model.preprocess(frame.image, frame.encoding)
         k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
         depth = self.estimator(net_in, fx=float(k_net[0, 0]))

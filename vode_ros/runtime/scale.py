@@ -9,6 +9,8 @@ that maps them to metres:
 - stereo_start:  the same for the first `warmup` frames, then frozen (a stereo start, then mono).
 - camera_height: fit the ground plane to the lower image part of the network depth; the
                  known mounting height over the ground divided by the fitted one.
+- auto (the nodes' default): the model where its metres hold on this camera and domain, else
+                 stereo in stereo mode, else none, said so on vode/status (runtime.metric_trust).
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
+# What the nodes accept: ``auto`` resolves to one of MODES per camera (vode_ros.runtime.metric_trust).
+NODE_MODES = ("auto",) + MODES
 
 
 def stereo_depth(left: np.ndarray, right: np.ndarray, fx: float, baseline: float,
