@@ -37,7 +37,8 @@ def test_two_namespaced_instances_do_not_clash(models_dir, kitti_dir):
     ensure_rclpy()
     seq = load_sequence(kitti_dir, max_frames=3)
     procs = [subprocess.Popen([sys.executable, "-m", "vode_ros.cli.main", "run", "--model-dir", str(models_dir),
-                               "--namespace", cam, "--frame-prefix", f"{cam}/"], env=dict(os.environ),
+                               "--namespace", cam, "--frame-prefix", f"{cam}/", "--reliable-input"],
+                              env=dict(os.environ),                 # reliable: no frame lost on a busy machine
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
              for cam in CAMERAS]
     h = Harness([])

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -485,33 +484,3 @@ class VodeNodeBase(Node):
             for _ in worker.stop():
                 self.accounts.rejected("shutdown")
         super().destroy_node()
-
-
-def run_single(node_cls, args=None) -> int:
-    """Entry point of one node in its own process: start-up errors exit 1 with one line;
-    SIGINT / SIGTERM (however many) stop it quietly with exit 0."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    from vode_ros.nodes.shutdown import ignore_further_signals, quiet_signals, startup_errors
-
-    quiet_signals()           # before rclpy.init, so rclpy's handler chains to it
-    rclpy.init(args=args)
-    try:
-        node = node_cls()
-    except startup_errors() as exc:
-        rclpy.logging.get_logger(node_cls.__name__).fatal(str(exc))
-        rclpy.try_shutdown()
-        return 1
-    # Several threads: a reliable input blocked by back-pressure must not stop timers and services.
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        ignore_further_signals()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0

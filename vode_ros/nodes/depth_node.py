@@ -23,7 +23,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vode_ros.nodes.adaptation_hook import AdaptationHook
-from vode_ros.nodes.base import Frame, VodeNodeBase, run_single
+from vode_ros.nodes.base import Frame, VodeNodeBase
+from vode_ros.nodes.shutdown import run_single
 from vode_ros.runtime.inference import DepthEstimator
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_ns, stamp_to_sec
 from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 
 from vode_ros.core.resources import resource_path
 
@@ -38,7 +38,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
-    from vode_ros.nodes.shutdown import ignore_further_signals, quiet_signals, startup_errors
+    from vode_ros.nodes.shutdown import quiet_signals, spin_until_shutdown, startup_errors
     from vode_ros.runtime.pose.depth_input import DepthCache
 
     params_file = Path(params_file or DEFAULT_PARAMS)
@@ -101,14 +101,5 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
         threading.Thread(target=play_then_stop, daemon=True).start()
     log(f"running {', '.join(n.get_name() for n in created)} with {params_file} (Ctrl-C to stop)")
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        ignore_further_signals()
-        executor.shutdown()
-        for n in created:
-            n.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(executor, created)
     return 0

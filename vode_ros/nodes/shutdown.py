@@ -6,6 +6,9 @@ and shuts the context down; it then chains to the Python handler that was instal
 ``rclpy.init``. Python's default for SIGINT raises KeyboardInterrupt wherever the main thread
 happens to be (in a thread join during teardown, in destroy_publisher), which prints a
 traceback: :func:`quiet_signals` installs a handler that only records the signal instead.
+
+:func:`run_single` is the entry point of one node in its own process (the console scripts);
+:func:`spin_until_shutdown` the spin-and-tear-down that it and `vode run` share.
 """
 from __future__ import annotations
 
@@ -39,3 +42,42 @@ def startup_errors() -> tuple[type[BaseException], ...]:
     from vode_ros.runtime.inference import ModelLoadError
 
     return (ModelLoadError, ValueError, ParameterException, OSError)
+
+
+def spin_until_shutdown(executor, nodes) -> None:
+    """Spin until SIGINT / SIGTERM or rclpy shutdown, then tear the nodes down quietly."""
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        ignore_further_signals()
+        executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        import rclpy
+
+        rclpy.try_shutdown()
+
+
+def run_single(node_cls, args=None) -> int:
+    """Entry point of one node in its own process: start-up errors exit 1 with one line;
+    SIGINT / SIGTERM (however many) stop it quietly with exit 0."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    quiet_signals()           # before rclpy.init, so rclpy's handler chains to it
+    rclpy.init(args=args)
+    try:
+        node = node_cls()
+    except startup_errors() as exc:
+        rclpy.logging.get_logger(node_cls.__name__).fatal(str(exc))
+        rclpy.try_shutdown()
+        return 1
+    # Several threads: a reliable input blocked by back-pressure must not stop timers and services.
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    spin_until_shutdown(executor, [node])
+    return 0
