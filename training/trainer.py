@@ -143,7 +143,7 @@ def export_nets(src: str | Path, dst: str | Path) -> Path:
 
 def resolve_checkpoint(path: str | Path, method: str | None = None) -> Path:
     """A checkpoint file, or a folder holding one: checkpoint.pt, else the only *.pt, else the
-    *.pt whose name starts with the method name (e.g. models/ -> models/sfmlearner_stereo.pt)."""
+    *.pt whose name starts with the method name (e.g. models/ -> models/sfmlearner_driving.pt)."""
     path = Path(path)
     if path.is_file():
         return path

@@ -10,10 +10,10 @@ import torch
 from vode_ros.core.resources import resource_path
 from vode_training.trainer import load_checkpoint, method_from_checkpoint
 
-SHIPPED = resource_path("models", "sfmlearner_stereo.pt")
+SHIPPED = resource_path("models", "sfmlearner_driving.pt")
 
 
-@pytest.mark.skipif(not Path(SHIPPED).is_file(), reason="models/sfmlearner_stereo.pt not present")
+@pytest.mark.skipif(not Path(SHIPPED).is_file(), reason="models/sfmlearner_driving.pt not present")
 def test_shipped_checkpoint_loads_strictly():
     ckpt = load_checkpoint(SHIPPED)
     method = method_from_checkpoint(ckpt)          # load_state_dict(strict=True) for every net

@@ -10,7 +10,7 @@
 from its CameraInfo (``--info-topic``, default <image namespace>/camera_info), the right camera of
 ``--right-topic`` as stereo source (metric scale; its CameraInfo P gives the baseline), static
 frames dropped (``data.static_filter: flow``). ``--init`` starts the nets from a checkpoint, or
-from the one in a folder (``--init models/`` finds models/sfmlearner_stereo.pt); without
+from the one in a folder (``--init models/`` finds models/sfmlearner_driving.pt); without
 ``--config`` the config stored in that checkpoint is used, so the nets match. ``vode export``
 afterwards records the bag and topics in the models' ``vode.trained_on``.
 

@@ -62,7 +62,7 @@ class AdaptationHook:
         rng_f = lambda lo, hi: {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}  # noqa: E731
         declare("adapt", False, "fine-tune the model online on the incoming frames (needs torch)")
         declare("adapt_checkpoint", "", "torch checkpoint of the model in use ('' = <model_dir>/checkpoint.pt "
-                "if there, else the shipped models/sfmlearner_stereo.pt)")
+                "if there, else the shipped models/sfmlearner_driving.pt)")
         declare("adapt_save_dir", "", "~/save_adapted writes here; accepted swaps go to <dir>/live "
                 "('' = ~/.ros/vode_ros/adapted/<namespace>, so two cameras never share it)")
         declare("adapt_buffer_size", 64, "replay buffer, frames", **rng_i(4, 4096))
@@ -85,7 +85,7 @@ class AdaptationHook:
         model_dir = p("model_dir").value
         if model_dir and (Path(model_dir) / "checkpoint.pt").is_file():
             return Path(model_dir) / "checkpoint.pt"     # a folder written by ~/save_adapted
-        return default_model_dir() / "sfmlearner_stereo.pt"
+        return default_model_dir() / "sfmlearner_driving.pt"
 
     def _start(self) -> None:
         from vode_ros.tools.adaptation import AdaptationError, AdaptSettings, OnlineAdapter

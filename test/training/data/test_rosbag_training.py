@@ -81,7 +81,7 @@ def test_vode_train_from_bag_with_init_folder_then_export(bags, tmp_path):
     from vode_training.methods import build_method
     from vode_training.trainer import export_nets, load_checkpoint, save_checkpoint
 
-    # a tiny "shipped" model: nets-only checkpoint in a folder, as models/sfmlearner_stereo.pt
+    # a tiny "shipped" model: nets-only checkpoint in a folder, as models/sfmlearner_driving.pt
     cfg0 = load_config(None, [f"data.width={W}", f"data.height={H}", "train.num_threads=1", "train.image_every=0",
                               "train.batch_size=2", "train.log_every=1"] + TINY_NETS)
     torch.manual_seed(0)
