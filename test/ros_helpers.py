@@ -86,6 +86,7 @@ class Harness:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.thread.join(timeout=10.0)      # the spin thread must be out before the nodes are destroyed
         for n in self.nodes:
             n.destroy_node()
         self.probe.destroy_node()
