@@ -121,8 +121,10 @@ def run(args) -> int:
     name = Path(args.config).stem if args.config else (Path(args.bag).stem if args.bag else cfg["method"])
     out = Path(args.out) if args.out else Path("runs") / name
     if os.environ.get("RANK", "0") == "0":
+        from vode_training.data import describe_data
+
         print(f"vode train: method {cfg['method']}, {cfg['train']['steps']} steps, data {cfg['data']['kind']} "
-              f"{cfg['data']['path']} -> {out}", file=sys.stderr)
+              f"{describe_data(cfg)} -> {out}", file=sys.stderr)
     created = not out.exists()      # a run folder this call makes is removed again if it fails before any checkpoint
     try:
         if args.nproc > 1:
