@@ -392,8 +392,7 @@ class Trainer:
                 recent = (recent + [loss_value])[-20:]
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 done = step + 1
-                # SIGINT / SIGTERM: finish this step, checkpoint it, stop; --resume continues exactly.
-                last = done == tc["steps"] or stop.requested
+                last = done == tc["steps"]
                 if done % tc["log_every"] == 0 or last:
                     mean_loss = D.mean_over_ranks(loss_value, info, device)
                     if writer is not None:
@@ -414,6 +413,10 @@ class Trainer:
                     except Exception as exc:    # never let a picture stop training
                         images_on = False
                         warnings.warn(f"TensorBoard images off: {type(exc).__name__}: {exc}")
+                # SIGINT / SIGTERM: finish this step, checkpoint it, stop; --resume continues exactly. Read
+                # once here, so the signal that decides the save also decides the stop.
+                stopping = bool(stop.requested)
+                last = last or stopping
                 if done % tc["ckpt_every"] == 0 or last or (tc["keep_every"] and done % tc["keep_every"] == 0):
                     rngs = D.gather_objects(rng_state(device), info)
                     if info.is_main:
@@ -424,7 +427,7 @@ class Trainer:
                         if tc["keep_every"] and done % tc["keep_every"] == 0:
                             save_checkpoint(self.out_dir / f"checkpoint_{done:06d}.pt", method, None, done, cfg,
                                             loss_value)
-                if stop.requested:
+                if stopping:
                     bar.write(f"stopped by {stop.requested} after step {done}; checkpoint {ckpt_path}")
                     break
             D.barrier(info)

@@ -46,19 +46,21 @@ def startup_errors() -> tuple[type[BaseException], ...]:
 
 def spin_until_shutdown(executor, nodes) -> None:
     """Spin until SIGINT / SIGTERM or rclpy shutdown, then tear the nodes down quietly."""
+    import rclpy
     from rclpy.executors import ExternalShutdownException
 
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:                   # noqa: BLE001 - a signal can shut the context down while the
+        if rclpy.ok():                  # executor builds its wait set (RCLError): that is a stop too
+            raise
     finally:
         ignore_further_signals()
         executor.shutdown()
         for node in nodes:
             node.destroy_node()
-        import rclpy
-
         rclpy.try_shutdown()
 
 
