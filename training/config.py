@@ -65,6 +65,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "log_every": 10,
         "ckpt_every": 100,
         "init": "",                      # start the nets from this checkpoint (e.g. stage 1 of a method)
+        "init_nets": [],                 # only these nets from train.init ([] = every net both share),
+                                         # e.g. [depth]: keep a trained depth net, start a fresh pose net
         "freeze": [],                    # net names kept fixed (e.g. [depth, pose] in GeoNet stage 2)
         "image_every": 100,              # TensorBoard images (depth, warped sources, masks) every N steps; 0 = off
         "keep_every": 0,                 # also keep checkpoint_NNNNNN.pt every N steps (0 = only checkpoint.pt)

@@ -257,10 +257,15 @@ class Trainer:
             f"try a lower train.lr or check the data")
 
     @staticmethod
-    def _init_from(method: Method, path: str | Path) -> None:
-        """Load the nets a checkpoint shares with this method (a later stage, or fine-tuning)."""
+    def _init_from(method: Method, path: str | Path, only: list[str] | tuple[str, ...] = ()) -> None:
+        """Load the nets a checkpoint shares with this method (a later stage, or fine-tuning);
+        ``only`` restricts it to those net names (train.init_nets)."""
         ckpt = load_checkpoint(resolve_checkpoint(path, method.cfg.get("method")))
-        shared = [n for n in ckpt["models"] if n in method.nets]
+        missing = [n for n in only if n not in ckpt["models"] or n not in method.nets]
+        if missing:
+            raise ValueError(f"train.init_nets names {missing}, but checkpoint {path} has {list(ckpt['models'])} "
+                             f"and {method.cfg.get('method')} has {list(method.nets)}")
+        shared = [n for n in ckpt["models"] if n in method.nets and (not only or n in only)]
         if not shared:
             raise ValueError(f"train.init {path}: no net in common (checkpoint has {list(ckpt['models'])}, "
                              f"method has {list(method.nets)})")
@@ -316,7 +321,9 @@ class Trainer:
                             pin_memory=device.type == "cuda")
         method = build_method(cfg, dataset.channels)
         if tc["init"]:
-            self._init_from(method, tc["init"])
+            self._init_from(method, tc["init"], tc["init_nets"])
+        elif tc["init_nets"]:
+            raise ValueError("train.init_nets needs train.init (the checkpoint to take them from)")
         for name in tc["freeze"]:
             if name not in method.nets:
                 raise ValueError(f"train.freeze names '{name}', but {cfg['method']} has nets {list(method.nets)}")

@@ -114,3 +114,19 @@ def test_snippets_layout_and_strides(kitti_dir):
         assert it["gt_src_tgt"][0, 2, 3].item() == pytest.approx(1.2 * s, abs=0.1)
         assert it["gt_src_tgt"][1, 2, 3].item() == pytest.approx(-1.2 * s, abs=0.1)
     assert len(strides) > 1
+
+
+@pytest.mark.needs_data
+def test_init_nets_takes_only_the_named_nets(tmp_path, tiny):
+    """train.init_nets: [depth] keeps a trained depth net and starts a fresh pose net."""
+    from vode_training.methods import build_method
+
+    first = Trainer(load_config(None, tiny), tmp_path / "a", progress=False).train()
+    trained = load_checkpoint(first["checkpoint"])["models"]
+    method = build_method(load_config(None, tiny), channels=1)
+    fresh_pose = {k: v.clone() for k, v in method.nets["pose"].state_dict().items()}
+    Trainer._init_from(method, first["checkpoint"], ["depth"])
+    assert all(torch.equal(v, trained["depth"][k]) for k, v in method.nets["depth"].state_dict().items())
+    assert all(torch.equal(v, fresh_pose[k]) for k, v in method.nets["pose"].state_dict().items())
+    with pytest.raises(ValueError, match="init_nets names"):
+        Trainer._init_from(method, first["checkpoint"], ["flow"])

@@ -361,9 +361,16 @@ class SfMLearner(PairwisePose, Method):
             trans = torch.stack([t[:, :3, 3] for t in out["transforms"][:len(self.offsets)]], 1)   # (B, S, 3)
             for j, o in enumerate(self.offsets):
                 res[f"pose/tz_src{j}_pred_m"] = trans[:, j, 2].mean().item()
+            # Spread of the motion over the batch: 0 means one motion for every input (a collapsed net).
+            res["pose/trans_spread_m"] = trans.flatten(0, 1).std(0).norm().item()
             if "gt_src_tgt" in batch:
-                res["pose/tz_src0_gt_m"] = batch["gt_src_tgt"][:, 0, 2, 3].mean().item()
-                res["pose/trans_err_m"] = (trans - batch["gt_src_tgt"][:, :, :3, 3]).norm(dim=-1).mean().item()
+                gt = batch["gt_src_tgt"][:, :len(self.offsets)]                                      # (B, S, 4, 4)
+                res["pose/tz_src0_gt_m"] = gt[:, 0, 2, 3].mean().item()
+                res["pose/trans_err_m"] = (trans - gt[:, :, :3, 3]).norm(dim=-1).mean().item()
+                res["pose/trans_spread_gt_m"] = gt[:, :, :3, 3].flatten(0, 1).std(0).norm().item()
+                rot = torch.stack([t[:, :3, :3] for t in out["transforms"][:len(self.offsets)]], 1)  # (B, S, 3, 3)
+                cos = ((rot.transpose(-1, -2) @ gt[..., :3, :3]).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+                res["pose/rot_err_deg"] = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).mean().item()
         if out["masks"] is not None:
             res["explainability/mean_finest"] = out["masks"][0].mean().item()
         return res

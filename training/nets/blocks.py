@@ -84,9 +84,32 @@ class PooledPoseHead:
     global average pooling, the head scaled by ``trans_scale`` / ``output_scale`` (rotation)."""
 
     def add_pose_head(self, cin: int, output_scale: float, trans_scale: float | None) -> None:
+        """Add the head and initialise the whole net (call last in ``__init__``)."""
         self.head = nn.Conv2d(cin, 6, 1)
         self.output_scale = float(output_scale)
         self.trans_scale = float(output_scale if trans_scale is None else trans_scale)
+        self._init_pose_weights()
+
+    def _init_pose_weights(self) -> None:
+        """He init of the ReLU convs; the head starts near the identity motion.
+
+        Why: PyTorch's default conv init shrinks ReLU activations about sixfold per layer. After
+        the 7 to 14 stride-2 layers of these nets the pooled features vanish, the output is the
+        head's bias for every input pair, and the net learned one constant motion for all frames
+        (a lite pose net at init gave the same vector to four random inputs). With a metric
+        translation scale (``trans_scale`` 1) the default head also starts at ~0.3 m in a random
+        direction; auto-masking then rejects every warped pixel and no gradient ever turns it.
+        The translation rows are scaled so the first motion is SfMLearner's 0.01 x raw output.
+        """
+        for body in (getattr(self, "features", None), getattr(self, "convs", None)):
+            for m in body.modules() if body is not None else ():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+        with torch.no_grad():
+            self.head.weight[:3].mul_(min(1.0, 0.01 / max(self.trans_scale, 1e-12)))
+            self.head.bias.zero_()
 
     def pose_vector(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, cin, h, w) -> (B, 6) [t, euler]."""
