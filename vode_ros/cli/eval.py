@@ -68,7 +68,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the odometry node's pose_source: the pose net alone, tracked corners + depth + PnP, or "
                         "PnP guided by the net with the net as fallback (default: hybrid, the node's default)")
     q.add_argument("--depth", default="auto", choices=("auto", "net", "stereo", "gt"),
-                   help="depth for the geometric / hybrid sources: the depth net, stereo SGBM at half resolution, "
+                   help="depth for the geometric / hybrid sources: the depth net, stereo SGBM at about 416 px wide, "
                         "or the folder's depth_0/ (auto: stereo where the folder has right images, else the net)")
     q.set_defaults(func=run, eval_task="pose")
     p.set_defaults(func=_usage(p))

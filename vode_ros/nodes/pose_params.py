@@ -41,7 +41,7 @@ class PoseSourceParams:
           "hybrid: geometric guided by the pose net, the net where too few inliers remain",
           choices=POSE_SOURCES)
         d("geometry_depth", "auto", "depth for the geometric / hybrid sources: stereo (SGBM of the rectified pair "
-          "at half resolution, mode stereo), depth_topic (the depth node's metric depth), auto (stereo in mode "
+          "at about 416 px wide, mode stereo), depth_topic (the depth node's metric depth), auto (stereo in mode "
           "stereo, else depth_topic)", choices=GEOMETRY_DEPTHS, live=False)
         d("depth_topic", "depth/image", "the depth node's depth image (32FC1 metres) for geometry_depth depth_topic",
           live=False)

@@ -291,7 +291,7 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
     report = {
         "data": str(data_dir), "frames_in": len(seq), "mode": mode, "pose_source": pose_source,
         "geometry_depth": ("none (the pose net alone)" if pose_source == "net" else
-                           "stereo SGBM, half resolution" if mode == "stereo" else "the depth node's depth (in process)"),
+                           "stereo SGBM at about 416 px wide" if mode == "stereo" else "the depth node's depth (in process)"),
         "frames_out": {"depth": run["counts"]["/depth/image"], "odometry": run["counts"]["/odom"]},
         "model": {"dir": str(model_dir), "method": depth_model.meta.method,
                   "metric_scale": depth_model.meta.metric_scale,

@@ -15,7 +15,7 @@ of ``vode_ros.runtime.pose.PoseEstimator`` is scored against the ground truth:
   it, the estimator), frames processed one after the other.
 
 Depth modes: ``mono`` the depth net's metric depth (416x128), ``stereo`` SGBM on the rectified
-pair at half resolution (folders with image_1/), ``rgbd`` the folder's depth_0/ (sensor depth).
+pair at about 416 px wide, as the odometry node (folders with image_1/), ``rgbd`` the folder's depth_0/.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 from vode_ros.core.kitti import load_sequence, read_depth, read_image
 from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
 from vode_ros.core.trajectory import ate5, ate_rmse, path_length
-from vode_ros.runtime.pose.depth_input import SGBM_DIV, stereo_geometry_depth
+from vode_ros.runtime.pose.depth_input import stereo_geometry_depth
 from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
@@ -79,12 +79,13 @@ class NetRunner:
         return self.pose_model.preprocess(img, _encoding(img))
 
 
-def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float) -> np.ndarray:
-    """The odometry node's stereo geometry depth (runtime.pose.depth_input): SGBM at 1/SGBM_DIV."""
-    return stereo_geometry_depth(left, right, float(k[0, 0]), baseline, div=SGBM_DIV)
+def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, div: int | None = None) -> np.ndarray:
+    """The odometry node's stereo geometry depth (runtime.pose.depth_input): SGBM at 1/div (None: its default)."""
+    return stereo_geometry_depth(left, right, float(k[0, 0]), baseline, div=div)
 
 
-def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True) -> dict:
+def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True,
+            sgbm_div: int | None = None) -> dict:
     """Images, the mode's depth per frame and the pose net's motions, with their times (s).
 
     mode: mono (depth net), stereo (SGBM), rgbd (the folder's depth_0/), none (no depth: the net
@@ -103,7 +104,7 @@ def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, prog
         if mode == "mono":
             d = nets.depth_of(img, seq.k)
         elif mode == "stereo":
-            d = _sgbm(img, read_image(seq.right[i]), seq.k, seq.baseline)
+            d = _sgbm(img, read_image(seq.right[i]), seq.k, seq.baseline, sgbm_div)
         elif mode == "rgbd":
             d = read_depth(seq.depth[i]) if seq.depth[i] is not None else None
         else:
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--sequences", default="", help="comma list of folder names (default: all with poses)")
     ap.add_argument("--work-width", type=int, default=PoseEstimatorConfig.work_width)
+    ap.add_argument("--max-features", type=int, default=PoseEstimatorConfig.max_features)
+    ap.add_argument("--sgbm-div", type=int, default=None,
+                    help="stereo mode: SGBM at 1/N resolution (default: the odometry node's, about 416 px wide)")
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     args = ap.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         seqs = [s for s in seqs if s.name in wanted]
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
-    base = PoseEstimatorConfig(work_width=args.work_width)
+    base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features)
     rows = []
     for folder in seqs:
         seq = load_sequence(folder, max_frames=args.max_frames)
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mode == "rgbd" and (seq.depth is None or all(d is None for d in seq.depth)):
                 continue
-            frames = prepare(seq, mode, nets, args.max_frames)
+            frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div)
             n = len(frames["images"])
             for source in sources:
                 out = run_source(seq, frames, source, base)
@@ -248,16 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"{folder.name} {mode} {source}: ATE-5 {row['ate5']:.4f} m, end drift "
                       f"{row['end_drift_pct']:.2f} %, {fps:.1f} FPS", file=sys.stderr, flush=True)
-            _write_json(args.json, base, rows)      # after every depth mode: a long run leaves what it measured
+            _write_json(args.json, base, rows, args.sgbm_div)      # after every depth mode: a long run leaves what it measured
     print(markdown(rows))
     return 0
 
 
-def _write_json(path: Path | None, base: PoseEstimatorConfig, rows: list[dict]) -> None:
+def _write_json(path: Path | None, base: PoseEstimatorConfig, rows: list[dict], sgbm_div: int | None) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": SGBM_DIV, "rows": rows}, indent=1))
+    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": sgbm_div or "auto (about 416 px wide)", "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ class PoseEstimatorConfig:
     pose_source: str = "hybrid"          # net | geometric | hybrid
     work_width: int = 640                # tracking resolution (images wider are downscaled); 0 = as given
     max_features: int = 600
-    lk_window: int = 21                  # px, LK window at the working resolution
+    # LK window at the working resolution, px. 15 rather than OpenCV's 21: on the KITTI 06 / 00 clips
+    # (stereo) as accurate (ATE-5 0.0095 / 0.0156 m vs 0.0102 / 0.0160) and ~30 % faster.
+    lk_window: int = 15
     lk_levels: int = 3                   # LK pyramid levels above the base
     fb_threshold: float = 1.0            # px at the working resolution (LK forward-backward check)
     ransac_threshold: float = 1.5        # px at the working resolution
