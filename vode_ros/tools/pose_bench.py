@@ -261,7 +261,8 @@ def _write_json(path: Path | None, base: PoseEstimatorConfig, rows: list[dict], 
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": sgbm_div or "auto (about 416 px wide)", "rows": rows}, indent=1))
+    div = sgbm_div or "auto (about 416 px wide)"
+    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": div, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
