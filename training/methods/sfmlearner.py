@@ -110,6 +110,36 @@ class SpeedTerm(LossTerm):
         return ((pred - true).abs() * valid).sum() / valid.sum().clamp(min=1.0)
 
 
+class PoseSupervisionTerm(LossTerm):
+    """Weak supervision of the whole motion where a training sequence has ground-truth poses:
+    ‖t_pred - t_gt‖ + rot_weight · ‖R_pred - R_gt‖_F per source, mean over samples with poses.
+
+    Why: with the photometric loss alone the driving pose net settled, from any initialisation
+    tried, in a spurious minimum (a constant motion ~45° off the heading, ATE-5 1.1 m on held-out
+    KITTI 06) although the ground-truth motion scores half its photometric error on the same
+    batches. Where poses exist (KITTI's, a robot's wheel or GNSS odometry) they pin the motion;
+    the depth net stays self-supervised (stereo + temporal photometric). Samples without poses
+    (``gt_valid`` 0) do not count, so mono footage without poses trains as before.
+    """
+
+    name = "pose_supervision"
+
+    def __init__(self, weight: float, rot_weight: float = 10.0):
+        super().__init__(weight)
+        self.rot_weight = float(rot_weight)
+
+    def compute(self, out, batch):
+        if "gt_src_tgt" not in batch or out["poses"] is None:
+            return batch["tgt"].new_zeros(())
+        n_src = batch["gt_src_tgt"].shape[1]
+        pred = torch.stack(out["transforms"][:n_src], 1)                                   # (B, S, 4, 4)
+        gt = batch["gt_src_tgt"]                                                            # (B, S, 4, 4)
+        err = (pred[..., :3, 3] - gt[..., :3, 3]).norm(dim=-1) \
+            + self.rot_weight * (pred[..., :3, :3] - gt[..., :3, :3]).flatten(-2).norm(dim=-1)   # (B, S)
+        valid = batch.get("gt_valid", torch.ones_like(err[:, 0])).view(-1, 1).expand_as(err)
+        return (err * valid).sum() / valid.sum().clamp(min=1.0)
+
+
 class ExplainedPhotometricTerm(LossTerm):
     """The paper's view synthesis loss: sum over scales and sources of mean(E · V · err) at each scale."""
 
@@ -249,6 +279,8 @@ class SfMLearner(PairwisePose, Method):
             "explain_weight": 0.0,       # explainability regulariser (needs pose_net posexpnet, style sfmlearner)
             "speed_weight": 0.0,         # weak supervision of the translation length by ground-truth poses
                                          # where a training sequence has them (metric scale without stereo)
+            "pose_weight": 0.0,          # weak supervision of the whole motion by those poses (PoseSupervisionTerm)
+            "pose_rot_weight": 10.0,     # rotation share of it: ‖ΔR‖_F per metre of translation error
         },
     }
 
@@ -296,6 +328,10 @@ class SfMLearner(PairwisePose, Method):
             if not lo["temporal"]:
                 raise ValueError("loss.speed_weight > 0 needs loss.temporal: true (a pose net)")
             self.terms.append(SpeedTerm(lo["speed_weight"]))
+        if float(lo["pose_weight"]) > 0:
+            if not lo["temporal"]:
+                raise ValueError("loss.pose_weight > 0 needs loss.temporal: true (a pose net)")
+            self.terms.append(PoseSupervisionTerm(lo["pose_weight"], lo["pose_rot_weight"]))
 
 
     def _poses(self, batch) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
@@ -392,6 +428,7 @@ class SfMLearner(PairwisePose, Method):
         return mods
 
     def export_info(self):
-        metric = self.stereo or float(self.cfg["loss"]["speed_weight"]) > 0
+        lo = self.cfg["loss"]
+        metric = self.stereo or float(lo["speed_weight"]) > 0 or float(lo["pose_weight"]) > 0
         return {**normalisation_info(self.cfg["model"], self.channels), "metric_scale": metric,
                 "min_depth": self.min_depth, "max_depth": self.max_depth}
