@@ -49,7 +49,7 @@ class PoseSourceParams:
           "(not waited when that depth was skipped or the depth node is silent)", low=0.0, high=5.0)
         d("min_inliers", 30, "fewer PnP inliers: the frame falls back to the pose net", low=6, high=10000)
         d("ransac_threshold_px", 1.5, "PnP-RANSAC inlier threshold, px at the tracking resolution", low=0.1, high=50.0)
-        d("max_features", 600, "corners tracked per frame", low=20, high=20000)
+        d("max_features", 400, "corners tracked per frame", low=20, high=20000)
         d("work_width", 640, "tracking resolution: wider images are downscaled to it (0 = as given)",
           low=0, high=8192)
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "

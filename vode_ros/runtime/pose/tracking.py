@@ -19,7 +19,7 @@ class TrackingConfig:
     block_size: int = 5
     win_size: int = 21               # LK window (px)
     levels: int = 4                  # LK pyramid levels beyond the base: 2^4 * 10 px of motion
-    fb_threshold: float = 1.0        # px: forward-backward round trip larger than this is a bad track
+    fb_threshold: float = 1.0        # px: forward-backward round trip larger than this is a bad track; 0: no check
     border: int = 4                  # px kept clear of the image border (LK windows leave the image)
 
 
@@ -64,7 +64,9 @@ def track(prev: np.ndarray, cur: np.ndarray, pts_prev: np.ndarray, cfg: Tracking
     fwd = np.flatnonzero(st1.ravel() == 1)
     ok = np.zeros(n, bool)
     p1 = p1.reshape(-1, 2)
-    if fwd.size:
+    if cfg.fb_threshold <= 0:                   # no round trip: RANSAC alone rejects the bad tracks
+        ok[fwd] = True
+    elif fwd.size:
         # Backward from the forward result only for tracks found forward, started at the forward
         # start point, so a track that drifted can't come back by luck.
         back, st0, _ = cv2.calcOpticalFlowPyrLK(cur, prev, p1[fwd].reshape(-1, 1, 2).copy(), p0[fwd].copy(),
