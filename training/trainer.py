@@ -138,6 +138,12 @@ def export_nets(src: str | Path, dst: str | Path) -> Path:
     ckpt = load_checkpoint(src)
     slim = {k: ckpt[k] for k in ("format", "method", "config", "channels", "step", "models", "loss")}
     slim["optimizer"] = {}
+    # Where this run started from is history, not a setting to inherit: fine-tuning from the copy
+    # (--init) must load every net, and the copy must not name a file on the machine that trained it.
+    train = dict(slim["config"].get("train", {}))
+    if train.get("init") or train.get("init_nets"):
+        train["init"], train["init_nets"] = "", []
+        slim["config"] = {**slim["config"], "train": train}
     return _atomic_save(slim, Path(dst))
 
 

@@ -130,3 +130,17 @@ def test_init_nets_takes_only_the_named_nets(tmp_path, tiny):
     assert all(torch.equal(v, fresh_pose[k]) for k, v in method.nets["pose"].state_dict().items())
     with pytest.raises(ValueError, match="init_nets names"):
         Trainer._init_from(method, first["checkpoint"], ["flow"])
+
+
+@pytest.mark.needs_data
+def test_nets_only_copy_forgets_where_its_run_started(tmp_path, tiny):
+    """The shipped nets-only checkpoint must not carry train.init (a path on the training machine)
+    or train.init_nets (fine-tuning with --init would then load only some nets)."""
+    from vode_training.trainer import export_nets
+
+    first = Trainer(load_config(None, tiny), tmp_path / "a", progress=False).train()
+    cfg = load_config(None, tiny + [f"train.init={first['checkpoint']}", "train.init_nets=[depth]"])
+    second = Trainer(cfg, tmp_path / "b", progress=False).train()
+    slim = load_checkpoint(export_nets(second["checkpoint"], tmp_path / "nets.pt"))
+    assert slim["config"]["train"]["init"] == "" and slim["config"]["train"]["init_nets"] == []
+    assert str(tmp_path) not in str(slim["config"])
