@@ -70,6 +70,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--depth", default="auto", choices=("auto", "net", "stereo", "gt"),
                    help="depth for the geometric / hybrid sources: the depth net, stereo SGBM at about 416 px wide, "
                         "or the folder's depth_0/ (auto: stereo where the folder has right images, else the net)")
+    q.add_argument("--keyframes", action="store_true",
+                   help="the odometry node's keyframes parameter: track from a kept reference frame (handheld, indoor)")
     q.set_defaults(func=run, eval_task="pose")
     p.set_defaults(func=_usage(p))
     return p
@@ -96,7 +98,8 @@ def run(args) -> int:
         else:
             result = run_eval.evaluate_pose(args.data, args.model_dir, lengths=args.lengths,
                                             max_frames=args.max_frames, plots=args.plots, progress=progress,
-                                            pose_source=args.pose_source, depth=args.depth)
+                                            pose_source=args.pose_source, depth=args.depth,
+                                            keyframes=args.keyframes)
             text = run_eval.format_pose(result)
     except run_eval.EvalInputError as exc:
         print(f"vode eval {args.eval_task}: {exc}", file=sys.stderr)

@@ -257,7 +257,7 @@ def pose_depth_mode(seq, pose_source: str, depth: str) -> str:
 
 
 def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", model_dir=None,
-                       progress: bool | None = None) -> tuple[np.ndarray, dict, dict]:
+                       progress: bool | None = None, keyframes: bool = False) -> tuple[np.ndarray, dict, dict]:
     """The odometry node's PoseEstimator over the sequence (pose_bench's prepare / run_source).
 
     -> (absolute (N, 4, 4) with frame 0 at the origin, estimator statistics, the models used)."""
@@ -272,7 +272,7 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
     nets = NetRunner(models.get("depth"), models.get("pose")) if models else None
     show = progress is not False
     frames = prepare(seq, depth_mode, nets, None, progress=show)
-    out = run_source(seq, frames, pose_source, PoseEstimatorConfig(), progress=show)
+    out = run_source(seq, frames, pose_source, PoseEstimatorConfig(keyframes=keyframes), progress=show)
     st = out["stats"]
     stats = {"fallbacks": int(st["fallback"]),
              "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
@@ -286,11 +286,12 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
 def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
                   lengths: tuple[float, ...] | None = None, max_frames: int | None = None,
                   plots: str | Path | None = None, progress: bool | None = None,
-                  pose_source: str = "hybrid", depth: str = "auto") -> dict:
+                  pose_source: str = "hybrid", depth: str = "auto", keyframes: bool = False) -> dict:
     """Trajectory metrics of a pose source on ``data`` against its poses.txt (see the module doc).
 
     pose_source: net | geometric | hybrid (the odometry node's parameter); depth: the geometry's
-    depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt."""
+    depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt;
+    keyframes: the odometry node's parameter of that name."""
     from vode_ros.runtime.pose.estimator import POSE_SOURCES
 
     if pose_source not in POSE_SOURCES:
@@ -303,7 +304,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         raise EvalInputError(f"{seq.root}: pose evaluation needs at least 5 frames, got {len(seq)}")
     depth_mode = pose_depth_mode(seq, pose_source, depth)
     t0 = time.perf_counter()
-    est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress)
+    est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress, keyframes)
     seconds = time.perf_counter() - t0
     gt = np.linalg.inv(seq.poses[0]) @ seq.poses        # frame 0 at the origin, like est
     ate5_mean, ate5_std = tj.ate5(est, gt)
@@ -337,6 +338,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "evo": evo if evo is not None else "evo not installed (pip install evo)",
         "per_frame_error_sim3": per_frame,
         "pose_source": pose_source,
+        "keyframes": keyframes,
         "depth": {"none": "none (the pose net alone)", "mono": "depth net", "stereo": "stereo SGBM (about 416 px wide)",
                   "rgbd": "sensor depth (depth_0/)"}[depth_mode],
         "estimator": stats,
@@ -411,7 +413,8 @@ def format_pose(result: dict) -> str:
     st = result["estimator"]
     lines = [f"pose: {result['n_frames']} frames of {result['data']}, GT path {result['path_length_gt']:.1f} m, "
              f"estimated path {result['path_length_est']:.1f} m",
-             f"pose source {result['pose_source']}, depth {result['depth']}; pose net {model}; "
+             f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}, "
+             f"depth {result['depth']}; pose net {model}; "
              f"{st['fallbacks']} fallbacks to the net"
              + (f", median {st['inliers_median']:.0f} inliers" if st["inliers_median"] is not None else ""),
              f"ATE-5 (SfMLearner)        {a5['mean']:.4f} ± {a5['std']:.4f} m",

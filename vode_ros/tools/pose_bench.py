@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequences", default="", help="comma list of folder names (default: all with poses)")
     ap.add_argument("--work-width", type=int, default=PoseEstimatorConfig.work_width)
     ap.add_argument("--max-features", type=int, default=PoseEstimatorConfig.max_features)
+    ap.add_argument("--keyframes", action="store_true", help="track from kept reference frames (see PoseEstimatorConfig)")
     ap.add_argument("--sgbm-div", type=int, default=None,
                     help="stereo mode: SGBM at 1/N resolution (default: the odometry node's, about 416 px wide)")
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         seqs = [s for s in seqs if s.name in wanted]
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
-    base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features)
+    base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes)
     rows = []
     for folder in seqs:
         seq = load_sequence(folder, max_frames=args.max_frames)
