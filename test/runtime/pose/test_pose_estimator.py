@@ -228,3 +228,40 @@ def test_invalid_depth_values_are_ignored(world):
 def test_estimator_does_not_import_torch():
     code = "import sys, vode_ros.runtime.pose.estimator; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_keyframes_track_a_hovering_camera_from_one_reference(world):
+    """A camera swaying left and right over one scene: with keyframes every frame is tracked from the
+    first (one reference, the motions still exact between consecutive frames); without, from the
+    previous one. The integrated pose returns to the start within the frame-to-frame error."""
+    sway = [0.0, 0.1, 0.2, 0.1, 0.0, -0.1, -0.2, -0.1, 0.0]                 # m along x, back to the start
+    views = [world["view"](pose_vec_to_mat([x, 0.0, 0.0, 0.0, 0.0, 0.0])) for x in sway]
+    ends = {}
+    for keyframes in (False, True):
+        est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric", keyframes=keyframes))
+        pose, refs = np.eye(4), set()
+        for i, ((gray, depth), x) in enumerate(zip(views, sway)):
+            e = est.step(gray, 0.1 * i, world["k"], depth=depth)
+            refs.add(est._ref_stamp)
+            if i:
+                assert e.source == "geometric", e.reason
+                t_err, r_err = _errors(e.t_prev_cur, pose_vec_to_mat([x - sway[i - 1], 0, 0, 0, 0, 0]))
+                assert t_err < 0.01 and r_err < 0.05, (keyframes, i, t_err, r_err)
+            pose = pose @ e.t_prev_cur
+        ends[keyframes] = float(np.linalg.norm(pose[:3, 3]))
+        assert len(refs) == (1 if keyframes else len(sway)), (keyframes, sorted(refs))
+    assert ends[True] < 0.01 and ends[True] <= ends[False] + 1e-3, ends
+
+
+def test_keyframes_take_a_new_reference_when_the_view_moves_on(world):
+    """Driving forward 1 m per frame: the reference's corners thin out and a new one is taken."""
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric", keyframes=True))
+    refs = set()
+    for i in range(6):
+        gray, depth = world["view"](pose_vec_to_mat([0.0, 0.0, 1.0 * i, 0.0, 0.0, 0.0]))
+        e = est.step(gray, 0.1 * i, world["k"], depth=depth)
+        refs.add(est._ref_stamp)
+        if i:
+            t_err, _ = _errors(e.t_prev_cur, pose_vec_to_mat([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]))
+            assert e.source == "geometric" and t_err < 0.05, (i, e.reason, t_err)
+    assert len(refs) > 1
