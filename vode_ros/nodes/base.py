@@ -131,6 +131,7 @@ class VodeNodeBase(Node):
         self._newest_left: float | None = None      # stamp of the last left image (stereo)
         self._unreported = False       # a frame was rejected after the last vode/status
         self.last_total_ms = 0.0
+        self.last_process_ms = 0.0
         # Reliable input delivers every image, but left and right may arrive a few frames apart.
         pair_queue = max(5, 2 * int(p("reliable_queue_size"))) if p("reliable_input") else 5
         self.pairer = StereoPairer(slop=float(p("stereo_slop")), queue_size=pair_queue)
@@ -397,6 +398,7 @@ class VodeNodeBase(Node):
         return max(self._problems.values(), key=lambda m: m[1])[0] if self._problems else ""
 
     def _process_safely(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
         try:
             with self.model_lock:
                 self.process(frame)
@@ -404,7 +406,8 @@ class VodeNodeBase(Node):
             return self.reject(exc.reason, str(exc))
         except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the worker thread
             return self.reject("processing_failed", f"processing failed: {exc.__class__.__name__}: {exc}")
-        self.last_total_ms = (time.perf_counter() - frame.received) * 1e3
+        done = time.perf_counter()
+        self.last_total_ms, self.last_process_ms = (done - frame.received) * 1e3, (done - t0) * 1e3
         self.accounts.published()
         self._publish_status(frame.header)
 
@@ -431,7 +434,7 @@ class VodeNodeBase(Node):
             provider=model.provider, scale_source=source, scale=float(scale), frames_in=snap.frames_in,
             frames_out=snap.frames_out, frames_dropped=snap.frames_dropped,
             frames_rejected=snap.frames_rejected, inference_ms=float(model.last_ms),
-            total_ms=float(self.last_total_ms))
+            total_ms=float(self.last_total_ms), process_ms=float(self.last_process_ms))
         if header is not None:
             msg.header = header
         else:
@@ -468,7 +471,8 @@ class VodeNodeBase(Node):
                   ("scale_source", source), ("scale", f"{scale:.4f}"), ("frames_in", snap.frames_in),
                   ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
                   ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
-                  ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}")]
+                  ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}"),
+                  ("process_ms", f"{self.last_process_ms:.1f}")]
         values += self.diagnostic_values()
         values += [(f"rejected_{reason}", n) for reason, n in sorted(snap.rejected.items())]
         values += [(f"problem_{reason}", m) for reason, m in sorted(recent.items())]

@@ -86,6 +86,7 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     probe = rclpy.create_node("vode_soak_probe")
     lat = {"depth": [], "odom": []}
     status: dict[str, VodeStatus] = {}
+    process_ms: dict[str, list[float]] = {"depth": [], "pose": []}
     rel = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
     def on_out(kind):
@@ -97,7 +98,12 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
 
     probe.create_subscription(Image, "/depth/image", on_out("depth"), rel)
     probe.create_subscription(Odometry, "/odom", on_out("odom"), rel)
-    probe.create_subscription(VodeStatus, "/vode/status", lambda m: status.__setitem__(m.node, m), rel)
+    def on_status(m: VodeStatus) -> None:
+        status[m.node] = m
+        if m.process_ms > 0:
+            process_ms.setdefault(m.node, []).append(float(m.process_ms))
+
+    probe.create_subscription(VodeStatus, "/vode/status", on_status, rel)
     spin = threading.Thread(target=rclpy.spin, args=(probe,), daemon=True)
     spin.start()
     try:
@@ -122,15 +128,18 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
         rclpy.try_shutdown()
         if nodes.poll() is None:
             os.killpg(nodes.pid, signal.SIGINT)
-            nodes.wait(timeout=15)
+            try:
+                nodes.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(nodes.pid, signal.SIGKILL)
     # RSS growth after warm-up (allocator pools, ORT arenas and DDS buffers fill first):
     # the first 10 % of the run, at least 30 s when the run is long enough.
     warmup = max(0.1 * seconds, min(30.0, 0.5 * seconds))
     rss = np.array([s[1] for s in samples if s[0] >= warmup] or [samples[-1][1]])
     result = {
         "minutes": minutes, "rate_hz": rate, "published": published,
-        "depth": _node_summary(status.get("depth"), lat["depth"]),
-        "odometry": _node_summary(status.get("pose"), lat["odom"]),
+        "depth": _node_summary(status.get("depth"), lat["depth"], process_ms["depth"]),
+        "odometry": _node_summary(status.get("pose"), lat["odom"], process_ms["pose"]),
         "lost_in_transport": published - max((status[k].frames_in for k in status), default=0),
         "rss_warmup_s": warmup, "rss_mb_after_warmup": float(rss[0]), "rss_mb_end": float(rss[-1]),
         "rss_growth_pct": float((rss[-1] - rss[0]) / rss[0] * 100.0),
@@ -141,10 +150,13 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     return result
 
 
-def _node_summary(st, latencies: list[float]) -> dict:
+def _node_summary(st, latencies: list[float], process_ms: list[float] = ()) -> dict:
     lat = np.array(latencies) if latencies else np.array([np.nan])
+    proc = np.array(process_ms) if len(process_ms) else np.array([np.nan])
     out = {"received": len(latencies), "latency_ms_p50": float(np.percentile(lat, 50)),
-           "latency_ms_p95": float(np.percentile(lat, 95))}
+           "latency_ms_p95": float(np.percentile(lat, 95)),
+           # what one frame costs the node without queueing (1000 / p50 = the rate it sustains)
+           "process_ms_p50": float(np.percentile(proc, 50)), "process_ms_p95": float(np.percentile(proc, 95))}
     if st is not None:
         out.update(frames_in=int(st.frames_in), frames_out=int(st.frames_out),
                    dropped_newest_wins=int(st.frames_dropped), rejected=int(st.frames_rejected))
