@@ -62,8 +62,8 @@ class PoseEstimatorConfig:
     # every frame pair. A new reference when the inliers fall below keyframe_min_ratio of those
     # of the first frame tracked from it (or below 2 x min_inliers), and after a fallback.
     # Measured (pose_bench, geometric): TUM fr1_xyz with Kinect depth, Sim(3) ATE 0.064 -> 0.028 m
-    # (ratio 0.5: 0.046, 0.3: 0.040); KITTI 06 / 00 stereo worse, 0.0095 -> 0.016 / 0.0155 -> 0.019 m
-    # ATE-5 (driving forward, old corners leave the view and the far ones lose precision): off by
+    # (ratio 0.5: 0.046, 0.3: 0.040); KITTI 06 stereo worse, ATE-5 0.0095 -> 0.0215 m, 7 fallbacks
+    # (driving forward, old corners leave the view and the far ones lose precision): off by
     # default, on for a camera that hovers over one scene (handheld, indoor).
     keyframes: bool = False
     keyframe_min_ratio: float = 0.2
