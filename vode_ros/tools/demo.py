@@ -143,6 +143,11 @@ def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: f
                 break
             time.sleep(0.1)
         wall_s = time.monotonic() - t0
+        # Each node publishes its vode/status right after its output: the last ones may still be on
+        # their way (the report's frame counts come from them). One per frame and node.
+        deadline = time.monotonic() + 5.0
+        while n_frames and recorder.counts.get("/vode/status", 0) < 2 * n_frames and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         executor.shutdown()
         recorder.close()
