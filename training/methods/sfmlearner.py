@@ -89,6 +89,12 @@ class PhotometricTerm(LossTerm):
         return torch.stack(losses).mean()
 
 
+def _mean_over_posed(err: torch.Tensor, batch) -> torch.Tensor:
+    """Mean of per-source errors (B, S) over the samples whose sequence has poses (``gt_valid``)."""
+    valid = batch.get("gt_valid", torch.ones_like(err[:, 0])).view(-1, 1).expand_as(err)
+    return (err * valid).sum() / valid.sum().clamp(min=1.0)
+
+
 class SpeedTerm(LossTerm):
     """Weak speed supervision (PackNet-SfM's velocity loss): |‖t_pred‖ - ‖t_gt‖| per source.
 
@@ -106,8 +112,7 @@ class SpeedTerm(LossTerm):
         n_src = batch["gt_src_tgt"].shape[1]
         pred = torch.stack([t[:, :3, 3] for t in out["transforms"][:n_src]], 1).norm(dim=-1)    # (B, S)
         true = batch["gt_src_tgt"][:, :, :3, 3].norm(dim=-1)                                    # (B, S)
-        valid = batch.get("gt_valid", torch.ones_like(true[:, 0])).view(-1, 1).expand_as(true)
-        return ((pred - true).abs() * valid).sum() / valid.sum().clamp(min=1.0)
+        return _mean_over_posed((pred - true).abs(), batch)
 
 
 class PoseSupervisionTerm(LossTerm):
@@ -136,8 +141,7 @@ class PoseSupervisionTerm(LossTerm):
         gt = batch["gt_src_tgt"]                                                            # (B, S, 4, 4)
         err = (pred[..., :3, 3] - gt[..., :3, 3]).norm(dim=-1) \
             + self.rot_weight * (pred[..., :3, :3] - gt[..., :3, :3]).flatten(-2).norm(dim=-1)   # (B, S)
-        valid = batch.get("gt_valid", torch.ones_like(err[:, 0])).view(-1, 1).expand_as(err)
-        return (err * valid).sum() / valid.sum().clamp(min=1.0)
+        return _mean_over_posed(err, batch)
 
 
 class ExplainedPhotometricTerm(LossTerm):
@@ -394,7 +398,8 @@ class SfMLearner(PairwisePose, Method):
         h, w = depth.shape[-2:]
         res = {"depth/median_lower_middle_m": depth[:, :, h // 2:, w // 4: 3 * w // 4].median().item()}
         if out["poses"] is not None:
-            trans = torch.stack([t[:, :3, 3] for t in out["transforms"][:len(self.offsets)]], 1)   # (B, S, 3)
+            mats = torch.stack(out["transforms"][:len(self.offsets)], 1)                        # (B, S, 4, 4)
+            trans = mats[..., :3, 3]                                                             # (B, S, 3)
             for j, o in enumerate(self.offsets):
                 res[f"pose/tz_src{j}_pred_m"] = trans[:, j, 2].mean().item()
             # Spread of the motion over the batch: 0 means one motion for every input (a collapsed net).
@@ -404,7 +409,7 @@ class SfMLearner(PairwisePose, Method):
                 res["pose/tz_src0_gt_m"] = gt[:, 0, 2, 3].mean().item()
                 res["pose/trans_err_m"] = (trans - gt[:, :, :3, 3]).norm(dim=-1).mean().item()
                 res["pose/trans_spread_gt_m"] = gt[:, :, :3, 3].flatten(0, 1).std(0).norm().item()
-                rot = torch.stack([t[:, :3, :3] for t in out["transforms"][:len(self.offsets)]], 1)  # (B, S, 3, 3)
+                rot = mats[..., :3, :3]                                                          # (B, S, 3, 3)
                 cos = ((rot.transpose(-1, -2) @ gt[..., :3, :3]).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
                 res["pose/rot_err_deg"] = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).mean().item()
         if out["masks"] is not None:

@@ -3,8 +3,8 @@
 Pose sources (``PoseEstimatorConfig.pose_source``):
 
 - ``net``: the pose net's T_prev_cur as given by the caller, with the fixed net covariance.
-- ``geometric``: Shi-Tomasi corners of the previous frame tracked into the current one (pyramidal
-  LK, forward-backward check), lifted with the previous frame's depth (metres), PnP-RANSAC + LM.
+- ``geometric``: Shi-Tomasi corners of the previous frame (or a kept keyframe) tracked into the
+  current one (pyramidal LK, optional forward-backward check), lifted with the previous frame's depth (metres), PnP-RANSAC + LM.
   The scale is the depth's. Covariance from the PnP Jacobian (vode_ros.runtime.pose.pnp).
   With ``two_view`` and this frame's depth given, refined on both directions (two_view.py).
 - ``hybrid``: geometric, with the pose net's motion predicting where the corners went (LK starts
@@ -353,7 +353,7 @@ class PoseEstimator:
         est = PoseEstimate(0.0, np.eye(4), np.zeros((6, 6)), "geometric" if not hybrid else "hybrid")
         pts0 = self._prev_pts
         result = None
-        older_ref = not np.array_equal(self._t_ref_prev, np.eye(4))      # keyframe before the previous frame
+        older_ref = self._ref_stamp != self._prev_stamp                  # keyframe before the previous frame
         # Predicted motion reference -> current: the net's (or constant velocity) after the
         # reference -> previous motion. Guides LK and RANSAC where the reference is older.
         step_guess = net if net is not None else (self._last_motion if older_ref else None)
