@@ -47,6 +47,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "saturation": 0.0,               # colour jitter of the network inputs (rgb), as brightness/contrast
         "hue": 0.0,                      # hue rotation, fraction of a turn (rgb)
         "preload": True,                 # frames in RAM at the training size (false: read per item)
+        "depth_hints": False,            # SGBM depth of each stereo item as item["hint"] (loss.hint_weight)
         "synthetic": {},                 # synthetic: SynthConfig fields (frames, seed, speed, ...)
     },
     "train": {
@@ -209,6 +210,8 @@ def validate(given: dict[str, Any]) -> dict[str, Any]:
     for key in ("scale_crop", "saturation", "hue", "brightness", "contrast"):
         if data[key] < 0:
             raise ConfigError(f"config key 'data.{key}': must be >= 0, got {data[key]}")
+    if data["depth_hints"] and not data["stereo"]:
+        raise ConfigError("config key 'data.depth_hints': hints come from the stereo pair; set data.stereo: true")
     if data["kind"] == "rosbag" and not data["image_topic"]:
         raise ConfigError("config key 'data.image_topic': data.kind rosbag needs the image topic")
     if train["backend"] not in ("auto", "gloo", "nccl"):

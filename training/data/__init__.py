@@ -14,7 +14,8 @@
 Common options: data.static_filter (none | flow | diff) + data.static_threshold drop frames where the
 camera stood still (static_frames.py); data.scale_crop (SfMLearner's random scale + crop, K
 adjusted), data.brightness / contrast / saturation / hue (colour jitter of the network inputs);
-data.preload (frames in RAM at the training size, else read per item).
+data.preload (frames in RAM at the training size, else read per item); data.depth_hints (an SGBM
+depth of each stereo item, ``depth_hints.py``, for loss.hint_weight).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ KINDS = ("kitti_odometry", "kitti_raw", "image_folder", "rosbag", "synthetic")
 
 def _options(d: dict[str, Any]) -> dict[str, Any]:
     return {"scale_crop": d["scale_crop"], "saturation": d["saturation"], "hue": d["hue"],
-            "static_filter": d["static_filter"], "static_threshold": d["static_threshold"], "preload": d["preload"]}
+            "static_filter": d["static_filter"], "static_threshold": d["static_threshold"], "preload": d["preload"],
+            "depth_hints": d.get("depth_hints", False)}
 
 
 def is_rosbag(path: str | Path) -> bool:

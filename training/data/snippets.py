@@ -7,6 +7,7 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
     src_in     (S, C, H, W)   sources as the networks see them
     right      (C, H, W)      right image at t (only when stereo)
     right_src  (S, C, H, W)   right images of the sources (only when stereo)
+    hint       (1, H, W)      SGBM depth of (tgt, right) in metres, 0 = none (only with depth_hints)
     K          (3, 3)         intrinsics at (W, H) (after the scale-crop augmentation when on)
     baseline   ()             metres (0 when mono)
     gt_src_tgt (S, 4, 4)      ground-truth T_src_tgt when a sequence has poses (identity where it has none)
@@ -32,6 +33,7 @@ from torch.utils.data import Dataset
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
 
 from .augment import ColourJitter, random_scale_crop
+from .depth_hints import stereo_hint
 from .sequences import FrameSequence, read_frame
 from .static_frames import keep_moving
 
@@ -70,7 +72,8 @@ class SnippetDataset(Dataset):
                  augment: bool = False, brightness: float = 0.2, contrast: float = 0.2, max_stride: int = 1,
                  targets: Sequence[Sequence[int] | None] | None = None, scale_crop: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0, static_filter: str = "none",
-                 static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False):
+                 static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False,
+                 depth_hints: bool = False):
         if not sequences:
             raise ValueError("no frame sequences")
         self.width, self.height, self.color = int(width), int(height), color
@@ -79,6 +82,9 @@ class SnippetDataset(Dataset):
         self.saturation, self.hue, self.scale_crop = float(saturation), float(hue), float(scale_crop)
         self.max_stride = max(1, int(max_stride))
         self.preload = bool(preload)
+        if depth_hints and not stereo:
+            raise ValueError("depth_hints need stereo: true (the hint is the stereo pair's SGBM depth)")
+        self.depth_hints = bool(depth_hints)
         seqs = []
         for seq in sequences:
             if stereo and (seq.right is None or seq.baseline is None):
@@ -172,6 +178,8 @@ class SnippetDataset(Dataset):
                 "index": torch.tensor(seq.frame_ids[t]), "stride": torch.tensor(stride)}
         if self.stereo:
             item["right"], item["right_src"] = right, right_src
+        if self.depth_hints:
+            item["hint"] = stereo_hint(tgt, right, k, self.baselines[seq_i])
         if self.augment:
             jit = ColourJitter(self.brightness, self.contrast, self.saturation, self.hue)
             item["tgt_in"] = jit(tgt)

@@ -59,6 +59,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     soak.add_argument("--rate", type=float, default=20.0, help="camera rate in Hz (default 20)")
     soak.add_argument("--data", type=Path, default=None, help="KITTI-layout clip (default: the embedded one)")
     soak.add_argument("--model-dir", type=Path, default=None, help="models for the nodes (default: shipped)")
+    soak.add_argument("--size", default=None, metavar="WxH",
+                      help="camera resolution to publish, e.g. 416x128 (default: the clip's own, K scaled alike)")
     soak.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     soak.set_defaults(func=run_soak)
     return p
@@ -68,11 +70,16 @@ def run_soak(args) -> int:
     import json
 
     from vode_ros.tools.bench import DEFAULT_DATA
-    from vode_ros.tools.soak import run_soak as soak
+    from vode_ros.tools.soak import parse_size, run_soak as soak
 
     try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        print(f"vode bench soak: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = soak(args.minutes, args.rate, args.data or DEFAULT_DATA, args.model_dir, args.json,
-                      log=lambda m: print(f"vode bench {m}", file=sys.stderr, flush=True))
+                      log=lambda m: print(f"vode bench {m}", file=sys.stderr, flush=True), size=size)
     except RuntimeError as exc:
         print(f"vode bench soak: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ others), latency from image stamp (set to wall time at publish) to receipt, and 
 resident memory over time.
 
     vode bench soak --minutes 10 --rate 20
+    vode bench soak --minutes 1 --rate 20 --size 416x128   # a camera that publishes the nets' size
 """
 from __future__ import annotations
 
@@ -30,22 +31,46 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def publish_loop(data_dir: Path, rate: float, seconds: float) -> int:
-    """The camera process: left images + CameraInfo of the clip, looped, stamped with wall time."""
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'416x128' -> (416, 128); None or '' -> None (the clip's own size)."""
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must be WIDTHxHEIGHT, e.g. 416x128, got {text!r}") from None
+    if w < 32 or h < 32:
+        raise ValueError(f"--size {text}: at least 32x32")
+    return w, h
+
+
+def publish_loop(data_dir: Path, rate: float, seconds: float, size: tuple[int, int] | None = None) -> int:
+    """The camera process: left images + CameraInfo of the clip, looped, stamped with wall time.
+
+    ``size`` (W, H): publish the frames resized to it (INTER_AREA) with K scaled alike, as a
+    camera driver set to that resolution would."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
     from vode_ros.core.kitti import load_sequence, read_image
 
+    from vode_ros.core.geometry import scale_intrinsics
+
     seq = load_sequence(data_dir)
     frames = [read_image(p) for p in seq.left]
+    k, (width, height) = seq.k, seq.image_size
+    if size is not None:
+        import cv2
+
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        k, (width, height) = scale_intrinsics(seq.k, seq.image_size, size), size
     rclpy.init()
     node = rclpy.create_node("vode_soak_camera")
     img_pub = node.create_publisher(Image, T.LEFT_IMAGE, qos_profile_sensor_data)
     info_pub = node.create_publisher(CameraInfo, T.LEFT_INFO, qos_profile_sensor_data)
-    info = CameraInfo(width=seq.image_size[0], height=seq.image_size[1], distortion_model="plumb_bob")
-    info.k = seq.k.reshape(-1).tolist()
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    info.k = [float(v) for v in k.reshape(-1)]
     info.header.frame_id = T.LEFT_FRAME
     period = 1.0 / rate
     t0 = time.monotonic()
@@ -67,7 +92,7 @@ def publish_loop(data_dir: Path, rate: float, seconds: float) -> int:
 
 
 def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None = None,
-             json_path: Path | None = None, log=print) -> dict:
+             json_path: Path | None = None, log=print, size: tuple[int, int] | None = None) -> dict:
     import rclpy
     from nav_msgs.msg import Odometry
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -114,7 +139,8 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
             time.sleep(0.1)
         time.sleep(1.0)
         log(f"soak: {minutes} min at {rate} Hz (nodes pid {nodes.pid}, ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']})")
-        camera = subprocess.Popen([sys.executable, "-m", "vode_ros.tools.soak", str(data_dir), str(rate), str(seconds)],
+        camera = subprocess.Popen([sys.executable, "-m", "vode_ros.tools.soak", str(data_dir), str(rate), str(seconds)]
+                                  + ([f"{size[0]}x{size[1]}"] if size else []),
                                   env=env, stdout=subprocess.PIPE, text=True)
         samples = []   # (t, rss MB)
         t0 = time.monotonic()
@@ -138,6 +164,7 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     rss = np.array([s[1] for s in samples if s[0] >= warmup] or [samples[-1][1]])
     result = {
         "minutes": minutes, "rate_hz": rate, "published": published,
+        "image_size": list(size) if size else "clip",
         "depth": _node_summary(status.get("depth"), lat["depth"], process_ms["depth"]),
         "odometry": _node_summary(status.get("pose"), lat["odom"], process_ms["pose"]),
         "lost_in_transport": published - max((status[k].frames_in for k in status), default=0),
@@ -165,4 +192,5 @@ def _node_summary(st, latencies: list[float], process_ms: list[float] = ()) -> d
 
 
 if __name__ == "__main__":   # the camera process
-    sys.exit(publish_loop(Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])))
+    sys.exit(publish_loop(Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]),
+                          parse_size(sys.argv[4]) if len(sys.argv) > 4 else None))
