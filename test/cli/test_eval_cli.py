@@ -288,3 +288,21 @@ def test_oracle_depth_and_pose_give_zero_error(synth_seq, synth_dir, tmp_path, m
     assert "ATE-5" in text and "abs_rel" in text
     run_eval.write_json(p, tmp_path / "p.json")
     assert json.loads((tmp_path / "p.json").read_text())["n_frames"] == len(synth_seq)
+
+
+def test_first_frame_rebases_the_ground_truth(synth_dir):
+    from vode_ros.core.kitti import load_sequence
+
+    full = load_sequence(synth_dir)
+    late = load_sequence(synth_dir, max_frames=3, first_frame=4)
+    assert len(late) == 3 and late.frame_ids == full.frame_ids[4:7] and late.left == full.left[4:7]
+    np.testing.assert_allclose(late.poses[0], np.eye(4), atol=1e-12)
+    # relative motions are untouched by the rebase
+    np.testing.assert_allclose(np.linalg.inv(late.poses[0]) @ late.poses[2],
+                               np.linalg.inv(full.poses[4]) @ full.poses[6], atol=1e-9)
+
+
+def test_first_frame_past_the_end_is_a_clear_error(synth_dir, tmp_path):
+    res = _vode("eval", "pose", "--data", str(synth_dir), "--first-frame", "99", "--json", str(tmp_path / "x.json"),
+                "--pose-source", "geometric", "--depth", "gt")
+    assert res.returncode == 2 and "first frame 99" in res.stderr and "Traceback" not in res.stderr

@@ -62,8 +62,13 @@ def parse_calib(path: Path) -> dict[str, np.ndarray]:
     return mats
 
 
-def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSequence:
-    """Load a KITTI-odometry-format folder; raises KittiFormatError naming what is missing."""
+def load_sequence(root: str | Path, max_frames: int | None = None, first_frame: int = 0) -> KittiSequence:
+    """Load a KITTI-odometry-format folder; raises KittiFormatError naming what is missing.
+
+    ``first_frame``: drop the frames before this position (then ``max_frames`` counts from it); the
+    poses are re-expressed in the camera frame of the first frame kept, which becomes the identity.
+    For scoring where the start of a ground truth is known to be unreliable (KITTI 00's first
+    frames are a constant-velocity fill)."""
     import cv2  # local: keeps `import vode_ros.core.kitti` cheap
 
     root = Path(root)
@@ -120,6 +125,13 @@ def load_sequence(root: str | Path, max_frames: int | None = None) -> KittiSeque
     if (root / "depth_0").is_dir():
         depth_by_id = {i: p for i, p in _numbered_images(root / "depth_0").items() if p.suffix == ".png"}
         depth = [depth_by_id.get(i) for i in ids]
+    if first_frame:
+        if not 0 <= first_frame < len(left):
+            raise KittiFormatError(f"{root}: first frame {first_frame} is outside its {len(left)} frames")
+        left, times, ids = left[first_frame:], times[first_frame:], ids[first_frame:]
+        right = right[first_frame:] if right is not None else None
+        poses = np.linalg.inv(poses[first_frame]) @ poses[first_frame:] if poses is not None else None
+        depth = depth[first_frame:] if depth is not None else None
     if max_frames is not None:
         left, times, ids = left[:max_frames], times[:max_frames], ids[:max_frames]
         right = right[:max_frames] if right is not None else None

@@ -69,13 +69,13 @@ def _progress(iterable, desc: str, total: int, enabled: bool | None):
                 disable=None if enabled is None else not enabled, file=sys.stderr)
 
 
-def _load_sequence(data: str | Path, max_frames: int | None):
+def _load_sequence(data: str | Path, max_frames: int | None, first_frame: int = 0):
     from vode_ros.core.kitti import KittiFormatError, load_sequence
 
     if not Path(data).is_dir():
         raise EvalInputError(f"data folder not found: {data}")
     try:
-        return load_sequence(data, max_frames=max_frames or None)
+        return load_sequence(data, max_frames=max_frames or None, first_frame=first_frame)
     except KittiFormatError as exc:
         raise EvalInputError(str(exc)) from exc
 
@@ -286,17 +286,19 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
 def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
                   lengths: tuple[float, ...] | None = None, max_frames: int | None = None,
                   plots: str | Path | None = None, progress: bool | None = None,
-                  pose_source: str = "hybrid", depth: str = "auto", keyframes: bool = False) -> dict:
+                  pose_source: str = "hybrid", depth: str = "auto", keyframes: bool = False,
+                  first_frame: int = 0) -> dict:
     """Trajectory metrics of a pose source on ``data`` against its poses.txt (see the module doc).
 
     pose_source: net | geometric | hybrid (the odometry node's parameter); depth: the geometry's
     depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt;
-    keyframes: the odometry node's parameter of that name."""
+    keyframes: the odometry node's parameter of that name; first_frame: start there, the ground
+    truth rebased to it."""
     from vode_ros.runtime.pose.estimator import POSE_SOURCES
 
     if pose_source not in POSE_SOURCES:
         raise EvalInputError(f"--pose-source must be one of {', '.join(POSE_SOURCES)}, got {pose_source!r}")
-    seq = _load_sequence(data, max_frames)
+    seq = _load_sequence(data, max_frames, first_frame)
     if seq.poses is None:
         raise EvalInputError(f"{seq.root}: pose evaluation needs ground-truth poses: poses.txt "
                              "(KITTI format, one 3x4 row-major cam0 pose per frame)")
@@ -322,6 +324,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
     result = {
         "task": "pose",
         "data": str(seq.root),
+        "first_frame": int(first_frame),
         "n_frames": len(seq),
         "path_length_gt": tj.path_length(gt),
         "path_length_est": tj.path_length(est),
