@@ -47,6 +47,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "saturation": 0.0,               # colour jitter of the network inputs (rgb), as brightness/contrast
         "hue": 0.0,                      # hue rotation, fraction of a turn (rgb)
         "preload": True,                 # frames in RAM at the training size (false: read per item)
+        "flip": False,                   # mirror half the snippets left-right (augment; K, stereo, poses follow)
         "depth_hints": False,            # SGBM depth of each stereo item as item["hint"] (loss.hint_weight)
         "synthetic": {},                 # synthetic: SynthConfig fields (frames, seed, speed, ...)
     },

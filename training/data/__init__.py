@@ -28,7 +28,7 @@ KINDS = ("kitti_odometry", "kitti_raw", "image_folder", "rosbag", "synthetic")
 def _options(d: dict[str, Any]) -> dict[str, Any]:
     return {"scale_crop": d["scale_crop"], "saturation": d["saturation"], "hue": d["hue"],
             "static_filter": d["static_filter"], "static_threshold": d["static_threshold"], "preload": d["preload"],
-            "depth_hints": d.get("depth_hints", False)}
+            "depth_hints": d.get("depth_hints", False), "flip": d.get("flip", False)}
 
 
 def is_rosbag(path: str | Path) -> bool:

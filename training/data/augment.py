@@ -4,6 +4,7 @@
   the snippet by independent factors sx, sy drawn from [1, 1 + max_extra], then crop a random
   window of the original size; K follows (pixel centres as OpenCV: u' = (u + 0.5) s - 0.5 - offset).
   Changes the images the losses compare, since it is a change of camera, not of colour.
+- :func:`mirror_snippet` — monodepth2's left-right flip, with K, stereo roles and motions kept exact.
 - :func:`colour_jitter` — brightness and contrast (all channels), saturation and hue (RGB only),
   the same factors for every image of a snippet (monodepth2); only the network inputs get it.
 """
@@ -73,3 +74,44 @@ def colour_jitter(images: list[torch.Tensor], brightness: float, contrast: float
                   hue: float = 0.0) -> list[torch.Tensor]:
     jit = ColourJitter(brightness, contrast, saturation, hue)
     return [jit(x) for x in images]
+
+
+MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))   # x -> -x: the mirror image of the world
+
+
+def mirror_intrinsics(k: torch.Tensor, width: int) -> torch.Tensor:
+    """K (3, 3) of a camera whose image is flipped left-right: cx -> W - 1 - cx (pixel centres)."""
+    k2 = k.clone()
+    k2[0, 2] = width - 1 - k[0, 2]
+    return k2
+
+
+def mirror_motion(t_src_tgt: torch.Tensor, baseline: float = 0.0, swap: bool = False) -> torch.Tensor:
+    """Motions (..., 4, 4) of a camera -> those seen in the left-right mirrored images.
+
+    ``swap``: the mirrored snippet's camera is the *right* one of a stereo pair (see
+    :func:`mirror_snippet`); its motion is the left camera's conjugated by T_right_left first."""
+    t = t_src_tgt
+    if swap:
+        e = torch.eye(4, dtype=t.dtype)
+        e[0, 3] = -baseline                                   # T_right_left: X_right = X_left - [b, 0, 0]
+        t = e @ t @ torch.linalg.inv(e)
+    return MIRROR.to(t.dtype) @ t @ MIRROR.to(t.dtype)
+
+
+def mirror_snippet(tgt: torch.Tensor, src: torch.Tensor, k: torch.Tensor, right: torch.Tensor | None = None,
+                   right_src: torch.Tensor | None = None, baseline: float = 0.0):
+    """Flip a snippet left-right (monodepth2's flip augmentation), keeping its geometry exact.
+
+    tgt (C, H, W), src (S, C, H, W), k (3, 3); with a stereo pair also right (C, H, W), right_src
+    (S, C, H, W) and the baseline. In the mirror image of a rectified pair the right camera is on
+    the left, so the flipped right images become the left camera's and the flipped left images the
+    right camera's: the pair stays a standard one with the same positive baseline (the hint, the
+    stereo warp and every stereo loss need no sign). Motions follow with :func:`mirror_motion`
+    (``swap`` = a stereo pair was given). -> (tgt, src, k, right, right_src)."""
+    width = tgt.shape[-1]
+    flip = lambda x: torch.flip(x, dims=[-1])                 # noqa: E731
+    k2 = mirror_intrinsics(k, width)
+    if right is None:
+        return flip(tgt), flip(src), k2, None, None
+    return flip(right), flip(right_src), k2, flip(tgt), flip(src)

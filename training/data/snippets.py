@@ -18,8 +18,10 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
 Frames are resized (INTER_AREA) to the training size once and kept in RAM as uint8
 (``preload``), or read per item. Randomness (stride, scale-crop, colour jitter) comes from the
 torch RNG, seeded by the trainer (and per DataLoader worker), drawn in this order: stride, scale
-and crop, brightness, contrast, saturation, hue; draws of disabled options are skipped, so a
-config without the newer options gives the same items as before they existed.
+and crop, flip, brightness, contrast, saturation, hue; draws of disabled options are skipped, so a
+config without the newer options gives the same items as before they existed. A flipped item
+(``flip``, monodepth2's augmentation) is the mirror image of the snippet with its geometry kept
+exact (``augment.mirror_snippet``): K, the stereo roles and the ground-truth motions follow.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset
 
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
 
-from .augment import ColourJitter, random_scale_crop
+from .augment import ColourJitter, mirror_motion, mirror_snippet, random_scale_crop
 from .depth_hints import stereo_hint
 from .sequences import FrameSequence, read_frame
 from .static_frames import keep_moving
@@ -73,7 +75,7 @@ class SnippetDataset(Dataset):
                  targets: Sequence[Sequence[int] | None] | None = None, scale_crop: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0, static_filter: str = "none",
                  static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False,
-                 depth_hints: bool = False):
+                 depth_hints: bool = False, flip: bool = False):
         if not sequences:
             raise ValueError("no frame sequences")
         self.width, self.height, self.color = int(width), int(height), color
@@ -85,6 +87,7 @@ class SnippetDataset(Dataset):
         if depth_hints and not stereo:
             raise ValueError("depth_hints need stereo: true (the hint is the stereo pair's SGBM depth)")
         self.depth_hints = bool(depth_hints)
+        self.flip = bool(flip)
         seqs = []
         for seq in sequences:
             if stereo and (seq.right is None or seq.baseline is None):
@@ -173,6 +176,9 @@ class SnippetDataset(Dataset):
             tgt, src = imgs[0], imgs[1]
             if self.stereo:
                 right, right_src = imgs[2], imgs[3]
+        flipped = self.augment and self.flip and bool(torch.rand(()) < 0.5)
+        if flipped:
+            tgt, src, k, right, right_src = mirror_snippet(tgt, src, k, right, right_src, self.baselines[seq_i])
         item = {"tgt": tgt, "src": src, "K": k,
                 "baseline": torch.tensor(self.baselines[seq_i], dtype=torch.float32),
                 "index": torch.tensor(seq.frame_ids[t]), "stride": torch.tensor(stride)}
@@ -189,6 +195,8 @@ class SnippetDataset(Dataset):
         if seq.poses is not None:
             gts = [invert_se3(seq.poses[t + o]) @ seq.poses[t] for o in offsets]
             item["gt_src_tgt"] = torch.from_numpy(np.stack(gts).astype(np.float32))
+            if flipped:
+                item["gt_src_tgt"] = mirror_motion(item["gt_src_tgt"], self.baselines[seq_i], swap=self.stereo)
             item["gt_valid"] = torch.tensor(1.0)
         elif self.any_poses:       # one batch may mix sequences with and without poses
             item["gt_src_tgt"] = torch.eye(4).repeat(len(offsets), 1, 1)
