@@ -414,7 +414,8 @@ def format_pose(result: dict) -> str:
     a5 = result["ate5"]
     model = result["model"]["path"] if result.get("model") else "none"
     st = result["estimator"]
-    lines = [f"pose: {result['n_frames']} frames of {result['data']}, GT path {result['path_length_gt']:.1f} m, "
+    start = f" from frame {result['first_frame']} (ground truth rebased)" if result.get("first_frame") else ""
+    lines = [f"pose: {result['n_frames']} frames of {result['data']}{start}, GT path {result['path_length_gt']:.1f} m, "
              f"estimated path {result['path_length_est']:.1f} m",
              f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}, "
              f"depth {result['depth']}; pose net {model}; "
