@@ -69,11 +69,15 @@ class NetRunner:
 
         return cls(*load_models(models_dir, ["CPUExecutionProvider"], threads))
 
-    def depth_of(self, img: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """(H, W[, 3]) uint8 -> (h, w) metres at the net's resolution (focal length rescaled)."""
+    def depth_of(self, img: np.ndarray, k: np.ndarray, scale=None) -> np.ndarray:
+        """(H, W[, 3]) uint8 -> (h, w) metres at the net's resolution (focal length rescaled).
+
+        ``scale``: a runtime.scale.ScaleEstimator in camera_height mode rescales the depth as the
+        depth node does with ``scale_mode: camera_height``; None keeps the model's metres."""
         x = self.depth_model.preprocess(img, _encoding(img))
-        fx = self.depth_model.intrinsics_for_net(k, (img.shape[1], img.shape[0]))[0, 0]
-        return self.depth(x, fx=fx)
+        k_net = self.depth_model.intrinsics_for_net(k, (img.shape[1], img.shape[0]))
+        depth = self.depth(x, fx=k_net[0, 0])
+        return depth if scale is None else depth * scale.observe_depth(depth, k_net)
 
     def pose_inputs(self, img: np.ndarray) -> np.ndarray:
         return self.pose_model.preprocess(img, _encoding(img))
@@ -85,11 +89,15 @@ def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, d
 
 
 def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True,
-            sgbm_div: int | None = None) -> dict:
+            sgbm_div: int | None = None, camera_height: float | None = None) -> dict:
     """Images, the mode's depth per frame and the pose net's motions, with their times (s).
 
     mode: mono (depth net), stereo (SGBM), rgbd (the folder's depth_0/), none (no depth: the net
-    source). The pose net runs where ``nets.pose`` is given."""
+    source). The pose net runs where ``nets.pose`` is given. ``camera_height`` (metres): in mono,
+    scale the depth net's depth by the camera height over the fitted ground (the nodes'
+    ``scale_mode: camera_height``) instead of trusting the model's metres."""
+    from vode_ros.runtime.scale import ScaleEstimator
+
     from tqdm import tqdm
 
     n = len(seq) if max_frames is None else min(len(seq), max_frames)
@@ -97,12 +105,13 @@ def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, prog
     images, depths, net_motion = [], [], [None]
     t_depth, t_net = [], []
     prev_in = None
+    scale = ScaleEstimator("camera_height", camera_height=camera_height) if camera_height else None
     for i in tqdm(range(n), desc=f"{seq.root.name} {mode}: depth", unit="frame", disable=None if progress else True,
                   leave=False):
         img = read_image(seq.left[i])
         t0 = time.perf_counter()
         if mode == "mono":
-            d = nets.depth_of(img, seq.k)
+            d = nets.depth_of(img, seq.k, scale)
         elif mode == "stereo":
             d = _sgbm(img, read_image(seq.right[i]), seq.k, seq.baseline, sgbm_div)
         elif mode == "rgbd":
@@ -207,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sgbm-div", type=int, default=None,
                     help="stereo mode: SGBM at 1/N resolution (default: the odometry node's, about 416 px wide)")
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    ap.add_argument("--camera-height", type=float, default=None, metavar="M",
+                    help="mono: scale the depth net's depth by this camera height over the fitted ground "
+                         "(the nodes' scale_mode camera_height; KITTI 1.65) instead of the model's metres")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
@@ -240,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mode == "rgbd" and (seq.depth is None or all(d is None for d in seq.depth)):
                 continue
-            frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div)
+            frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div,
+                             camera_height=args.camera_height)
             n = len(frames["images"])
             for source in sources:
                 out = run_source(seq, frames, source, base)
@@ -248,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                 ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
                 uses_net = source != "geometric"
                 fps = 1.0 / max(frames["t_depth"] + (frames["t_net"] if uses_net else 0.0) + ms, 1e-9)
-                row = {"sequence": folder.name, "first_frame": args.first_frame, "mode": mode, "source": source,
+                row = {"sequence": folder.name, "first_frame": args.first_frame,
+                       "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else ""),
+                       "source": source,
                        "frames": n,
                        **score(out["poses"], gt[:n]), "fps": fps,
                        "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * frames["t_net"],
