@@ -72,6 +72,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "or the folder's depth_0/ (auto: stereo where the folder has right images, else the net)")
     q.add_argument("--keyframes", action="store_true",
                    help="the odometry node's keyframes parameter: track from a kept reference frame (handheld, indoor)")
+    q.add_argument("--essential", default="auto", choices=("auto", "on", "off"),
+                   help="the odometry node's essential parameter: rotation and direction from the essential matrix, "
+                        "the length from PnP (auto: with the depth net's depth)")
     q.add_argument("--first-frame", type=int, default=0,
                    help="start at this frame, the ground truth rebased to it (KITTI 00: 14, its first poses are "
                         "a constant-velocity fill)")
@@ -102,7 +105,8 @@ def run(args) -> int:
             result = run_eval.evaluate_pose(args.data, args.model_dir, lengths=args.lengths,
                                             max_frames=args.max_frames, plots=args.plots, progress=progress,
                                             pose_source=args.pose_source, depth=args.depth,
-                                            keyframes=args.keyframes, first_frame=args.first_frame)
+                                            keyframes=args.keyframes, first_frame=args.first_frame,
+                                            essential=args.essential)
             text = run_eval.format_pose(result)
     except run_eval.EvalInputError as exc:
         print(f"vode eval {args.eval_task}: {exc}", file=sys.stderr)

@@ -5,6 +5,8 @@ Parameters (declared with ranges through nodes.params; the tuning ones apply liv
   geometry_depth       auto | depth_topic | stereo: where the geometry's depth comes from (start-up)
   depth_topic          the depth node's depth image (32FC1 metres, REP-118), for depth_topic
   depth_wait           how long a frame may wait for the previous frame's depth, s
+  essential            auto | on | off: rotation and direction from the essential matrix (auto: with the
+                       depth net's depth, i.e. geometry_depth depth_topic)
   min_inliers, ransac_threshold_px, max_features, work_width, keyframes, refine: the estimator's settings
 
 The per-frame logic is runtime.pose.frontend.PoseFrontEnd (no ROS); this module only turns ROS
@@ -23,7 +25,8 @@ from sensor_msgs.msg import Image
 
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.nodes.ros_msgs import depth_from_msg, stamp_to_ns
-from vode_ros.runtime.pose.depth_input import GEOMETRY_DEPTHS, DepthCache, resolve_geometry_depth
+from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, GEOMETRY_DEPTHS, DepthCache,
+                                               resolve_geometry_depth, use_essential)
 from vode_ros.runtime.pose.estimator import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
 from vode_ros.runtime.pose.frontend import PoseFrontEnd
 
@@ -55,10 +58,14 @@ class PoseSourceParams:
         d("keyframes", False, "track from a reference frame kept while it tracks well instead of the previous "
           "frame: less drift for a camera hovering over one scene (TUM fr1_xyz 0.064 -> 0.028 m), worse driving "
           "forward")
+        d("essential", "auto", "rotation and direction of travel from the essential matrix of the tracked corners, "
+          "the length from PnP on the depth: auto = with the depth net's depth (mono; KITTI 06 ATE-5 0.125 -> "
+          "0.053 m), not with stereo or sensor depth (PnP is better there)", choices=ESSENTIAL_CHOICES)
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
           "(measured worse than without in stereo)")
         p = node.params.value
         self.geometry = resolve_geometry_depth(p("geometry_depth"), node.mode, p("pose_source"))
+        self.essential = use_essential(p("essential"), self.geometry)
         cache = None
         if self.geometry == "depth_topic":
             cache = node.shared_depth or DepthCache()
@@ -73,15 +80,16 @@ class PoseSourceParams:
         self.frontend = PoseFrontEnd(self._config({}), self.geometry, cache, float(p("depth_wait")))
         self._lock = threading.Lock()
         self.depth_rejected = 0
-        node.params.on_change(["pose_source", *TUNING], self._apply_live)
+        node.params.on_change(["pose_source", "essential", *TUNING], self._apply_live)
         node.params.on_change(["depth_wait"], lambda v: setattr(self.frontend, "depth_wait_s", float(v["depth_wait"])))
         where = {"none": "none (the pose net alone)", "stereo": "SGBM of the stereo pair",
                  "depth_topic": "in-process depth node" if node.shared_depth else p("depth_topic")}[self.geometry]
-        node.get_logger().info(f"pose_source {p('pose_source')}, geometry depth: {where}")
+        node.get_logger().info(f"pose_source {p('pose_source')}, geometry depth: {where}"
+                               + (", essential matrix for rotation and direction" if self.essential else ""))
 
     def _config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
-        v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", *TUNING)}
-        return PoseEstimatorConfig(pose_source=v["pose_source"],
+        v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", "essential", *TUNING)}
+        return PoseEstimatorConfig(pose_source=v["pose_source"], essential=use_essential(v["essential"], self.geometry),
                                    **{field: type(getattr(PoseEstimatorConfig, field))(v[name])
                                       for name, field in TUNING.items()})
 

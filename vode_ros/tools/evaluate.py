@@ -257,7 +257,8 @@ def pose_depth_mode(seq, pose_source: str, depth: str) -> str:
 
 
 def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", model_dir=None,
-                       progress: bool | None = None, keyframes: bool = False) -> tuple[np.ndarray, dict, dict]:
+                       progress: bool | None = None, keyframes: bool = False, essential: str = "auto"
+                       ) -> tuple[np.ndarray, dict, dict]:
     """The odometry node's PoseEstimator over the sequence (pose_bench's prepare / run_source).
 
     -> (absolute (N, 4, 4) with frame 0 at the origin, estimator statistics, the models used)."""
@@ -272,9 +273,12 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
     nets = NetRunner(models.get("depth"), models.get("pose")) if models else None
     show = progress is not False
     frames = prepare(seq, depth_mode, nets, None, progress=show)
-    out = run_source(seq, frames, pose_source, PoseEstimatorConfig(keyframes=keyframes), progress=show)
+    from vode_ros.runtime.pose.depth_input import use_essential
+
+    config = PoseEstimatorConfig(keyframes=keyframes, essential=use_essential(essential, depth_mode))
+    out = run_source(seq, frames, pose_source, config, progress=show)
     st = out["stats"]
-    stats = {"fallbacks": int(st["fallback"]),
+    stats = {"fallbacks": int(st["fallback"]), "essential": config.essential,
              "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
              "inlier_ratio_median": float(np.median(st["inlier_ratio"])) if st["inlier_ratio"] else None,
              "rmse_px_median": float(np.nanmedian(st["rmse_px"])) if st["rmse_px"] else None,
@@ -287,13 +291,13 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
                   lengths: tuple[float, ...] | None = None, max_frames: int | None = None,
                   plots: str | Path | None = None, progress: bool | None = None,
                   pose_source: str = "hybrid", depth: str = "auto", keyframes: bool = False,
-                  first_frame: int = 0) -> dict:
+                  first_frame: int = 0, essential: str = "auto") -> dict:
     """Trajectory metrics of a pose source on ``data`` against its poses.txt (see the module doc).
 
     pose_source: net | geometric | hybrid (the odometry node's parameter); depth: the geometry's
     depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt;
-    keyframes: the odometry node's parameter of that name; first_frame: start there, the ground
-    truth rebased to it."""
+    keyframes, essential: the odometry node's parameters of those names; first_frame: start there,
+    the ground truth rebased to it."""
     from vode_ros.runtime.pose.estimator import POSE_SOURCES
 
     if pose_source not in POSE_SOURCES:
@@ -306,7 +310,11 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         raise EvalInputError(f"{seq.root}: pose evaluation needs at least 5 frames, got {len(seq)}")
     depth_mode = pose_depth_mode(seq, pose_source, depth)
     t0 = time.perf_counter()
-    est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress, keyframes)
+    try:
+        est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress, keyframes,
+                                                essential)
+    except ValueError as exc:          # a bad choice of essential
+        raise EvalInputError(str(exc)) from exc
     seconds = time.perf_counter() - t0
     gt = np.linalg.inv(seq.poses[0]) @ seq.poses        # frame 0 at the origin, like est
     ate5_mean, ate5_std = tj.ate5(est, gt)
@@ -342,6 +350,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "per_frame_error_sim3": per_frame,
         "pose_source": pose_source,
         "keyframes": keyframes,
+        "essential": stats["essential"],
         "depth": {"none": "none (the pose net alone)", "mono": "depth net", "stereo": "stereo SGBM (about 416 px wide)",
                   "rgbd": "sensor depth (depth_0/)"}[depth_mode],
         "estimator": stats,
@@ -417,7 +426,8 @@ def format_pose(result: dict) -> str:
     start = f" from frame {result['first_frame']} (ground truth rebased)" if result.get("first_frame") else ""
     lines = [f"pose: {result['n_frames']} frames of {result['data']}{start}, GT path {result['path_length_gt']:.1f} m, "
              f"estimated path {result['path_length_est']:.1f} m",
-             f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}, "
+             f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}"
+             f"{', essential matrix for rotation and direction' if result.get('essential') else ''}, "
              f"depth {result['depth']}; pose net {model}; "
              f"{st['fallbacks']} fallbacks to the net"
              + (f", median {st['inliers_median']:.0f} inliers" if st["inliers_median"] is not None else ""),

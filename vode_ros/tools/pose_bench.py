@@ -31,7 +31,7 @@ import numpy as np
 from vode_ros.core.kitti import KittiFormatError, load_sequence, read_depth, read_image
 from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
 from vode_ros.core.trajectory import ate5, ate_rmse, path_length
-from vode_ros.runtime.pose.depth_input import stereo_geometry_depth
+from vode_ros.runtime.pose.depth_input import ESSENTIAL_CHOICES, stereo_geometry_depth, use_essential
 from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--camera-height", type=float, default=None, metavar="M",
                     help="mono: scale the depth net's depth by this camera height over the fitted ground "
                          "(the nodes' scale_mode camera_height; KITTI 1.65) instead of the model's metres")
+    ap.add_argument("--essential", default="auto", choices=ESSENTIAL_CHOICES,
+                    help="rotation and direction from the essential matrix, the length from PnP (the odometry "
+                         "node's parameter; auto: in mono, with the depth net's depth)")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
@@ -255,14 +258,16 @@ def main(argv: list[str] | None = None) -> int:
             frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div,
                              camera_height=args.camera_height)
             n = len(frames["images"])
+            mode_cfg = replace(base, essential=use_essential(args.essential, mode))
             for source in sources:
-                out = run_source(seq, frames, source, base)
+                out = run_source(seq, frames, source, mode_cfg)
                 st = out["stats"]
                 ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
                 uses_net = source != "geometric"
                 fps = 1.0 / max(frames["t_depth"] + (frames["t_net"] if uses_net else 0.0) + ms, 1e-9)
                 row = {"sequence": folder.name, "first_frame": args.first_frame,
-                       "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else ""),
+                       "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else "")
+                       + ("+essential" if mode_cfg.essential else ""),
                        "source": source,
                        "frames": n,
                        **score(out["poses"], gt[:n]), "fps": fps,

@@ -46,6 +46,21 @@ def resolve_geometry_depth(choice: str, mode: str, pose_source: str) -> str:
     return choice
 
 
+ESSENTIAL_CHOICES = ("auto", "on", "off")
+
+
+def use_essential(choice: str, geometry: str) -> bool:
+    """Parameter ``essential`` -> whether the estimator takes rotation and direction from the
+    essential matrix (PoseEstimatorConfig.essential). 'auto': where the geometry's depth is the
+    depth net's ('depth_topic' in the node, 'mono' offline), whose shape errors mislead PnP; with
+    stereo or sensor depth PnP is better (KITTI 06 stereo ATE-5 0.0095 m vs 0.0216 with it)."""
+    if choice not in ESSENTIAL_CHOICES:
+        raise ValueError(f"essential must be one of {', '.join(ESSENTIAL_CHOICES)}, got {choice!r}")
+    if choice == "auto":
+        return geometry in ("depth_topic", "mono")
+    return choice == "on"
+
+
 def sgbm_divisor(width: int) -> int:
     """Whole downscale factor that brings an image ``width`` px wide to about SGBM_WIDTH (>= 1)."""
     return max(1, round(width / SGBM_WIDTH))

@@ -1,0 +1,67 @@
+"""Rotation and direction of travel from the essential matrix of tracked corners (monocular).
+
+With a monocular camera the depth comes from the depth net, and its errors of *shape* (a
+smoothed ground ramp where the scene has a wall) go straight into a PnP motion: the lifted 3D
+points are wrong, and so is the motion that projects them onto the tracked corners. The
+essential matrix needs no depth: rotation and the direction of translation come from the 2D
+correspondences alone (five-point RANSAC, cv2.findEssentialMat + recoverPose), as in DF-VO
+(Zhan et al. 2020). The length of the translation still has to come from the depth; the caller
+keeps PnP's (see the estimator for what was measured).
+
+Where the translation gives too little parallax the essential matrix is ill-posed (pure rotation,
+standing still); the caller keeps the PnP motion there (``translation_parallax``).
+
+Conventions as pnp.py: T_cur_prev maps previous-camera points into the current camera.
+numpy + OpenCV only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vode_ros.runtime.pose.tracking import project
+
+
+@dataclass
+class EssentialResult:
+    rotation: np.ndarray              # (3, 3) R_cur_prev
+    direction: np.ndarray             # (3,) unit translation of T_cur_prev
+    inliers: np.ndarray               # (N,) bool over the correspondences given
+
+
+def translation_parallax(pts3d_prev: np.ndarray, t_cur_prev: np.ndarray, k: np.ndarray) -> float:
+    """Median pixel shift that the translation of T_cur_prev alone causes at (N, 3) previous-camera points.
+
+    The corners' displacement minus what the rotation explains: the baseline the essential
+    matrix sees. Pure rotation gives 0 whatever the flow."""
+    rot_only = t_cur_prev.copy()
+    rot_only[:3, 3] = 0.0
+    uv_full, z_full = project(pts3d_prev, t_cur_prev, k)
+    uv_rot, z_rot = project(pts3d_prev, rot_only, k)
+    ok = (z_full > 1e-3) & (z_rot > 1e-3)
+    if not ok.any():
+        return 0.0
+    return float(np.median(np.linalg.norm(uv_full[ok] - uv_rot[ok], axis=1)))
+
+
+def essential_motion(uv_prev: np.ndarray, uv_cur: np.ndarray, k: np.ndarray, threshold_px: float = 1.0,
+                     min_inliers: int = 30, confidence: float = 0.999) -> EssentialResult | None:
+    """Rotation and unit translation of T_cur_prev from (N, 2) corners in the previous and current
+    image (pixels, K (3, 3)); None where RANSAC keeps fewer than ``min_inliers`` correspondences."""
+    import cv2
+
+    if len(uv_prev) < max(5, min_inliers):
+        return None
+    a = np.ascontiguousarray(uv_prev, np.float64)
+    b = np.ascontiguousarray(uv_cur, np.float64)
+    e, mask = cv2.findEssentialMat(a, b, k, method=cv2.RANSAC, prob=confidence, threshold=threshold_px)
+    if e is None or e.shape[0] < 3:
+        return None
+    # Several solutions may come stacked (3k x 3); recoverPose's cheirality test picks among the
+    # four decompositions of the first, the one RANSAC scored best.
+    _, r, t, mask = cv2.recoverPose(e[:3], a, b, k, mask=mask)
+    inliers = mask.ravel() > 0
+    if inliers.sum() < min_inliers:
+        return None
+    return EssentialResult(r, t.ravel() / max(float(np.linalg.norm(t)), 1e-12), inliers)
