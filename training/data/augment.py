@@ -100,11 +100,11 @@ def mirror_motion(t_src_tgt: torch.Tensor, baseline: float = 0.0, swap: bool = F
 
 
 def mirror_snippet(tgt: torch.Tensor, src: torch.Tensor, k: torch.Tensor, right: torch.Tensor | None = None,
-                   right_src: torch.Tensor | None = None, baseline: float = 0.0):
+                   right_src: torch.Tensor | None = None):
     """Flip a snippet left-right (monodepth2's flip augmentation), keeping its geometry exact.
 
-    tgt (C, H, W), src (S, C, H, W), k (3, 3); with a stereo pair also right (C, H, W), right_src
-    (S, C, H, W) and the baseline. In the mirror image of a rectified pair the right camera is on
+    tgt (C, H, W), src (S, C, H, W), k (3, 3); with a stereo pair also right (C, H, W) and right_src
+    (S, C, H, W). In the mirror image of a rectified pair the right camera is on
     the left, so the flipped right images become the left camera's and the flipped left images the
     right camera's: the pair stays a standard one with the same positive baseline (the hint, the
     stereo warp and every stereo loss need no sign). Motions follow with :func:`mirror_motion`

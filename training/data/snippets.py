@@ -178,7 +178,7 @@ class SnippetDataset(Dataset):
                 right, right_src = imgs[2], imgs[3]
         flipped = self.augment and self.flip and bool(torch.rand(()) < 0.5)
         if flipped:
-            tgt, src, k, right, right_src = mirror_snippet(tgt, src, k, right, right_src, self.baselines[seq_i])
+            tgt, src, k, right, right_src = mirror_snippet(tgt, src, k, right, right_src)
         item = {"tgt": tgt, "src": src, "K": k,
                 "baseline": torch.tensor(self.baselines[seq_i], dtype=torch.float32),
                 "index": torch.tensor(seq.frame_ids[t]), "stride": torch.tensor(stride)}

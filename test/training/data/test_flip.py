@@ -23,7 +23,7 @@ def test_mirrored_stereo_snippet_warps_as_well_as_the_original(kitti_dir):
     ds = KittiSnippets(kitti_dir, stereo=True, offsets=(-1, 1))
     it = ds[10]
     b = float(it["baseline"])
-    tgt, src, k, right, right_src = mirror_snippet(it["tgt"], it["src"], it["K"], it["right"], it["right_src"], b)
+    tgt, src, k, right, right_src = mirror_snippet(it["tgt"], it["src"], it["K"], it["right"], it["right_src"])
     motions = mirror_motion(it["gt_src_tgt"], b, swap=True)
     hint = stereo_hint(tgt, right, k, b)                      # the mirrored pair is a standard rectified pair
     assert (hint > 0).float().mean() > 0.4
@@ -42,8 +42,8 @@ def test_mirroring_twice_gives_the_snippet_back():
     tgt, src = torch.rand(1, 8, 12, generator=g), torch.rand(2, 1, 8, 12, generator=g)
     right, right_src = torch.rand(1, 8, 12, generator=g), torch.rand(2, 1, 8, 12, generator=g)
     k = torch.tensor([[10.0, 0, 4.3], [0, 10.0, 3.0], [0, 0, 1]])
-    once = mirror_snippet(tgt, src, k, right, right_src, 0.5)
-    twice = mirror_snippet(*once[:3], *once[3:], 0.5)
+    once = mirror_snippet(tgt, src, k, right, right_src)
+    twice = mirror_snippet(*once)
     for a, b in zip(twice, (tgt, src, k, right, right_src)):
         assert torch.equal(a, b)
     t = torch.eye(4)
