@@ -444,6 +444,7 @@ class PoseEstimator:
                         if t_two is not None:
                             result.t_cur_prev = invert_se3(t_two)
                     if result is not None and cfg.essential:
+                        # The covariance stays PnP's: the same corners, and the length is PnP's.
                         t_e = self._essential(pts0[ok], pts1[ok], k_w, p3[result.inliers], result.t_cur_prev, est)
                         if t_e is not None:
                             result.t_cur_prev = t_e
