@@ -315,3 +315,12 @@ def test_essential_parameter_follows_the_depth_source():
     assert use_essential("on", "stereo") and not use_essential("off", "mono")
     with pytest.raises(ValueError, match="essential must be one of"):
         use_essential("yes", "mono")
+
+
+def test_essential_motion_gives_up_on_degenerate_correspondences():
+    from vode_ros.runtime.pose.essential import essential_motion
+
+    k = np.array([[200.0, 0, 100], [0, 200.0, 60], [0, 0, 1]])
+    still = np.random.default_rng(0).uniform(0, 200, (50, 2))
+    assert essential_motion(still, still, k) is None                 # no motion at all
+    assert essential_motion(still[:4], still[:4] + 1.0, k) is None   # fewer than five points

@@ -55,12 +55,15 @@ def essential_motion(uv_prev: np.ndarray, uv_cur: np.ndarray, k: np.ndarray, thr
         return None
     a = np.ascontiguousarray(uv_prev, np.float64)
     b = np.ascontiguousarray(uv_cur, np.float64)
-    e, mask = cv2.findEssentialMat(a, b, k, method=cv2.RANSAC, prob=confidence, threshold=threshold_px)
-    if e is None or e.shape[0] < 3:
+    try:
+        e, mask = cv2.findEssentialMat(a, b, k, method=cv2.RANSAC, prob=confidence, threshold=threshold_px)
+        if e is None or e.shape[0] < 3:
+            return None
+        # Several solutions may come stacked (3k x 3); recoverPose's cheirality test picks among
+        # the four decompositions of the first, the one RANSAC scored best.
+        _, r, t, mask = cv2.recoverPose(e[:3], a, b, k, mask=mask)
+    except cv2.error:                     # degenerate configurations (all points on a line, ...)
         return None
-    # Several solutions may come stacked (3k x 3); recoverPose's cheirality test picks among the
-    # four decompositions of the first, the one RANSAC scored best.
-    _, r, t, mask = cv2.recoverPose(e[:3], a, b, k, mask=mask)
     inliers = mask.ravel() > 0
     if inliers.sum() < min_inliers:
         return None
