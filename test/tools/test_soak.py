@@ -21,6 +21,9 @@ def test_size_parses_and_names_the_format_when_wrong():
 @pytest.mark.needs_data
 @pytest.mark.needs_models
 def test_a_short_soak_at_the_nets_size_counts_every_frame(kitti_dir, models_dir, tmp_path):
+    from ros_helpers import ensure_rclpy
+
+    ensure_rclpy()             # rclpy already initialised in this process, as in a full test session
     result = run_soak(0.2, 10.0, kitti_dir, models_dir, tmp_path / "soak.json", log=lambda m: None, size=(416, 128))
     assert result["image_size"] == [416, 128] and result["published"] >= 100
     for kind in ("depth", "odometry"):

@@ -107,8 +107,14 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     run_cmd = [sys.executable, "-m", "vode_ros.cli.main", "run"] + (["--model-dir", str(model_dir)] if model_dir else [])
     nodes = subprocess.Popen(run_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
-    rclpy.init()
-    probe = rclpy.create_node("vode_soak_probe")
+    from rclpy.executors import SingleThreadedExecutor
+
+    # A context of its own: the caller (a test session, a tool) may have rclpy initialised already.
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = rclpy.create_node("vode_soak_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
     lat = {"depth": [], "odom": []}
     status: dict[str, VodeStatus] = {}
     process_ms: dict[str, list[float]] = {"depth": [], "pose": []}
@@ -129,7 +135,7 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
             process_ms.setdefault(m.node, []).append(float(m.process_ms))
 
     probe.create_subscription(VodeStatus, "/vode/status", on_status, rel)
-    spin = threading.Thread(target=rclpy.spin, args=(probe,), daemon=True)
+    spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
     try:
         t_wait = time.monotonic() + 60
@@ -150,8 +156,9 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
         published = json.loads(camera.stdout.read().strip().splitlines()[-1])["published"]
         time.sleep(2.0)
     finally:
+        executor.shutdown()
         probe.destroy_node()
-        rclpy.try_shutdown()
+        context.try_shutdown()
         if nodes.poll() is None:
             os.killpg(nodes.pid, signal.SIGINT)
             try:
