@@ -105,8 +105,6 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     run_cmd = [sys.executable, "-m", "vode_ros.cli.main", "run"] + (["--model-dir", str(model_dir)] if model_dir else [])
-    nodes = subprocess.Popen(run_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
     from rclpy.executors import SingleThreadedExecutor
 
     # A context of its own: the caller (a test session, a tool) may have rclpy initialised already.
@@ -137,6 +135,9 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
     probe.create_subscription(VodeStatus, "/vode/status", on_status, rel)
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
+    # Started last before the try: whatever fails above leaves no node process behind.
+    nodes = subprocess.Popen(run_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
     try:
         t_wait = time.monotonic() + 60
         while probe.count_publishers("/depth/image") < 1 or probe.count_publishers("/odom") < 1:
