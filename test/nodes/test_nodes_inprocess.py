@@ -30,12 +30,14 @@ def seq(kitti_dir):
 
 
 def _send(h, seq, encodings, t0=100.0):
-    n_odom, n_depth = len(h.got["odom"]), len(h.got["depth"])
+    # Odometry and its TF arrive on two topics: wait for both, or the last of each can differ.
+    n_odom, n_depth, n_tf = len(h.got["odom"]), len(h.got["depth"]), len(h.got["tf"])
     for i, enc in enumerate(encodings):
         grey = read_image(seq.left[i])
         img = {"mono8": grey, "rgb8": np.dstack([grey] * 3), "bgr8": np.dstack([grey] * 3)}[enc]
         h.publish_frame(img, enc, seq.k, t0 + 0.1 * i)
-        h.wait_for(lambda n=i: len(h.got["odom"]) > n_odom + n and len(h.got["depth"]) > n_depth + n, 10.0)
+        h.wait_for(lambda n=i: len(h.got["odom"]) > n_odom + n and len(h.got["depth"]) > n_depth + n
+                   and len(h.got["tf"]) > n_tf + n, 10.0)
 
 
 def test_depth_odometry_and_tf(harness, seq):
