@@ -61,6 +61,16 @@ from .export_wrappers import FinestInvDepth
 STYLES = ("monodepth2", "sfmlearner")
 
 
+def _warp_error(out, tgt: torch.Tensor, scale: int, source: int, kind: str, ssim_weight: float) -> torch.Tensor:
+    """Photometric error (B, 1, H, W) of source ``source`` warped with scale ``scale``'s depth,
+    computed once per step: the photometric and the depth-hint terms both need the stereo one."""
+    cache = out.setdefault("warp_errors", {})
+    key = (scale, source, kind, ssim_weight)
+    if key not in cache:
+        cache[key] = photometric_error(out["warped"][scale][source], tgt, kind, ssim_weight)
+    return cache[key]
+
+
 class PhotometricTerm(LossTerm):
     """Reprojection loss over the sources whose kind is in ``kinds`` ("temporal", "stereo")."""
 
@@ -83,8 +93,8 @@ class PhotometricTerm(LossTerm):
         has_pair = (batch["baseline"] > 0).to(tgt.dtype).view(-1, 1, 1, 1)
         keep = [has_pair if out["source_kinds"][i] == "stereo" else 1.0 for i in use]
         losses = []
-        for warped, valid in zip(out["warped"], out["valid"]):       # per scale
-            errors = [photometric_error(warped[i], tgt, self.kind, self.ssim_weight) for i in use]
+        for scale, valid in enumerate(out["valid"]):
+            errors = [_warp_error(out, tgt, scale, i, self.kind, self.ssim_weight) for i in use]
             masks = [valid[i] * k for i, k in zip(use, keep)]
             losses.append(reprojection_loss(errors, masks, self.min_reprojection, identity))
         return torch.stack(losses).mean()
@@ -170,8 +180,8 @@ class DepthHintTerm(LossTerm):
         tgt, hint = batch["tgt"], batch["hint"]                        # (B, C, H, W), (B, 1, H, W)
         err_hint = hint_error(batch["right"], tgt, hint, out["transforms"][i], batch["K"], self.kind,
                               self.ssim_weight)
-        losses = [hint_loss(depth, hint, photometric_error(warped[i], tgt, self.kind, self.ssim_weight), err_hint)
-                  for depth, warped in zip(out["depths"], out["warped"])]
+        losses = [hint_loss(depth, hint, _warp_error(out, tgt, scale, i, self.kind, self.ssim_weight), err_hint)
+                  for scale, depth in enumerate(out["depths"])]
         return torch.stack(losses).mean()
 
 
