@@ -23,12 +23,10 @@ HINT_DISPARITIES = 64
 HINT_BLOCK = 5
 
 
-def _grey_u8(img: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> (H, W) uint8 grey."""
-    x = img.clamp(0, 1)
-    if x.shape[0] == 3:
-        x = 0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3]
-    return (x[0] * 255.0 + 0.5).to(torch.uint8).numpy()
+def _as_u8_image(img: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W) or (H, W, 3) uint8; ``sgbm_depth`` makes colour grey."""
+    x = (img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).contiguous().numpy()
 
 
 def stereo_hint(left: torch.Tensor, right: torch.Tensor, k: torch.Tensor, baseline: float,
@@ -39,6 +37,6 @@ def stereo_hint(left: torch.Tensor, right: torch.Tensor, k: torch.Tensor, baseli
     height, width = left.shape[-2:]
     if baseline <= 0:
         return torch.zeros(1, height, width)
-    depth = sgbm_depth(_grey_u8(left), _grey_u8(right), float(k[0, 0]), float(baseline),
+    depth = sgbm_depth(_as_u8_image(left), _as_u8_image(right), float(k[0, 0]), float(baseline),
                        num_disparities=HINT_DISPARITIES, block_size=HINT_BLOCK, max_depth=max_depth)
     return torch.from_numpy(depth)[None]
