@@ -14,7 +14,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
+from vode_ros.tools import launch_runner
 from vode_ros.core.resources import demo_clip
 
 DEFAULT_DATA = demo_clip()
@@ -47,8 +47,6 @@ class DemoIncomplete(RuntimeError):
 
 
 def _launch_arguments(model_dir: Path | None, mode: str, pose_source: str) -> dict:
-    from vode_ros.tools import launch_runner
-
     args: dict = {"mode": mode, "reliable_input": True}
     if model_dir:
         args["model_dir"] = str(model_dir)
@@ -61,8 +59,6 @@ def _start_nodes(model_dir: Path | None, log_path: Path, env: dict, mode: str = 
                  pose_source: str = DEFAULT_POSE_SOURCE) -> tuple[subprocess.Popen, str]:
     """The nodes in a second process: launch/vode.launch.py where ROS 2 launch is installed, else
     `vode run` (its twin from the same parameter file). Returns (process, "ros2 launch" | "vode run")."""
-    from vode_ros.tools import launch_runner
-
     try:
         return launch_runner.start(_launch_arguments(model_dir, mode, pose_source), log_path=log_path,
                                    env=env), "ros2 launch"
@@ -77,16 +73,6 @@ def _start_nodes(model_dir: Path | None, log_path: Path, env: dict, mode: str = 
     with open(log_path, "w") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True), \
             "vode run"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: float,
@@ -154,7 +140,7 @@ def play_and_record(in_bag: Path, out_bag: Path, model_dir: Path | None, rate: f
         player.destroy_node()
         recorder.destroy_node()
         rclpy.try_shutdown()
-        _stop(proc)
+        launch_runner.stop(proc)      # either runner: SIGINT to its process group, as Ctrl-C
     return {"play_s": play_s, "wall_s": wall_s, "counts": dict(recorder.counts), "node_log": str(node_log),
             "runner": runner}
 

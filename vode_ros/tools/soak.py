@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
+from vode_ros.tools import launch_runner
 
 
 def rss_mb(pid: int) -> float:
@@ -160,12 +160,7 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
         executor.shutdown()
         probe.destroy_node()
         context.try_shutdown()
-        if nodes.poll() is None:
-            os.killpg(nodes.pid, signal.SIGINT)
-            try:
-                nodes.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(nodes.pid, signal.SIGKILL)
+        launch_runner.stop(nodes)
     # RSS growth after warm-up (allocator pools, ORT arenas and DDS buffers fill first):
     # the first 10 % of the run, at least 30 s when the run is long enough.
     warmup = max(0.1 * seconds, min(30.0, 0.5 * seconds))
