@@ -61,7 +61,7 @@ def test_scores_beside_constant_and_domain_cap(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_eval, "_load_model", lambda model_dir, kind: _Model())
     monkeypatch.setattr(inference, "DepthEstimator", _TwiceAsFar)
-    r = run_eval.evaluate_depth(root, progress=False)
+    r = run_eval.evaluate_depth(root, progress=False, plots=tmp_path / "plots")
     assert r["gt_source"] == "png" and r["settings"]["max_depth"] == 10.0      # indoor cap
     assert r["scores"]["median_scaled"]["abs_rel"] == pytest.approx(0.0, abs=1e-3)
     assert r["scores"]["metric"]["abs_rel"] == pytest.approx(1.0, abs=1e-3)
@@ -73,6 +73,13 @@ def test_scores_beside_constant_and_domain_cap(tmp_path, monkeypatch):
     assert r["scores"]["constant"]["abs_rel"] == pytest.approx(expect, rel=1e-4)
     text = run_eval.format_depth(r)
     assert "constant (GT median)" in text and "predicted / true scale: 2.000" in text
+    # Where the error sits: indoor depth ranges, every populated group 2x too far (metric headline).
+    ranges = [g for g in r["breakdown"]["ranges"] if g["n_pixels"]]
+    assert [g["group"] for g in ranges] == ["1-2 m", "2-4 m", "4-10 m"]     # the wall: 1..4 m
+    assert all(g["pred_over_true"] == pytest.approx(2.0, rel=1e-3) for g in ranges + r["breakdown"]["bands"][1:])
+    assert r["breakdown"]["bands"][0]["n_pixels"] > 0
+    assert "Abs Rel by ground-truth depth" in text
+    assert (tmp_path / "plots" / "depth_error_breakdown.png").stat().st_size > 0
 
 
 def test_outdoor_cap_and_missing_truth(tmp_path):

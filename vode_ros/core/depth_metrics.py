@@ -63,6 +63,30 @@ def errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, min_depth: float, max_depth: float, garg_crop: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-2 of the protocol: -> (gt (H, W), pred resized to (H, W), valid (H, W) bool).
+
+    gt (H, W) metres, 0 = none; pred (h, w), (1, h, w) or (h, w, 1). Valid: finite GT inside
+    (min_depth, max_depth), inside the Garg crop if asked, and a finite prediction."""
+    gt = np.asarray(gt, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    if gt.ndim != 2:
+        raise ValueError(f"gt must be (H, W), got {gt.shape}")
+    if pred.ndim == 3 and pred.shape[0] == 1:
+        pred = pred[0]
+    elif pred.ndim == 3 and pred.shape[-1] == 1:
+        pred = pred[..., 0]
+    if pred.ndim != 2:
+        raise ValueError(f"pred must be (H, W), got {pred.shape}")
+    if pred.shape != gt.shape:
+        pred = _resize_bilinear(pred, gt.shape).astype(np.float64)
+    valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred)
+    if garg_crop:
+        valid &= garg_crop_mask(*gt.shape)
+    return gt, pred, valid
+
+
 def compute_depth_metrics(
     gt: np.ndarray,
     pred: np.ndarray,
@@ -77,26 +101,8 @@ def compute_depth_metrics(
     scaling) and ``n_valid`` (pixels evaluated). With no valid pixel every metric is NaN and
     ``n_valid`` is 0; :func:`mean_metrics` skips such images.
     """
-    gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    if gt.ndim != 2:
-        raise ValueError(f"gt must be (H, W), got {gt.shape}")
-    if pred.ndim == 3 and pred.shape[0] == 1:
-        pred = pred[0]
-    elif pred.ndim == 3 and pred.shape[-1] == 1:
-        pred = pred[..., 0]
-    if pred.ndim != 2:
-        raise ValueError(f"pred must be (H, W), got {pred.shape}")
-    if pred.shape != gt.shape:
-        pred = _resize_bilinear(pred, gt.shape).astype(np.float64)
-
-    valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth)
-    if garg_crop:
-        valid &= garg_crop_mask(*gt.shape)
-    gt_v = gt[valid]
-    pred_v = pred[valid]
-    ok = np.isfinite(pred_v)
-    gt_v, pred_v = gt_v[ok], pred_v[ok]
+    gt, pred, valid = evaluated_pixels(gt, pred, min_depth, max_depth, garg_crop)
+    gt_v, pred_v = gt[valid], pred[valid]
     if gt_v.size == 0:
         out = {k: float("nan") for k in METRIC_NAMES}
         out.update(scale=float("nan"), n_valid=0)

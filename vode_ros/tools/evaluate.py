@@ -16,6 +16,10 @@ scores three predictions on the same pixels:
 - ``constant``: one constant depth per image, the GT median (median scaling of any constant):
   the bar a model has to clear to have learned anything about structure.
 
+Beside the scores, ``breakdown`` says where the headline prediction is wrong: Abs Rel and
+predicted / true depth by image band (top to bottom) and by GT depth range, pixels pooled over
+the images (``vode_ros.core.depth_breakdown``); with ``plots`` also as a figure.
+
 The depth cap is the one of the domain: 80 m when the GT reaches past 20 m (driving), 10 m
 indoors (``max_depth=None``, the default; the median GT depth of the first frames decides).
 The Garg crop defaults to on for Velodyne GT only (it describes the LiDAR's coverage).
@@ -45,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.core import depth_metrics as dm
+from vode_ros.core.depth_breakdown import DepthErrorBreakdown, default_depth_edges
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
 from vode_ros.core.depth_truth import (GT_LABELS, GT_SOURCES, DepthTruthError, GroundTruth,  # noqa: F401
@@ -168,7 +173,7 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
     k_net = model.intrinsics_for_net(seq.k, seq.image_size)
     frames = list(range(0, len(seq), max(1, int(stride))))
     rows: dict[str, list[dict]] = {"median_scaled": [], "metric": [], "constant": []}
-    samples, cap = {}, max_depth
+    samples, cap, breakdown = {}, max_depth, None
     keep = {frames[0], frames[len(frames) // 2], frames[-1]}
     t0 = time.perf_counter()
     for i in _progress(frames, "depth", len(frames), progress):
@@ -178,13 +183,17 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
         if cap is None:
             cap = domain_cap([gt_depth])
         common = {"min_depth": min_depth, "max_depth": cap, "garg_crop": garg_crop}
+        if breakdown is None:
+            breakdown = DepthErrorBreakdown(depth_edges=default_depth_edges(cap), **common)
         for name, p, med in (("median_scaled", pred, True), ("metric", pred, False),
                              ("constant", np.ones_like(pred), True)):
             m = dm.compute_depth_metrics(gt_depth, p, median_scaling=med, **common)
             m["frame"] = i
             rows[name].append(m)
+        scale = rows["median_scaled"][-1]["scale"] if median_scaling else 1.0
+        if np.isfinite(scale):
+            breakdown.add(gt_depth, pred, scale)
         if plots is not None and i in keep:
-            scale = rows["median_scaled"][-1]["scale"] if median_scaling else 1.0
             samples[i] = (img, pred * (scale if np.isfinite(scale) else 1.0), gt_depth)
     seconds = time.perf_counter() - t0
     means = {name: dm.mean_metrics(r) for name, r in rows.items()}
@@ -213,9 +222,12 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
         "seconds": seconds,
         "per_image": [{"frame": r["frame"], "abs_rel": r["abs_rel"], "scale": r["scale"],
                        "n_valid": r["n_valid"]} for r in rows["median_scaled"]],
+        "breakdown": breakdown.result() if breakdown is not None else {"bands": [], "ranges": []},
     }
     if plots is not None:
         result["plots"] = _depth_plots(Path(plots), samples, rows[headline], source, median_scaling)
+        result["plots"].append(str(_breakdown_png(Path(plots) / "depth_error_breakdown.png", result["breakdown"],
+                                                  headline)))
     return result
 
 
@@ -397,6 +409,45 @@ def _curve_png(path: Path, x, y, xlabel: str, ylabel: str, title: str) -> Path:
     return path
 
 
+def _breakdown_png(path: Path, breakdown: dict, headline: str) -> Path:
+    """Two panels (image bands, GT depth ranges): Abs Rel bars, predicted / true depth written on each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(10, 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    for j, (key, title) in enumerate((("bands", "by image band"), ("ranges", "by ground-truth depth"))):
+        ax = fig.add_subplot(1, 2, j + 1)
+        rows = breakdown[key]
+        x = np.arange(len(rows))
+        vals = np.array([r["abs_rel"] for r in rows], dtype=np.float64)
+        ax.bar(x, np.nan_to_num(vals), color="tab:red", alpha=0.8)
+        for xi, r in zip(x, rows):
+            if r["n_pixels"]:
+                ax.text(xi, r["abs_rel"], f"x{r['pred_over_true']:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(x, [r["group"].replace(" (", "\n(") for r in rows], fontsize=8)
+        ax.set_ylabel("Abs Rel")
+        ax.set_title(f"{title} ({headline.replace('_', '-')}; xN = predicted / true)", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name("." + path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def format_breakdown(breakdown: dict) -> list[str]:
+    """Two short tables: Abs Rel and predicted / true depth per band and per depth range."""
+    lines = []
+    for key, title in (("bands", "by image band"), ("ranges", "by ground-truth depth")):
+        rows = [r for r in breakdown.get(key, []) if r["n_pixels"]]
+        if rows:
+            cells = ", ".join(f"{r['group']} {r['abs_rel']:.3f} (x{r['pred_over_true']:.2f})" for r in rows)
+            lines.append(f"Abs Rel {title} (predicted / true): {cells}")
+    return lines
+
+
 def format_depth(result: dict) -> str:
     s = result["settings"]
     lines = [f"depth: {result['n_images']} images of {result['data']} vs. {GT_LABELS[result['gt_source']]}; "
@@ -414,6 +465,7 @@ def format_depth(result: dict) -> str:
     sc = result["scale"]
     if sc["scale_median"] is not None and np.isfinite(sc["scale_median"]):
         lines.append(f"median-scaling ratio: median {sc['scale_median']:.3f}, std/median {sc['scale_std_rel']:.3f}")
+    lines += format_breakdown(result.get("breakdown", {}))
     if result["n_skipped"]:
         lines.append(f"({result['n_skipped']} images without valid ground truth skipped)")
     return "\n".join(lines)
