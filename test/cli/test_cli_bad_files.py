@@ -52,3 +52,19 @@ def test_export_and_resume_on_a_corrupt_checkpoint_name_it(tmp_path, content):
               "--no-progress", cwd=repo)
     assert r.returncode == 1 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not run.exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "bad_metadata"])
+def test_run_on_a_missing_or_damaged_bag_names_it_before_any_node_starts(tmp_path, damage):
+    """`vode run --bag` on a missing folder or a bag with unreadable metadata.yaml | one line naming the bag
+    and what to do, exit 2, no traceback, no node started
+    """
+    bag = tmp_path / "bag"
+    if damage == "bad_metadata":
+        bag.mkdir()
+        (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n")
+    r = _vode("run", "--bag", str(bag), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert str(bag) in r.stderr and "Traceback" not in r.stderr
+    assert ("no such bag" if damage == "missing" else "damaged, truncated") in r.stderr
+    assert "runs on" not in r.stderr      # no model loaded, no node started

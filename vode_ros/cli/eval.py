@@ -60,7 +60,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     d.set_defaults(func=run, eval_task="depth")
     q = sub.add_parser("pose", help="trajectory metrics (needs poses.txt)")
     _common(q)
-    q.add_argument("--json", required=True, metavar="FILE", help="write the results as JSON")
+    q.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     q.add_argument("--lengths", type=_lengths, default=None,
                    help="KITTI segment lengths in metres, e.g. 10,20,30,40,50 (default: the devkit's "
                         "100..800 that fit, else multiples of 10 m, or 1 m, that fit)")

@@ -5,6 +5,7 @@ Every argument of launch/vode.launch.py except rviz has an option here with the 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,16 @@ def run(args) -> int:
     if bad:
         print(f"vode run: unknown node(s) {bad}; choose from depth, odometry")
         return 2
+    if args.bag:
+        # Checked before any node starts: a missing or unreadable bag is the user's to fix, not a traceback.
+        from vode_ros.bag.reader import BagReadError, open_bag
+
+        try:
+            with open_bag(args.bag):
+                pass
+        except BagReadError as exc:
+            print(f"vode run: {exc}", file=sys.stderr)
+            return 2
     overrides, per_node = node_parameters(args)
     return run_nodes(args.params, overrides, nodes, bag=args.bag, rate=args.rate, namespace=args.namespace,
                      node_overrides=per_node)
