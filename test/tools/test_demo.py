@@ -57,3 +57,31 @@ def test_demo_rejects_folder_without_calib(tmp_path, kitti_dir):
     assert proc.returncode == 2
     assert "calib.txt not found" in proc.stderr
     assert not (tmp_path / "out").exists()   # nothing written for bad input
+
+
+def test_demo_without_ground_truth_plots_what_was_published(tmp_path, kitti_dir, models_dir):
+    """A left-only folder without poses.txt, its P0 that of a narrower lens than the model was
+    trained for: nothing to score, so the report says so, the plots still show what the nodes
+    published, and they call the depth relative, as the node's status does."""
+    clip = tmp_path / "clip"
+    (clip / "image_0").mkdir(parents=True)
+    for p in sorted((kitti_dir / "image_0").glob("*.png"))[:6]:
+        shutil.copy(p, clip / "image_0" / p.name)
+    (clip / "times.txt").write_text("".join((kitti_dir / "times.txt").read_text().splitlines(keepends=True)[:6]))
+    p0 = [float(v) for v in (kitti_dir / "calib.txt").read_text().splitlines()[0].split()[1:]]
+    p0[0] *= 2.0
+    p0[5] *= 2.0                                   # twice the focal length: about 45 deg instead of 82
+    (clip / "calib.txt").write_text("P0: " + " ".join(f"{v:.6e}" for v in p0) + "\n")
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "demo", "--data", str(clip), "--out", str(out),
+                           "--model-dir", str(models_dir), "--rate", "0.5", "--mode", "mono"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames_out"] == {"depth": 6, "odometry": 6}
+    assert "trajectory" not in report and "depth_metric" not in report
+    assert "Depth is not scored" in report["notes"] and "trajectory is not scored" in report["notes"]
+    assert "not scored (no poses.txt)" in proc.stdout
+    assert "none (relative" in report["depth_node"]["scale_source"]
+    assert (out / "trajectory.png").stat().st_size > 10_000
+    assert len(list(out.glob("depth_*.png"))) >= 2

@@ -153,17 +153,27 @@ def _index_by_stamp(stamps_ns: np.ndarray, frame_ns: np.ndarray) -> np.ndarray:
 
 def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_depth_panels: int = 3,
              log=print) -> dict:
+    """Score the recorded outputs against what the folder has: poses.txt for /odom; for /depth/image
+    the depth truth ``vode eval depth`` would pick (sensor depth, Velodyne, else stereo SGBM), with
+    its rules (the domain's cap; Garg crop for Velodyne only). Without ground truth the plots still
+    show what was published."""
     from vode_ros.bag.kitti_to_bag import stamp_ns
     from vode_ros.bag.reader import read_depth_images, read_messages, read_trajectory
-    from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics
-    from vode_ros.tools.plots import plot_trajectory_topview, save_depth_panel
-    from vode_ros.core.stereo_depth import sgbm_depth
+    from vode_ros.core.depth_truth import GT_LABELS, DepthTruthError, GroundTruth, choose_gt
+    from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.core.trajectory import align_positions, ate5, ate_rmse, path_length
+    from vode_ros.tools.evaluate import domain_cap
+    from vode_ros.tools.plots import plot_trajectory_topview, save_depth_panel
 
     seq = load_sequence(data_dir)
     frame_ns = np.array([stamp_ns(t, STAMP_OFFSET) for t in seq.times], dtype=np.int64)
     out: dict = {}
+    status = [m for _, _, m in read_messages(out_bag, ["/vode/status"])]
+    # A scale source "none (relative ...)": the node published relative depth / motion (say a camera
+    # the model was not trained for), and the plots must not call it metres.
+    scales = {role: next((m.scale_source for m in reversed(status) if m.node == role), "") for role in ("depth", "pose")}
+    units = {role: "relative, no metric scale" if "none (relative" in src else "m" for role, src in scales.items()}
 
     # Trajectory: recorded /odom vs the bag's ground truth, both base_link in odom.
     est_ns, est = read_trajectory(out_bag, "/odom")
@@ -187,34 +197,48 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
         }
         aligned, *_ = align_positions(e, g, "sim3")
         plot_trajectory_topview(e, g, report_dir / "trajectory.png", plane="xy", ate=sim3["rmse"],
-                                title="vode_ros /odom vs KITTI ground truth (top view)",
+                                title="vode_ros /odom vs ground truth (top view)",
                                 labels=("vode_ros /odom (as published)", "ground truth"),
                                 extra={"vode_ros /odom, Sim(3)-aligned": aligned})
+    elif len(est):
+        plot_trajectory_topview(est, None, report_dir / "trajectory.png", plane="xy",
+                                title=f"vode_ros /odom (top view, {units['pose']}; no poses.txt to compare)",
+                                labels=("vode_ros /odom (as published)",))
 
-    # Depth: recorded /depth/image vs stereo SGBM pseudo ground truth at full resolution.
+    # Depth: recorded /depth/image vs the folder's depth truth, at its full resolution.
     depth = read_depth_images(out_bag, "/depth/image")
-    if depth and seq.right is not None:
+    try:
+        source = choose_gt(seq, "auto")
+        truth = GroundTruth(seq, source)
+    except DepthTruthError:
+        source, truth = None, None
+    if depth:
         idx = _index_by_stamp(np.array([d[0] for d in depth]), frame_ns)
-        per_metric, per_median = [], []
+        per_metric, per_median, common = [], [], None
         panel_at = set(np.linspace(0, len(depth) - 1, n_depth_panels).astype(int).tolist())
+        ref_label = GT_LABELS[source] if source else "no depth ground truth"
         for j, ((_, pred), i) in enumerate(zip(depth, idx)):
             if i < 0:
                 continue
-            left, right = read_image(seq.left[i]), read_image(seq.right[i])
-            ref = sgbm_depth(left, right, float(seq.k[0, 0]), float(seq.baseline))
-            per_metric.append(compute_depth_metrics(ref, pred, garg_crop=True, median_scaling=False))
-            per_median.append(compute_depth_metrics(ref, pred, garg_crop=True, median_scaling=True))
+            left = read_image(seq.left[i])
+            ref = truth(i, left) if truth is not None else None
+            if ref is not None:
+                if common is None:
+                    common = {"max_depth": domain_cap([ref]), "garg_crop": source == "velodyne"}
+                per_metric.append(compute_depth_metrics(ref, pred, median_scaling=False, **common))
+                per_median.append(compute_depth_metrics(ref, pred, median_scaling=True, **common))
             if j in panel_at:
                 import cv2
 
-                full = cv2.resize(pred, (ref.shape[1], ref.shape[0]), interpolation=cv2.INTER_LINEAR)
+                full = cv2.resize(pred, (left.shape[1], left.shape[0]), interpolation=cv2.INTER_LINEAR)
                 save_depth_panel(left, full, ref, report_dir / f"depth_{i:06d}.png",
-                                 titles=(f"frame {i}", "vode_ros /depth/image (m)", "stereo SGBM pseudo-GT (m)"))
-        out["depth_metric"] = mean_metrics(per_metric)
-        out["depth_median_scaled"] = mean_metrics(per_median)
+                                 titles=(f"frame {i}", f"vode_ros /depth/image ({units['depth']})", f"{ref_label} (m)"))
+        if per_metric:
+            out["depth_truth"] = {"source": source, "label": ref_label, **common}
+            out["depth_metric"] = mean_metrics(per_metric)
+            out["depth_median_scaled"] = mean_metrics(per_median)
 
     # Timing from the nodes' own status messages.
-    status = [m for _, _, m in read_messages(out_bag, ["/vode/status"])]
     for role in ("depth", "pose"):
         rows = [s for s in status if s.node == role]
         if rows:
@@ -230,6 +254,7 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
                 # without queueing: what one frame costs the node (1000 / it = the rate it can sustain)
                 "process_ms_median": float(np.median(proc)),
                 "provider": rows[-1].provider, "method": rows[-1].method,
+                "scale_source": scales[role],
             }
             if role == "pose":
                 moved = [s for s in rows if s.pose_source not in ("", "start")]
@@ -300,19 +325,35 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
                    "qos": "player RELIABLE + KEEP_ALL, nodes reliable_input (every frame processed)"},
     }
     report.update(evaluate(data_dir, in_bag, out_bag, out_dir, log=log))
-    report["notes"] = (
-        "Depth is scored against stereo SGBM pseudo ground truth (not LiDAR) at full resolution, "
-        "Garg crop, depth in (1e-3, 80) m; 'depth_metric' uses the model's own metric scale, "
-        "'depth_median_scaled' applies per-image median scaling (the monocular protocol). "
-        "ATE compares /odom (base_link in odom) with ground truth after Sim(3) alignment; ATE-5 "
-        "is SfMLearner's 5-frame snippet protocol. Reference on this clip from data/README.md "
-        "(classical ORB+SGBM stereo VO, not run here): ATE-5 0.0126 +- 0.0045 m."
-    )
+    report["notes"] = _notes(report, data_dir)
     report["demo_wall_s"] = time.monotonic() - t_start
     tmp = out_dir / "report.json.tmp"
     tmp.write_text(json.dumps(report, indent=2, default=float))
     os.replace(tmp, out_dir / "report.json")
     return report
+
+
+def _notes(report: dict, data_dir: Path) -> str:
+    """What was scored against what, from what the folder had."""
+    parts = []
+    dt = report.get("depth_truth")
+    if dt:
+        parts.append(f"Depth is scored against {dt['label']} at full resolution, depth in (1e-3, "
+                     f"{dt['max_depth']:g}) m, Garg crop {'on' if dt['garg_crop'] else 'off'} (the rules of "
+                     "`vode eval depth`); 'depth_metric' uses the model's own scale, 'depth_median_scaled' applies "
+                     "per-image median scaling (the monocular protocol).")
+    else:
+        parts.append("Depth is not scored: the folder has no depth ground truth (depth_0/, Velodyne, or a right "
+                     "camera for SGBM); the depth_*.png panels show what was published.")
+    if "trajectory" in report:
+        parts.append("ATE compares /odom (base_link in odom) with ground truth after Sim(3) alignment; ATE-5 is "
+                     "SfMLearner's 5-frame snippet protocol.")
+    else:
+        parts.append("The trajectory is not scored: the folder has no poses.txt; trajectory.png shows /odom.")
+    if Path(data_dir).name == DEFAULT_DATA.name:
+        parts.append("Reference on this clip from data/README.md (classical ORB+SGBM stereo VO, not run here): "
+                     "ATE-5 0.0126 +- 0.0045 m.")
+    return " ".join(parts)
 
 
 def summary(report: dict) -> str:
@@ -327,10 +368,15 @@ def summary(report: dict) -> str:
                      f"{tr['ate_se3_rmse_m']:.3f} m after SE(3); ATE-5 {tr['ate5_mean_m']:.4f} +- "
                      f"{tr['ate5_std_m']:.4f} m; end drift {tr['end_drift_pct']:.2f} % of the path; "
                      f"path {tr['path_length_est_m']:.1f} m vs GT {tr['path_length_gt_m']:.1f} m")
+    if not tr:
+        lines.append("trajectory: not scored (no poses.txt)")
+    truth = report.get("depth_truth", {}).get("label")
+    if not truth:
+        lines.append("depth: not scored (no depth ground truth in the folder)")
     for key, label in (("depth_metric", "depth (metric)"), ("depth_median_scaled", "depth (median-scaled)")):
         d = report.get(key)
         if d:
-            lines.append(f"{label} vs SGBM: AbsRel {d['abs_rel']:.3f}  SqRel {d['sq_rel']:.3f}  "
+            lines.append(f"{label} vs {truth}: AbsRel {d['abs_rel']:.3f}  SqRel {d['sq_rel']:.3f}  "
                          f"RMSE {d['rmse']:.2f} m  d<1.25 {d['a1']:.3f}")
     for role in ("depth_node", "pose_node"):
         n = report.get(role)
@@ -338,7 +384,8 @@ def summary(report: dict) -> str:
             lines.append(f"{role}: inference {n['inference_ms_median']:.1f} ms ({n['inference_fps']:.1f} FPS) "
                          f"on {n['provider']}, per frame {n['process_ms_median']:.1f} ms, "
                          f"receive->publish p50 {n['receive_to_publish_ms_median']:.1f} ms, "
-                         f"dropped {n['frames_dropped']}, rejected {n['frames_rejected']}")
+                         f"dropped {n['frames_dropped']}, rejected {n['frames_rejected']}, "
+                         f"scale source {n.get('scale_source') or 'unknown'}")
             if role == "pose_node" and "pose_sources" in n:
                 lines.append(f"pose_node: motions by source {n['pose_sources']}, fallbacks {n['fallbacks']}, "
                              f"median inliers {n['inliers_median']}")
