@@ -68,3 +68,23 @@ def test_run_on_a_missing_or_damaged_bag_names_it_before_any_node_starts(tmp_pat
     assert str(bag) in r.stderr and "Traceback" not in r.stderr
     assert ("no such bag" if damage == "missing" else "damaged, truncated") in r.stderr
     assert "runs on" not in r.stderr      # no model loaded, no node started
+
+
+@pytest.mark.parametrize("text, says", [("x: [\n", "not readable YAML"),
+                                        ("depth_node:\n  threads: 1\n", "no 'ros__parameters:'")],
+                         ids=["broken_yaml", "no_ros__parameters"])
+def test_run_with_a_bad_parameter_file_names_it(tmp_path, text, says):
+    """`vode run --params` with broken YAML or without `ros__parameters:` | one line naming the file and what
+    is wrong, exit 2, no traceback (rcl's parser would abort rclpy.init with a line number only)
+    """
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    r = _vode("run", "--params", str(params), cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(params) in r.stderr and says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_namespaced_parameter_file_is_accepted():
+    from vode_ros.nodes.runner import DEFAULT_PARAMS, params_file_problem
+
+    assert params_file_problem(DEFAULT_PARAMS) is None

@@ -5,6 +5,7 @@ MultiThreadedExecutor (as a component container would). Optionally plays a bag i
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,12 +28,38 @@ def ros_args(params_file: Path, overrides: dict[str, str], namespace: str = "") 
     return args
 
 
+def params_file_problem(path: Path) -> str | None:
+    """What is wrong with a ROS 2 parameter file, in words, or None: rcl's own parse error names
+    only a line, and it comes as an exception out of rclpy.init."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return f"not readable YAML ({str(exc).splitlines()[0]})"
+    if not isinstance(doc, dict) or not doc:
+        return "expected a mapping of node names to {ros__parameters: {...}} (see config/vode.yaml)"
+    def holds_parameters(body) -> bool:      # a node's entry, or a namespace of them ("ns: node: ros__parameters")
+        if not isinstance(body, dict) or not body:
+            return False
+        if "ros__parameters" in body:
+            return isinstance(body["ros__parameters"], dict)
+        return all(holds_parameters(v) for v in body.values())
+
+    for name, body in doc.items():
+        if not holds_parameters(body):
+            return f"'{name}' has no 'ros__parameters:' mapping (see config/vode.yaml)"
+    return None
+
+
 def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None = None,
               nodes: tuple[str, ...] = ("depth", "odometry"), bag: Path | None = None,
               rate: float = 1.0, log=print, namespace: str = "",
-              node_overrides: dict[str, dict[str, Any]] | None = None) -> int:
+              node_overrides: dict[str, dict[str, Any]] | None = None,
+              error=lambda message: print(message, file=sys.stderr)) -> int:
     """Host `nodes` in one process; `overrides` go to every node (-p), `node_overrides` to one
-    node each ({"depth": {"scale_mode": "stereo"}}). Start-up errors: one line, exit 1.
+    node each ({"depth": {"scale_mode": "stereo"}}). Start-up errors: one line to ``error`` (stderr),
+    exit 2 for a missing or unreadable parameter file, 1 for a node that cannot start.
     SIGINT / SIGTERM stop it quietly with exit 0."""
     from rclpy.parameter import Parameter
 
@@ -43,10 +70,18 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
     params_file = Path(params_file or DEFAULT_PARAMS)
     if not params_file.is_file():
-        log(f"parameter file not found: {params_file}")
+        error(f"parameter file not found: {params_file}")
+        return 2
+    problem = params_file_problem(params_file)
+    if problem:
+        error(f"parameter file {params_file}: {problem}")
         return 2
     quiet_signals()           # before rclpy.init: Ctrl-C shuts rclpy down, never raises KeyboardInterrupt
-    rclpy.init(args=ros_args(params_file, overrides or {}, namespace))
+    try:
+        rclpy.init(args=ros_args(params_file, overrides or {}, namespace))
+    except Exception as exc:  # rcl's own parser refused an argument or the file (RCLError is not public API)
+        error(f"error: ROS 2 could not start with {params_file}: {str(exc).splitlines()[0]}")
+        return 2
     created = []
     # Both nodes in this process: the depth node hands its depth to the odometry node's geometry
     # directly (same stamps, no serialisation) instead of through depth/image.
@@ -57,7 +92,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
             created.append({"depth": DepthNode, "odometry": OdometryNode}[name](parameter_overrides=own,
                                                                               depth_cache=shared_depth))
     except startup_errors() as exc:   # bad model file or parameter: the node has torn itself down
-        log(f"error: {exc}")
+        error(f"error: {exc}")
         for n in created:
             n.destroy_node()
         rclpy.try_shutdown()
