@@ -166,7 +166,9 @@ def test_missing_gt_source_and_usage(synth_dir, tmp_path):
     res = _vode("eval", "depth", "--data", str(synth_dir), "--gt", "velodyne")
     assert res.returncode == 2 and "velodyne" in res.stderr and "Tr" in res.stderr
     assert _vode("eval").returncode == 2
-    assert _vode("eval", "pose", "--data", str(synth_dir)).returncode == 2      # --json is required
+    assert _vode("eval", "pose").returncode == 2                                # --data is required
+    res = _vode("eval", "pose", "--data", str(synth_dir), "--max-frames", "6")  # --json is optional
+    assert res.returncode == 0 and "ATE-5" in res.stdout, res.stderr
 
 
 # --------------------------------------------------------------------------- ground-truth sources
