@@ -134,6 +134,8 @@ def test_mono_pose_modes_never_wait_for_a_right_camera(models_dir, kitti, params
         uses_depth_topic = params.get("pose_source") != "net"
         assert odom_node.pose_params.essential is uses_depth_topic
         assert odom_node.pose_params.frontend.config.essential is uses_depth_topic
+        # length_smoothing auto (-1): the speed is averaged with the depth net's depth only
+        assert odom_node.pose_params.frontend.config.length_smoothing == (0.7 if uses_depth_topic else 0.0)
     finally:
         h.close()
 

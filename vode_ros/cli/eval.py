@@ -75,6 +75,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--essential", default="auto", choices=("auto", "on", "off"),
                    help="the odometry node's essential parameter: rotation and direction from the essential matrix, "
                         "the length from PnP (auto: with the depth net's depth)")
+    q.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
+                   help="the odometry node's length_smoothing parameter: the speed averaged over frames, A in [0, 1) "
+                        "(negative = auto: 0.7 with the depth net's depth, else 0)")
     q.add_argument("--first-frame", type=int, default=0,
                    help="start at this frame, the ground truth rebased to it (KITTI 00: 14, its first poses are "
                         "a constant-velocity fill)")
@@ -106,7 +109,7 @@ def run(args) -> int:
                                             max_frames=args.max_frames, plots=args.plots, progress=progress,
                                             pose_source=args.pose_source, depth=args.depth,
                                             keyframes=args.keyframes, first_frame=args.first_frame,
-                                            essential=args.essential)
+                                            essential=args.essential, length_smoothing=args.length_smoothing)
             text = run_eval.format_pose(result)
     except run_eval.EvalInputError as exc:
         print(f"vode eval {args.eval_task}: {exc}", file=sys.stderr)

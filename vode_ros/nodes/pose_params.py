@@ -7,6 +7,8 @@ Parameters (declared with ranges through nodes.params; the tuning ones apply liv
   depth_wait           how long a frame may wait for the previous frame's depth, s
   essential            auto | on | off: rotation and direction from the essential matrix (auto: with the
                        depth net's depth, i.e. geometry_depth depth_topic)
+  length_smoothing     average of the speed over frames, a in [0, 1) (negative = auto: 0.7 with the depth
+                       net's depth, 0 otherwise)
   min_inliers, ransac_threshold_px, max_features, work_width, keyframes, refine: the estimator's settings
 
 The per-frame logic is runtime.pose.frontend.PoseFrontEnd (no ROS); this module only turns ROS
@@ -26,7 +28,7 @@ from sensor_msgs.msg import Image
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.nodes.ros_msgs import depth_from_msg, stamp_to_ns
 from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, GEOMETRY_DEPTHS, DepthCache,
-                                               resolve_geometry_depth, use_essential)
+                                               resolve_geometry_depth, resolve_length_smoothing, use_essential)
 from vode_ros.runtime.pose.estimator import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
 from vode_ros.runtime.pose.frontend import PoseFrontEnd
 
@@ -61,6 +63,10 @@ class PoseSourceParams:
         d("essential", "auto", "rotation and direction of travel from the essential matrix of the tracked corners, "
           "the length from PnP on the depth: auto = with the depth net's depth (mono; KITTI 06 ATE-5 0.125 -> "
           "0.053 m), not with stereo or sensor depth (PnP is better there)", choices=ESSENTIAL_CHOICES)
+        d("length_smoothing", -1.0, "exponential average of the speed, a in [0, 1): each geometric motion keeps "
+          "its direction with the averaged length; negative = auto: 0.7 with the depth net's depth (whose scale "
+          "wobbles from frame to frame; KITTI 06 mono ATE-5 0.052 -> 0.032 m), 0 with stereo or sensor depth",
+          low=-1.0, high=0.99)
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
           "(measured worse than without in stereo)")
         p = node.params.value
@@ -80,16 +86,20 @@ class PoseSourceParams:
         self.frontend = PoseFrontEnd(self._config({}), self.geometry, cache, float(p("depth_wait")))
         self._lock = threading.Lock()
         self.depth_rejected = 0
-        node.params.on_change(["pose_source", "essential", *TUNING], self._apply_live)
+        node.params.on_change(["pose_source", "essential", "length_smoothing", *TUNING], self._apply_live)
         node.params.on_change(["depth_wait"], lambda v: setattr(self.frontend, "depth_wait_s", float(v["depth_wait"])))
         where = {"none": "none (the pose net alone)", "stereo": "SGBM of the stereo pair",
                  "depth_topic": "in-process depth node" if node.shared_depth else p("depth_topic")}[self.geometry]
+        smoothing = self.frontend.config.length_smoothing
         node.get_logger().info(f"pose_source {p('pose_source')}, geometry depth: {where}"
-                               + (", essential matrix for rotation and direction" if self.essential else ""))
+                               + (", essential matrix for rotation and direction" if self.essential else "")
+                               + (f", speed averaged (length_smoothing {smoothing:g})" if smoothing else ""))
 
     def _config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
-        v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", "essential", *TUNING)}
+        v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", "essential", "length_smoothing",
+                                                                    *TUNING)}
         return PoseEstimatorConfig(pose_source=v["pose_source"], essential=use_essential(v["essential"], self.geometry),
+                                   length_smoothing=resolve_length_smoothing(v["length_smoothing"], self.geometry),
                                    **{field: type(getattr(PoseEstimatorConfig, field))(v[name])
                                       for name, field in TUNING.items()})
 

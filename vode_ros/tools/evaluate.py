@@ -269,8 +269,8 @@ def pose_depth_mode(seq, pose_source: str, depth: str) -> str:
 
 
 def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", model_dir=None,
-                       progress: bool | None = None, keyframes: bool = False, essential: str = "auto"
-                       ) -> tuple[np.ndarray, dict, dict]:
+                       progress: bool | None = None, keyframes: bool = False, essential: str = "auto",
+                       length_smoothing: float = -1.0) -> tuple[np.ndarray, dict, dict]:
     """The odometry node's PoseEstimator over the sequence (pose_bench's prepare / run_source).
 
     -> (absolute (N, 4, 4) with frame 0 at the origin, estimator statistics, the models used)."""
@@ -285,12 +285,14 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
     nets = NetRunner(models.get("depth"), models.get("pose")) if models else None
     show = progress is not False
     frames = prepare(seq, depth_mode, nets, None, progress=show)
-    from vode_ros.runtime.pose.depth_input import use_essential
+    from vode_ros.runtime.pose.depth_input import resolve_length_smoothing, use_essential
 
-    config = PoseEstimatorConfig(keyframes=keyframes, essential=use_essential(essential, depth_mode))
+    config = PoseEstimatorConfig(keyframes=keyframes, essential=use_essential(essential, depth_mode),
+                                 length_smoothing=resolve_length_smoothing(length_smoothing, depth_mode))
     out = run_source(seq, frames, pose_source, config, progress=show)
     st = out["stats"]
     stats = {"fallbacks": int(st["fallback"]), "essential": config.essential,
+             "length_smoothing": config.length_smoothing,
              "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
              "inlier_ratio_median": float(np.median(st["inlier_ratio"])) if st["inlier_ratio"] else None,
              "rmse_px_median": float(np.nanmedian(st["rmse_px"])) if st["rmse_px"] else None,
@@ -303,12 +305,12 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
                   lengths: tuple[float, ...] | None = None, max_frames: int | None = None,
                   plots: str | Path | None = None, progress: bool | None = None,
                   pose_source: str = "hybrid", depth: str = "auto", keyframes: bool = False,
-                  first_frame: int = 0, essential: str = "auto") -> dict:
+                  first_frame: int = 0, essential: str = "auto", length_smoothing: float = -1.0) -> dict:
     """Trajectory metrics of a pose source on ``data`` against its poses.txt (see the module doc).
 
     pose_source: net | geometric | hybrid (the odometry node's parameter); depth: the geometry's
     depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt;
-    keyframes, essential: the odometry node's parameters of those names; first_frame: start there,
+    keyframes, essential, length_smoothing: the odometry node's parameters of those names; first_frame: start there,
     the ground truth rebased to it."""
     from vode_ros.runtime.pose.estimator import POSE_SOURCES
 
@@ -324,8 +326,8 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
     t0 = time.perf_counter()
     try:
         est, stats, models = predict_trajectory(seq, pose_source, depth_mode, model_dir, progress, keyframes,
-                                                essential)
-    except ValueError as exc:          # a bad choice of essential
+                                                essential, length_smoothing)
+    except ValueError as exc:          # a bad choice of essential or length_smoothing
         raise EvalInputError(str(exc)) from exc
     seconds = time.perf_counter() - t0
     gt = np.linalg.inv(seq.poses[0]) @ seq.poses        # frame 0 at the origin, like est
@@ -363,6 +365,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "pose_source": pose_source,
         "keyframes": keyframes,
         "essential": stats["essential"],
+        "length_smoothing": stats["length_smoothing"],
         "depth": {"none": "none (the pose net alone)", "mono": "depth net", "stereo": "stereo SGBM (about 416 px wide)",
                   "rgbd": "sensor depth (depth_0/)"}[depth_mode],
         "estimator": stats,
@@ -476,10 +479,12 @@ def format_pose(result: dict) -> str:
     model = result["model"]["path"] if result.get("model") else "none"
     st = result["estimator"]
     start = f" from frame {result['first_frame']} (ground truth rebased)" if result.get("first_frame") else ""
+    speed = f", speed averaged (length_smoothing {result['length_smoothing']:g})" if result.get("length_smoothing") else ""
     lines = [f"pose: {result['n_frames']} frames of {result['data']}{start}, GT path {result['path_length_gt']:.1f} m, "
              f"estimated path {result['path_length_est']:.1f} m",
              f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}"
-             f"{', essential matrix for rotation and direction' if result.get('essential') else ''}, "
+             f"{', essential matrix for rotation and direction' if result.get('essential') else ''}"
+             f"{speed}, "
              f"depth {result['depth']}; pose net {model}; "
              f"{st['fallbacks']} fallbacks to the net"
              + (f", median {st['inliers_median']:.0f} inliers" if st["inliers_median"] is not None else ""),

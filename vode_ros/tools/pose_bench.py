@@ -31,7 +31,8 @@ import numpy as np
 from vode_ros.core.kitti import KittiFormatError, load_sequence, read_depth, read_image
 from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
 from vode_ros.core.trajectory import ate5, ate_rmse, path_length
-from vode_ros.runtime.pose.depth_input import ESSENTIAL_CHOICES, stereo_geometry_depth, use_essential
+from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, resolve_length_smoothing, stereo_geometry_depth,
+                                               use_essential)
 from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
@@ -222,10 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--essential", default="auto", choices=ESSENTIAL_CHOICES,
                     help="rotation and direction from the essential matrix, the length from PnP (the odometry "
                          "node's parameter; auto: in mono, with the depth net's depth)")
+    ap.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
+                    help="average of the speed over frames, A in [0, 1) (the odometry node's parameter; "
+                         "negative = auto: 0.7 in mono, 0 otherwise)")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
     args = ap.parse_args(argv)
+    if args.length_smoothing >= 1:
+        ap.error(f"--length-smoothing must be < 1, got {args.length_smoothing}")
     sources = [s for s in args.sources.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
     for s in sources:
@@ -258,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div,
                              camera_height=args.camera_height)
             n = len(frames["images"])
-            mode_cfg = replace(base, essential=use_essential(args.essential, mode))
+            mode_cfg = replace(base, essential=use_essential(args.essential, mode),
+                               length_smoothing=resolve_length_smoothing(args.length_smoothing, mode))
             for source in sources:
                 out = run_source(seq, frames, source, mode_cfg)
                 st = out["stats"]
@@ -267,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                 fps = 1.0 / max(frames["t_depth"] + (frames["t_net"] if uses_net else 0.0) + ms, 1e-9)
                 row = {"sequence": folder.name, "first_frame": args.first_frame,
                        "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else "")
-                       + ("+essential" if mode_cfg.essential else ""),
+                       + ("+essential" if mode_cfg.essential else "")
+                       + (f"+speed{mode_cfg.length_smoothing:g}" if mode_cfg.length_smoothing else ""),
                        "source": source,
                        "frames": n,
                        **score(out["poses"], gt[:n]), "fps": fps,

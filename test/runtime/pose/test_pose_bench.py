@@ -27,5 +27,5 @@ def test_first_frame_and_camera_height_reach_the_rows(tmp_path, capsys, models_d
     assert main(["--data", str(tmp_path), "--sources", "geometric", "--modes", "mono", "--first-frame", "2",
                  "--camera-height", "1.5", "--models-dir", str(models_dir), "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
-    assert row["frames"] == 7 and row["first_frame"] == 2 and row["mode"] == "mono+camera_height+essential"
-    assert "| synth_seq from frame 2 | mono+camera_height+essential | geometric | 7 |" in capsys.readouterr().out
+    assert row["frames"] == 7 and row["first_frame"] == 2 and row["mode"] == "mono+camera_height+essential+speed0.7"
+    assert "| synth_seq from frame 2 | mono+camera_height+essential+speed0.7 | geometric | 7 |" in capsys.readouterr().out

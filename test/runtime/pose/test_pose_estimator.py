@@ -324,3 +324,47 @@ def test_essential_motion_gives_up_on_degenerate_correspondences():
     still = np.random.default_rng(0).uniform(0, 200, (50, 2))
     assert essential_motion(still, still, k) is None                 # no motion at all
     assert essential_motion(still[:4], still[:4] + 1.0, k) is None   # fewer than five points
+
+
+def _drive(world, times, wobble, **cfg) -> list:
+    """Straight ahead at 5 m/s; each frame's depth scaled by its wobble factor (a depth net whose
+    scale changes from frame to frame). -> the estimates after the first frame."""
+    est = PoseEstimator(PoseEstimatorConfig(pose_source="geometric", **cfg))
+    out = []
+    for t, w in zip(times, wobble):
+        g, d = world["view"](pose_vec_to_mat([0.0, 0.0, 5.0 * t, 0.0, 0.0, 0.0]))
+        e = est.step(g, t, world["k"], depth=d * w)
+        if e.source != "start":
+            out.append(e)
+    return out
+
+
+def test_length_smoothing_averages_the_speed_of_a_wobbling_depth(world):
+    times = [0.0, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7]          # one frame missing (0.4): its motion is twice as long
+    wobble = [1.15, 0.85, 1.15, 0.85, 1.15, 0.85, 1.15]
+    raw = _drive(world, times, wobble)
+    smooth = _drive(world, times, wobble, length_smoothing=0.7)
+    assert all(e.source == "geometric" for e in raw + smooth)
+    speed_raw = np.array([np.linalg.norm(e.t_prev_cur[:3, 3]) / e.dt for e in raw])
+    speed_smooth = np.array([np.linalg.norm(e.t_prev_cur[:3, 3]) / e.dt for e in smooth])
+    # PnP's length is that of the previous frame's depth: 5.75 and 4.25 m/s in turn
+    assert np.ptp(speed_raw) > 1.2
+    assert np.ptp(speed_smooth[2:]) < 0.4 * np.ptp(speed_raw[2:]), (speed_raw, speed_smooth)
+    assert abs(speed_smooth[2:].mean() - 5.0) < 0.4
+    for r, s in zip(raw, smooth):        # direction and rotation are the measurement's
+        assert _direction_deg(s.t_prev_cur, r.t_prev_cur) < 1e-4
+        np.testing.assert_allclose(s.t_prev_cur[:3, :3], r.t_prev_cur[:3, :3])
+        assert s.extra["length_measured_m"] == pytest.approx(np.linalg.norm(r.t_prev_cur[:3, 3]))
+
+
+def test_length_smoothing_is_off_by_default_and_checked():
+    from vode_ros.runtime.pose.depth_input import MONO_LENGTH_SMOOTHING, resolve_length_smoothing
+
+    assert PoseEstimatorConfig().length_smoothing == 0.0
+    assert resolve_length_smoothing(-1, "depth_topic") == resolve_length_smoothing(-1, "mono") == MONO_LENGTH_SMOOTHING
+    assert resolve_length_smoothing(-1, "stereo") == resolve_length_smoothing(-1, "rgbd") == 0.0
+    assert resolve_length_smoothing(0.5, "stereo") == 0.5
+    with pytest.raises(ValueError, match="length_smoothing"):
+        resolve_length_smoothing(1.0, "mono")
+    with pytest.raises(ValueError, match="length_smoothing"):
+        PoseEstimatorConfig(length_smoothing=1.5)

@@ -87,6 +87,11 @@ class PoseEstimatorConfig:
     essential_threshold_px: float = 1.0  # px at the working resolution (RANSAC, Sampson distance)
     essential_min_parallax_px: float = 2.0
     essential_max_rot_diff_deg: float = 2.0
+    # Monocular: the length of each geometric motion comes from the depth net's depth of one frame,
+    # whose scale wobbles from frame to frame. length_smoothing = a in (0, 1): the speed (length / dt)
+    # is an exponential average, v = a v_prev + (1 - a) v_frame, and the motion keeps its direction
+    # and rotation with length v dt. 0 = off (stereo and sensor depth measure the length well).
+    length_smoothing: float = 0.0
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
     refine_max_points: int = 3000
@@ -104,6 +109,8 @@ class PoseEstimatorConfig:
             raise ValueError(f"min_inliers must be >= 6 (PnP has 6 unknowns), got {self.min_inliers}")
         if not 0 < self.min_depth < self.max_depth:
             raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if not 0 <= self.length_smoothing < 1:
+            raise ValueError(f"length_smoothing must be in [0, 1), got {self.length_smoothing}")
 
     def tracking(self) -> TrackingConfig:
         return TrackingConfig(max_features=self.max_features, fb_threshold=self.fb_threshold, win_size=self.lk_window,
@@ -209,6 +216,7 @@ class PoseEstimator:
         self._prev_size: tuple[int, int] | None = None  # (W, H) of the caller's image
         self._prev_full: np.ndarray | None = None       # (H, W) uint8 grey at the caller's resolution
         self._last_motion = np.eye(4)                  # constant-velocity stand-in without a net
+        self._speed: float | None = None               # length_smoothing: averaged speed, m/s
         # The reference frame the corners come from (_prev_gray, _prev_pts, _prev_depth, _prev_full):
         # the previous frame, or with keyframes an older one. _t_ref_prev: the previous frame's pose
         # in it (identity when the reference is the previous frame).
@@ -355,6 +363,7 @@ class PoseEstimator:
         else:
             est = self._estimate(gray, gray_full, k, k_w, net, depth)
             est.stamp, est.dt = stamp, stamp - self._prev_stamp
+            self._smooth_length(est)
             self._last_motion = est.t_prev_cur.copy()
 
         # Keep what the next step needs: corners and depth of the reference frame.
@@ -368,6 +377,21 @@ class PoseEstimator:
         self._prev_stamp, self._prev_size = stamp, size
         est.time_ms = (time.perf_counter() - t0) * 1e3
         return est
+
+    def _smooth_length(self, est: PoseEstimate) -> None:
+        """length_smoothing on a geometric motion (see the config). Not with keyframes: there the
+        motion is a difference of two poses in the reference frame, not one measurement."""
+        a = self.config.length_smoothing
+        if a <= 0 or self.config.keyframes or est.source not in ("geometric", "hybrid") or est.dt <= 0:
+            return
+        t = est.t_prev_cur[:3, 3]
+        length = float(np.linalg.norm(t))
+        if length < 1e-9:
+            return
+        speed = length / est.dt
+        self._speed = speed if self._speed is None else a * self._speed + (1 - a) * speed
+        est.t_prev_cur[:3, 3] = t * (self._speed * est.dt / length)
+        est.extra["length_measured_m"] = length
 
     def _keeps_reference(self, est: PoseEstimate) -> bool:
         """Keyframes: whether the next step still tracks from the current reference frame."""
