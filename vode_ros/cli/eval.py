@@ -76,8 +76,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the odometry node's essential parameter: rotation and direction from the essential matrix, "
                         "the length from PnP (auto: with the depth net's depth)")
     q.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
-                   help="the odometry node's length_smoothing parameter: the speed averaged over frames, A in [0, 1) "
-                        "(negative = auto: 0.7 with the depth net's depth, else 0)")
+                   help="the odometry node's length_smoothing parameter: the speed filtered over frames "
+                        "(alpha-beta, gain 1 - A), A in [0, 1) (negative = auto: 0.7 with the depth net's depth, "
+                        "else 0)")
     q.add_argument("--first-frame", type=int, default=0,
                    help="start at this frame, the ground truth rebased to it (KITTI 00: 14, its first poses are "
                         "a constant-velocity fill)")

@@ -7,7 +7,7 @@ Parameters (declared with ranges through nodes.params; the tuning ones apply liv
   depth_wait           how long a frame may wait for the previous frame's depth, s
   essential            auto | on | off: rotation and direction from the essential matrix (auto: with the
                        depth net's depth, i.e. geometry_depth depth_topic)
-  length_smoothing     average of the speed over frames, a in [0, 1) (negative = auto: 0.7 with the depth
+  length_smoothing     the speed filtered over frames, a in [0, 1) (negative = auto: 0.7 with the depth
                        net's depth, 0 otherwise)
   min_inliers, ransac_threshold_px, max_features, work_width, keyframes, refine: the estimator's settings
 
@@ -63,9 +63,9 @@ class PoseSourceParams:
         d("essential", "auto", "rotation and direction of travel from the essential matrix of the tracked corners, "
           "the length from PnP on the depth: auto = with the depth net's depth (mono; KITTI 06 ATE-5 0.125 -> "
           "0.053 m), not with stereo or sensor depth (PnP is better there)", choices=ESSENTIAL_CHOICES)
-        d("length_smoothing", -1.0, "exponential average of the speed, a in [0, 1): each geometric motion keeps "
-          "its direction with the averaged length; negative = auto: 0.7 with the depth net's depth (whose scale "
-          "wobbles from frame to frame; KITTI 06 mono ATE-5 0.052 -> 0.032 m), 0 with stereo or sensor depth",
+        d("length_smoothing", -1.0, "the speed through an alpha-beta filter of gain 1 - a, a in [0, 1): each "
+          "geometric motion keeps its direction with the filtered length; negative = auto: 0.7 with the depth net's "
+          "depth (whose scale wobbles from frame to frame), 0 with stereo or sensor depth",
           low=-1.0, high=0.99)
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
           "(measured worse than without in stereo)")
@@ -93,7 +93,7 @@ class PoseSourceParams:
         smoothing = self.frontend.config.length_smoothing
         node.get_logger().info(f"pose_source {p('pose_source')}, geometry depth: {where}"
                                + (", essential matrix for rotation and direction" if self.essential else "")
-                               + (f", speed averaged (length_smoothing {smoothing:g})" if smoothing else ""))
+                               + (f", speed filtered (length_smoothing {smoothing:g})" if smoothing else ""))
 
     def _config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
         v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", "essential", "length_smoothing",

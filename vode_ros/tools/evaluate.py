@@ -479,7 +479,7 @@ def format_pose(result: dict) -> str:
     model = result["model"]["path"] if result.get("model") else "none"
     st = result["estimator"]
     start = f" from frame {result['first_frame']} (ground truth rebased)" if result.get("first_frame") else ""
-    speed = f", speed averaged (length_smoothing {result['length_smoothing']:g})" if result.get("length_smoothing") else ""
+    speed = f", speed filtered (length_smoothing {result['length_smoothing']:g})" if result.get("length_smoothing") else ""
     lines = [f"pose: {result['n_frames']} frames of {result['data']}{start}, GT path {result['path_length_gt']:.1f} m, "
              f"estimated path {result['path_length_est']:.1f} m",
              f"pose source {result['pose_source']}{' with keyframes' if result.get('keyframes') else ''}"

@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rotation and direction from the essential matrix, the length from PnP (the odometry "
                          "node's parameter; auto: in mono, with the depth net's depth)")
     ap.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
-                    help="average of the speed over frames, A in [0, 1) (the odometry node's parameter; "
+                    help="the speed filtered over frames (alpha-beta, gain 1 - A), A in [0, 1) (the odometry node's parameter; "
                          "negative = auto: 0.7 in mono, 0 otherwise)")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "

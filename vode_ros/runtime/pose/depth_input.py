@@ -62,9 +62,9 @@ def use_essential(choice: str, geometry: str) -> bool:
 
 
 # length_smoothing with the depth net's depth (auto). Chosen on the model's training sequences,
-# mono hybrid + essential, ATE-5 with 0 / 0.7: KITTI 07 0.0198 / 0.0180 m, 00 100-199 0.0251 /
-# 0.0232, 00 14-99 0.0278 / 0.0276 (0.8 and 0.9 a little better still, but a speed that lags
-# more behind a car that brakes).
+# mono hybrid + essential, ATE-5 / Sim(3) ATE with 0 and 0.7: KITTI 07 0.0198 / 0.360 and
+# 0.0183 / 0.433 m, 00 100-199 0.0251 / 0.417 and 0.0236 / 0.383, 00 14-99 0.0278 / 0.163 and
+# 0.0276 / 0.172 (0.5: less of the ATE-5 gain, 07 0.0188).
 MONO_LENGTH_SMOOTHING = 0.7
 
 

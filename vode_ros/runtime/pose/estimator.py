@@ -89,8 +89,12 @@ class PoseEstimatorConfig:
     essential_max_rot_diff_deg: float = 2.0
     # Monocular: the length of each geometric motion comes from the depth net's depth of one frame,
     # whose scale wobbles from frame to frame. length_smoothing = a in (0, 1): the speed (length / dt)
-    # is an exponential average, v = a v_prev + (1 - a) v_frame, and the motion keeps its direction
-    # and rotation with length v dt. 0 = off (stereo and sensor depth measure the length well).
+    # goes through an alpha-beta filter (speed and its rate of change; gain alpha = 1 - a, beta =
+    # alpha^2 / (2 - alpha), Benedict-Bordner), and the motion keeps its direction and rotation with
+    # length speed * dt. The rate term is why not a plain running average: that lags behind a car
+    # that brakes (0.23 s at a = 0.7, metres too far at every stop: KITTI 07 Sim(3) ATE 0.36 -> 0.74
+    # m), the filter follows a steady change of speed without lag (0.43 m). 0 = off (stereo and
+    # sensor depth measure the length well).
     length_smoothing: float = 0.0
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
@@ -216,7 +220,8 @@ class PoseEstimator:
         self._prev_size: tuple[int, int] | None = None  # (W, H) of the caller's image
         self._prev_full: np.ndarray | None = None       # (H, W) uint8 grey at the caller's resolution
         self._last_motion = np.eye(4)                  # constant-velocity stand-in without a net
-        self._speed: float | None = None               # length_smoothing: averaged speed, m/s
+        self._speed: float | None = None               # length_smoothing: filtered speed, m/s
+        self._speed_rate = 0.0                         # and its rate of change, m/s^2
         # The reference frame the corners come from (_prev_gray, _prev_pts, _prev_depth, _prev_full):
         # the previous frame, or with keyframes an older one. _t_ref_prev: the previous frame's pose
         # in it (identity when the reference is the previous frame).
@@ -388,8 +393,18 @@ class PoseEstimator:
         length = float(np.linalg.norm(t))
         if length < 1e-9:
             return
-        speed = length / est.dt
-        self._speed = speed if self._speed is None else a * self._speed + (1 - a) * speed
+        measured = length / est.dt
+        if self._speed is None:
+            self._speed, self._speed_rate = measured, 0.0
+        else:
+            alpha = 1.0 - a
+            beta = alpha * alpha / (2.0 - alpha)
+            predicted = self._speed + self._speed_rate * est.dt
+            residual = measured - predicted
+            self._speed = predicted + alpha * residual
+            self._speed_rate += beta * residual / est.dt
+            if self._speed < 0.0:                  # braked to a stop: no speed below zero, no rate left
+                self._speed, self._speed_rate = 0.0, 0.0
         est.t_prev_cur[:3, 3] = t * (self._speed * est.dt / length)
         est.extra["length_measured_m"] = length
 
