@@ -18,15 +18,20 @@ def _small_clip(src, dst, n=8):
         (dst / name).write_text("".join((src / name).read_text().splitlines(keepends=True)[:n]))
 
 
+def _demo(clip, out, models_dir, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """`vode demo` on ``clip`` at half speed -> (the finished process, its report.json)."""
+    proc = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "demo", "--data", str(clip), "--out", str(out),
+                           "--model-dir", str(models_dir), "--rate", "0.5", *args],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, json.loads((out / "report.json").read_text())
+
+
 def test_demo_writes_report_and_plots(tmp_path, kitti_dir, models_dir):
     clip = tmp_path / "clip"
     _small_clip(kitti_dir, clip)
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "demo", "--data", str(clip), "--out", str(out),
-                           "--model-dir", str(models_dir), "--rate", "0.5", "--pose-source", "hybrid"],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads((out / "report.json").read_text())
+    proc, report = _demo(clip, out, models_dir, "--pose-source", "hybrid")
     assert report["frames_in"] == 8
     # Lossless: reliable replay into reliable_input nodes, started by ros2 launch where it exists, else vode run.
     assert report["runner"] in ("ros2 launch", "vode run") and report["replay"]["reliable"]
@@ -73,11 +78,7 @@ def test_demo_without_ground_truth_plots_what_was_published(tmp_path, kitti_dir,
     p0[5] *= 2.0                                   # twice the focal length: about 45 deg instead of 82
     (clip / "calib.txt").write_text("P0: " + " ".join(f"{v:.6e}" for v in p0) + "\n")
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "demo", "--data", str(clip), "--out", str(out),
-                           "--model-dir", str(models_dir), "--rate", "0.5", "--mode", "mono"],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads((out / "report.json").read_text())
+    proc, report = _demo(clip, out, models_dir, "--mode", "mono")
     assert report["frames_out"] == {"depth": 6, "odometry": 6}
     assert "trajectory" not in report and "depth_metric" not in report
     assert "Depth is not scored" in report["notes"] and "trajectory is not scored" in report["notes"]
