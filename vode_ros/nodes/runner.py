@@ -39,6 +39,7 @@ def params_file_problem(path: Path) -> str | None:
         return f"not readable YAML ({str(exc).splitlines()[0]})"
     if not isinstance(doc, dict) or not doc:
         return "expected a mapping of node names to {ros__parameters: {...}} (see config/vode.yaml)"
+
     def holds_parameters(body) -> bool:      # a node's entry, or a namespace of them ("ns: node: ros__parameters")
         if not isinstance(body, dict) or not body:
             return False

@@ -365,6 +365,7 @@ class PoseEstimator:
         if (not self.started or self._prev_size != size
                 or (self._prev_stamp is not None and stamp < self._prev_stamp)):
             est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
+            self._speed, self._speed_rate = None, 0.0     # a new sequence: no speed carried over
         else:
             est = self._estimate(gray, gray_full, k, k_w, net, depth)
             est.stamp, est.dt = stamp, stamp - self._prev_stamp
