@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
-from vode_ros.tools import launch_runner
 from vode_ros.core.resources import demo_clip
+from vode_ros.tools import launch_runner
 
 DEFAULT_DATA = demo_clip()
 DEFAULT_OUT = Path("reports") / "demo"       # relative to the working directory

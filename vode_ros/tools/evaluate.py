@@ -49,9 +49,9 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.core import depth_metrics as dm
-from vode_ros.core.depth_breakdown import DepthErrorBreakdown, default_depth_edges
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
+from vode_ros.core.depth_breakdown import DepthErrorBreakdown, default_depth_edges
 from vode_ros.core.depth_truth import (GT_LABELS, GT_SOURCES, DepthTruthError, GroundTruth,  # noqa: F401
                                        choose_gt, read_calib, velodyne_depth_map)
 
