@@ -84,7 +84,7 @@ class PoseEstimatorConfig:
     # the median ratio of the depth to the triangulated depth instead (DF-VO's) gave 4.0, 11.0,
     # 16.9 %: shorter on every sequence, so the 06 figure was a cancellation, not a fix.
     essential: bool = False
-    essential_threshold_px: float = 1.0  # px at the working resolution (RANSAC, Sampson distance)
+    essential_threshold_px: float = 0.5  # px at the working resolution (robust estimator, Sampson distance)
     essential_min_parallax_px: float = 2.0
     essential_max_rot_diff_deg: float = 2.0
     # Monocular: the length of each geometric motion comes from the depth net's depth of one frame,
