@@ -68,6 +68,7 @@ def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = 
     u, v, z = u[ok], v[ok], z[ok]
     pts = np.stack([(u - k[0, 2]) * z / k[0, 0], (v - k[1, 2]) * z / k[1, 1], z], axis=1)  # (N, 3)
     rng = np.random.default_rng(seed)
+    tol_m = tol * max(float(np.median(z)), 1e-6)
     best, best_n = None, 0
     for _ in range(iters):
         a, b, c = pts[rng.choice(len(pts), 3, replace=False)]
@@ -80,15 +81,17 @@ def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = 
             continue
         d = -n @ a
         dist = np.abs(pts @ n + d)
-        inliers = dist < tol * max(float(np.median(z)), 1e-6)
+        inliers = dist < tol_m
         if inliers.sum() > best_n:
             best_n, best = int(inliers.sum()), inliers
     if best is None or best_n < 30:
         return None
-    # Refit on the inliers (least squares through the centroid).
+    # Refit on the inliers (least squares through the centroid): the normal is the direction of
+    # least spread, from the 3x3 scatter matrix (an SVD of the (N, 3) points would build N x N).
     p = pts[best]
     centroid = p.mean(axis=0)
-    n = np.linalg.svd(p - centroid)[2][-1]
+    q = p - centroid
+    n = np.linalg.eigh(q.T @ q)[1][:, 0]
     return float(abs(n @ centroid))
 
 
