@@ -23,6 +23,13 @@ def test_ground_height_is_exact_on_a_plane():
     assert ground_height(depth * 0.5, k) == pytest.approx(0.825, rel=1e-3)
 
 
+def test_ground_height_on_a_full_resolution_depth_map():
+    """A KITTI-sized map: about 110,000 ground points in the fitted region. The refit must not build
+    anything N x N (a full SVD of the points would ask for about 100 GB here)."""
+    depth, k = _ground_depth(h=376, w=1241, f=718.0, height=1.65)
+    assert ground_height(depth, k) == pytest.approx(1.65, rel=1e-3)
+
+
 def test_camera_height_scale_recovers_the_factor():
     depth, k = _ground_depth(height=1.65)
     est = ScaleEstimator("camera_height", camera_height=1.65, smoothing=0.0)
