@@ -9,8 +9,9 @@ recoverPose), as in DF-VO (Zhan et al. 2020). The estimator is OpenCV's USAC_ACC
 (graph-cut RANSAC with local optimisation; plain RANSAC where OpenCV predates 4.5.1): with the
 shipped model's depth, mono hybrid, ATE-5 on the model's training sequences KITTI 07 / 00
 100-199 / 00 14-99 went from 0.0183 / 0.0236 / 0.0276 m (RANSAC, 1 px) to 0.0124 / 0.0223 /
-0.0136 m (0.5 px); MAGSAC++ was as good, LMedS a little worse and 2.5x slower. The length of the translation still has to come from the depth; the caller
-keeps PnP's (see the estimator for what was measured).
+0.0136 m (0.5 px); MAGSAC++ was as good, LMedS a little worse and 2.5x slower. The length of
+the translation still has to come from the depth; the caller keeps PnP's (see the estimator for
+what was measured).
 
 Where the translation gives too little parallax the essential matrix is ill-posed (pure rotation,
 standing still); the caller keeps the PnP motion there (``translation_parallax``).
