@@ -62,7 +62,7 @@ class PoseSourceParams:
           "forward")
         d("essential", "auto", "rotation and direction of travel from the essential matrix of the tracked corners, "
           "the length from PnP on the depth: auto = with the depth net's depth (mono; KITTI 06 ATE-5 0.125 -> "
-          "0.053 m), not with stereo or sensor depth (PnP is better there)", choices=ESSENTIAL_CHOICES)
+          "0.047 m), not with stereo or sensor depth (PnP is better there)", choices=ESSENTIAL_CHOICES)
         d("length_smoothing", -1.0, "the speed through an alpha-beta filter of gain 1 - a, a in [0, 1): each "
           "geometric motion keeps its direction with the filtered length; negative = auto: 0.7 with the depth net's "
           "depth (whose scale wobbles from frame to frame), 0 with stereo or sensor depth",
