@@ -81,3 +81,26 @@ def test_startup_errors_are_one_line_and_status_1(args, message):
     assert proc.returncode == 1, out[-3000:]
     assert message in out, out[-3000:]
     assert "Traceback" not in out and "AttributeError" not in out, out[-3000:]
+
+
+def test_ctrl_c_during_bag_playback_is_quiet(models_dir, kitti_dir, tmp_path):
+    """Ctrl-C while `vode run --bag` is playing, frames in flight | exit 0; no traceback from the player
+    thread, no "processing failed" from a node publishing into the shut-down context
+    """
+    from vode_ros.bag.kitti_to_bag import convert
+
+    bag = convert(kitti_dir, tmp_path / "bag", progress=False)["out_path"]
+    proc = _start("vode_ros.cli.main", "run", "--model-dir", str(models_dir), "--bag", str(bag), "--rate", "0.5")
+    lines = _wait_line(proc, "scale:")           # the depth node has taken its first frame
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-3000:]
+    assert "played" not in out, "the bag finished before the signal: the test did not interrupt it"
+    assert "Traceback" not in out and "processing failed" not in out and "context is invalid" not in out, out[-3000:]

@@ -138,12 +138,13 @@ class BagPlayer(Node):
         """
         try:
             n = 0
-            while (loops == 0 or n < loops) and not self.stop_requested.is_set():
+            while (loops == 0 or n < loops) and not self.stop_requested.is_set() and self.context.ok():
                 self._play_once(on_message)
                 n += 1
             # Without this a player that exits right after the last message takes the samples that
             # reliable readers have not acknowledged yet with it (the tail of the bag is lost).
-            self.wait_for_acks(10.0 if self.reliable else 2.0)
+            if self.context.ok():
+                self.wait_for_acks(10.0 if self.reliable else 2.0)
         finally:
             self.finished.set()
 
@@ -151,7 +152,7 @@ class BagPlayer(Node):
         t0_bag = t0_wall = None
         messages = self._messages()
         try:
-            while not self.stop_requested.is_set():
+            while not self.stop_requested.is_set() and self.context.ok():   # Ctrl-C shuts the context down
                 try:
                     conn, log_ns, raw = next(messages)
                 except StopIteration:
@@ -166,11 +167,16 @@ class BagPlayer(Node):
                     delay = t0_wall + (log_ns - t0_bag) * 1e-9 / self.rate - time.monotonic()
                     if delay > 0 and self.stop_requested.wait(delay):
                         return
-                if self.clock_pub is not None:
-                    clock = self._clock_type()
-                    clock.clock.sec, clock.clock.nanosec = divmod(log_ns, 1_000_000_000)
-                    self.clock_pub.publish(clock)
-                self.publishers_by_topic[conn.topic].publish(bytes(raw))
+                try:
+                    if self.clock_pub is not None:
+                        clock = self._clock_type()
+                        clock.clock.sec, clock.clock.nanosec = divmod(log_ns, 1_000_000_000)
+                        self.clock_pub.publish(clock)
+                    self.publishers_by_topic[conn.topic].publish(bytes(raw))
+                except Exception:
+                    if not self.context.ok():     # shut down between the check and the publish
+                        return
+                    raise
                 self.published += 1
                 if on_message:
                     on_message(conn.topic, log_ns)

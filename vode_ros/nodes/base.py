@@ -405,6 +405,8 @@ class VodeNodeBase(Node):
         except FrameRejected as exc:
             return self.reject(exc.reason, str(exc))
         except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the worker thread
+            if not self.context.ok():     # Ctrl-C while a frame was in flight: nothing to publish to, not the frame's fault
+                return None
             return self.reject("processing_failed", f"processing failed: {exc.__class__.__name__}: {exc}")
         done = time.perf_counter()
         self.last_total_ms, self.last_process_ms = (done - frame.received) * 1e3, (done - t0) * 1e3
