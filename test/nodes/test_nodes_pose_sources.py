@@ -174,3 +174,32 @@ def test_depth_topic_pairing_counts_frames_without_depth(models_dir):
                                       for kv in st.values), 5.0), diag
     finally:
         h.close()
+
+
+def test_rgbd_camera_depth_in_millimetres_drives_the_geometry(models_dir):
+    """The odometry node alone with an RGB-D driver's depth on depth/image (16UC1, millimetres,
+    0 = no reading) and the settings for sensor depth (essential off, no speed filter): every frame
+    after the first is geometric, and the path matches the synthetic scene's."""
+    seq = generate_sequence(frames=6, width=416, height=128, seed=5)
+    h = _harness(models_dir, nodes=("odometry",), pose_source="geometric", depth_wait=1.5, essential="off",
+                 length_smoothing=0.0)
+    depth_pub = h.probe.create_publisher(Image, "/depth/image", QoSProfile(depth=20,
+                                                                           reliability=ReliabilityPolicy.RELIABLE))
+    node = h.nodes[-1]
+    try:
+        assert h.wait_for(lambda: depth_pub.get_subscription_count() >= 1, 20.0)
+        n0 = len(h.got["odom"])
+        for i in range(len(seq)):
+            t = 300.0 + 0.1 * i
+            h.publish_frame(seq.left[i], "mono8", seq.k, t)
+            assert h.wait_for(lambda n=i: node.frames_out > n, 20.0)
+            mm = np.clip(np.round(seq.depth[i] * 1000.0), 0, 65535).astype(np.uint16)
+            depth_pub.publish(image_to_msg(mm, "16UC1", Header(stamp=_stamp(t), frame_id="camera_left_optical_frame")))
+        assert h.wait_for(lambda: len(h.got["odom"]) >= n0 + len(seq), 20.0)
+        status = [s for s in h.got["status"] if s.node == "pose"][-len(seq) + 1:]
+        assert all(s.pose_source == "geometric" for s in status), [s.pose_source for s in status]
+        odom = h.got["odom"][-1].pose.pose.position
+        travelled = float(np.linalg.norm(seq.poses[-1][:3, 3]))
+        assert abs(float(np.linalg.norm([odom.x, odom.y, odom.z])) - travelled) < 0.05 * travelled
+    finally:
+        h.close()

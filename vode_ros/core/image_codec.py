@@ -15,6 +15,8 @@ DECODABLE = {
     "rgba8": (4, np.uint8),
     "bgra8": (4, np.uint8),
     "32FC1": (1, np.float32),
+    "16UC1": (1, np.uint16),     # depth in millimetres (REP-118's other depth encoding)
+    "mono16": (1, np.uint16),
 }
 IMAGE_ENCODINGS = ("mono8", "rgb8", "bgr8", "rgba8", "bgra8")
 

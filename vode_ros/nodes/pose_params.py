@@ -3,7 +3,8 @@
 Parameters (declared with ranges through nodes.params; the tuning ones apply live):
   pose_source          net | geometric | hybrid (runtime.pose.PoseEstimator)
   geometry_depth       auto | depth_topic | stereo: where the geometry's depth comes from (start-up)
-  depth_topic          the depth node's depth image (32FC1 metres, REP-118), for depth_topic
+  depth_topic          the depth image for depth_topic (REP-118: 32FC1 metres from the depth node, or an
+                       RGB-D camera's 16UC1 millimetres)
   depth_wait           how long a frame may wait for the previous frame's depth, s
   essential            auto | on | off: rotation and direction from the essential matrix (auto: with the
                        depth net's depth, i.e. geometry_depth depth_topic)
@@ -48,8 +49,9 @@ class PoseSourceParams:
         d("geometry_depth", "auto", "depth for the geometric / hybrid sources: stereo (SGBM of the rectified pair "
           "at about 416 px wide, mode stereo), depth_topic (the depth node's metric depth), auto (stereo in mode "
           "stereo, else depth_topic)", choices=GEOMETRY_DEPTHS, live=False)
-        d("depth_topic", "depth/image", "the depth node's depth image (32FC1 metres) for geometry_depth depth_topic",
-          live=False)
+        d("depth_topic", "depth/image", "depth image for geometry_depth depth_topic: the depth node's (32FC1 "
+          "metres), or an RGB-D camera's aligned depth (16UC1 millimetres; then set essential off and "
+          "length_smoothing 0, whose auto values assume the depth net)", live=False)
         d("depth_wait", 0.5, "longest wait of a frame for the previous frame's depth from the depth node, s "
           "(not waited when that depth was skipped or the depth node is silent)", low=0.0, high=5.0)
         d("min_inliers", 30, "fewer PnP inliers: the frame falls back to the pose net", low=6, high=10000)

@@ -23,10 +23,14 @@ def stamp_to_ns(stamp: Time) -> int:
 
 
 def depth_from_msg(msg: Image) -> np.ndarray:
-    """32FC1 depth image (REP-118, metres) -> (H, W) float32; ImageDecodeError for anything else."""
-    if msg.encoding != "32FC1":
-        raise ImageDecodeError(f"depth image encoding '{msg.encoding}': expected 32FC1 (metres, REP-118)")
-    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
+    """Depth image (REP-118) -> (H, W) float32 metres: 32FC1 in metres, or 16UC1 / mono16 in
+    millimetres as RGB-D drivers publish it (0 = no depth, as NaN / 0 in 32FC1); ImageDecodeError
+    for anything else."""
+    if msg.encoding not in ("32FC1", "16UC1", "mono16"):
+        raise ImageDecodeError(f"depth image encoding '{msg.encoding}': expected 32FC1 (metres) or 16UC1 "
+                               "(millimetres), REP-118")
+    depth = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data)
+    return depth if depth.dtype == np.float32 else depth.astype(np.float32) * np.float32(1e-3)
 
 
 def image_from_msg(msg) -> tuple[np.ndarray, str]:
