@@ -37,6 +37,21 @@ def _wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> l
     return lines
 
 
+def _signal_and_collect(proc: subprocess.Popen, lines: list[str], sig: int, times: int = 1) -> str:
+    """Send ``sig`` to the process group ``times`` times, wait for the exit -> all output."""
+    for i in range(times):
+        if i:
+            time.sleep(0.1)
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.2)          # the reader thread takes the last lines
+    return "".join(lines)
+
+
 @pytest.mark.parametrize("cmd,ready", [
     (("vode_ros.cli.main", "run"), "Ctrl-C to stop"),
     (("vode_ros.nodes.depth_node",), "runs on"),
@@ -52,16 +67,7 @@ def test_two_signals_stop_a_node_quietly_with_status_0(models_dir, cmd, ready, s
     proc = _start(*args)
     lines = _wait_line(proc, ready)
     time.sleep(0.5)
-    os.killpg(proc.pid, sig)
-    time.sleep(0.1)
-    os.killpg(proc.pid, sig)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    out = "".join(lines)
+    out = _signal_and_collect(proc, lines, sig, times=2)
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
 
@@ -93,14 +99,7 @@ def test_ctrl_c_during_bag_playback_is_quiet(models_dir, kitti_dir, tmp_path):
     proc = _start("vode_ros.cli.main", "run", "--model-dir", str(models_dir), "--bag", str(bag), "--rate", "0.5")
     lines = _wait_line(proc, "scale:")           # the depth node has taken its first frame
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    out = "".join(lines)
+    out = _signal_and_collect(proc, lines, signal.SIGINT)
     assert proc.returncode == 0, out[-3000:]
     assert "played" not in out, "the bag finished before the signal: the test did not interrupt it"
     assert "Traceback" not in out and "processing failed" not in out and "context is invalid" not in out, out[-3000:]

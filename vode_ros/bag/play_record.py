@@ -138,25 +138,26 @@ class BagPlayer(Node):
         """
         try:
             n = 0
-            while (loops == 0 or n < loops) and not self.stop_requested.is_set() and self.context.ok():
-                self._play_once(on_message)
+            while (loops == 0 or n < loops) and not self.stop_requested.is_set():
+                if not self._play_once(on_message):
+                    return                    # the context was shut down (Ctrl-C in `vode run --bag`)
                 n += 1
             # Without this a player that exits right after the last message takes the samples that
             # reliable readers have not acknowledged yet with it (the tail of the bag is lost).
-            if self.context.ok():
-                self.wait_for_acks(10.0 if self.reliable else 2.0)
+            self.wait_for_acks(10.0 if self.reliable else 2.0)
         finally:
             self.finished.set()
 
-    def _play_once(self, on_message) -> None:
+    def _play_once(self, on_message) -> bool:
+        """One pass over the bag; False when the context was shut down under it."""
         t0_bag = t0_wall = None
         messages = self._messages()
         try:
-            while not self.stop_requested.is_set() and self.context.ok():   # Ctrl-C shuts the context down
+            while not self.stop_requested.is_set():
                 try:
                     conn, log_ns, raw = next(messages)
                 except StopIteration:
-                    return
+                    return True
                 except BagReadError:
                     raise
                 except Exception as exc:  # rosbags raises several types for damaged storage files
@@ -166,7 +167,7 @@ class BagPlayer(Node):
                 if self.rate > 0:
                     delay = t0_wall + (log_ns - t0_bag) * 1e-9 / self.rate - time.monotonic()
                     if delay > 0 and self.stop_requested.wait(delay):
-                        return
+                        return True
                 try:
                     if self.clock_pub is not None:
                         clock = self._clock_type()
@@ -174,12 +175,13 @@ class BagPlayer(Node):
                         self.clock_pub.publish(clock)
                     self.publishers_by_topic[conn.topic].publish(bytes(raw))
                 except Exception:
-                    if not self.context.ok():     # shut down between the check and the publish
-                        return
+                    if not self.context.ok():     # Ctrl-C shut the context down under the player
+                        return False
                     raise
                 self.published += 1
                 if on_message:
                     on_message(conn.topic, log_ns)
+            return True
         finally:
             messages.close()   # closes the bag file now, also when stopped early
 
