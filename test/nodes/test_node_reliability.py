@@ -192,7 +192,8 @@ def test_good_parameter_values_apply_live(harness, seq):
                                   for t in m.transforms), 10.0)
     assert odom.set_parameters([Parameter("odom_frame", value="map2")])[0].successful
     _send_good(h, seq, 1600.0, n=1)
-    assert h.got["odom"][-1].header.frame_id == "map2"
+    # the node has published; the probe's subscription may take the message a moment later
+    assert h.wait_for(lambda: h.got["odom"] and h.got["odom"][-1].header.frame_id == "map2", 10.0)
     assert depth.set_parameters([Parameter("scale_mode", value="camera_height")])[0].successful
     assert depth.scaler.mode == "camera_height"
     assert depth.set_parameters([Parameter("camera_height", value=1.2)])[0].successful
