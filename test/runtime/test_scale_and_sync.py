@@ -69,3 +69,13 @@ def test_stereo_pairer_pairs_within_slop_and_counts_the_rest():
     assert p.add_right(2.50, "R2") is None      # L2 has no partner: dropped
     assert p.unpaired == 1
     assert p.add_left(2.501, "L3") == ("L3", "R2")
+
+
+def test_relative_scale_sources_are_recognised_behind_the_nodes_prefixes():
+    from vode_ros.runtime.scale import is_relative
+
+    none = ScaleEstimator("none").source()
+    assert is_relative(none) and is_relative(f"auto: {none}; outside the training cameras")
+    assert is_relative(f"depth node: auto: {none}") and is_relative("none (relative; the model is not metric)")
+    for mode in ("model", "stereo", "camera_height", "stereo_start"):
+        assert not is_relative(ScaleEstimator(mode).source())

@@ -95,6 +95,13 @@ def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = 
     return float(abs(n @ centroid))
 
 
+def is_relative(scale_source: str) -> bool:
+    """Whether a vode/status ``scale_source`` says the published depth / motion is relative: every
+    relative source the nodes report reads "none (relative...)", also behind the "auto: " or
+    "depth node: " the depth and odometry nodes put in front."""
+    return "none (relative" in scale_source
+
+
 @dataclass
 class ScaleEstimator:
     mode: str = "model"

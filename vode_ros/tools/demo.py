@@ -163,6 +163,7 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
     from vode_ros.core.depth_truth import GT_LABELS, DepthTruthError, GroundTruth, choose_gt
     from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.core.trajectory import align_positions, ate5, ate_rmse, path_length
+    from vode_ros.runtime.scale import is_relative
     from vode_ros.tools.evaluate import domain_cap
     from vode_ros.tools.plots import plot_trajectory_topview, save_depth_panel
 
@@ -170,10 +171,10 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
     frame_ns = np.array([stamp_ns(t, STAMP_OFFSET) for t in seq.times], dtype=np.int64)
     out: dict = {}
     status = [m for _, _, m in read_messages(out_bag, ["/vode/status"])]
-    # A scale source "none (relative ...)": the node published relative depth / motion (say a camera
-    # the model was not trained for), and the plots must not call it metres.
+    # A relative scale source: the node published relative depth / motion (say a camera the model
+    # was not trained for), and the plots must not call it metres.
     scales = {role: next((m.scale_source for m in reversed(status) if m.node == role), "") for role in ("depth", "pose")}
-    units = {role: "relative, no metric scale" if "none (relative" in src else "m" for role, src in scales.items()}
+    units = {role: "relative, no metric scale" if is_relative(src) else "m" for role, src in scales.items()}
 
     # Trajectory: recorded /odom vs the bag's ground truth, both base_link in odom.
     est_ns, est = read_trajectory(out_bag, "/odom")

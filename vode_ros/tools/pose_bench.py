@@ -230,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
     args = ap.parse_args(argv)
-    if args.length_smoothing >= 1:
-        ap.error(f"--length-smoothing must be < 1, got {args.length_smoothing}")
+    try:
+        resolve_length_smoothing(args.length_smoothing, "mono")      # its own check, before any work
+    except ValueError as exc:
+        ap.error(str(exc))
     sources = [s for s in args.sources.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
     for s in sources:
