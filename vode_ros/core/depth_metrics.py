@@ -39,10 +39,21 @@ def garg_crop_mask(height: int, width: int) -> np.ndarray:
     return mask
 
 
-def _resize_bilinear(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def resize_to_truth(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Step 1 of the protocol: pred (h, w), (1, h, w) or (h, w, 1) -> (H, W) float64 at the ground
+    truth's ``shape`` (bilinear). Callers that score one prediction several ways resize it once."""
     import cv2
 
-    return cv2.resize(pred.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.ndim == 3 and pred.shape[0] == 1:
+        pred = pred[0]
+    elif pred.ndim == 3 and pred.shape[-1] == 1:
+        pred = pred[..., 0]
+    if pred.ndim != 2:
+        raise ValueError(f"pred must be (H, W), got {pred.shape}")
+    if pred.shape == tuple(shape):
+        return pred
+    return cv2.resize(pred.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float64)
 
 
 def errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -70,17 +81,9 @@ def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, min_depth: float, max_dep
     gt (H, W) metres, 0 = none; pred (h, w), (1, h, w) or (h, w, 1). Valid: finite GT inside
     (min_depth, max_depth), inside the Garg crop if asked, and a finite prediction."""
     gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
     if gt.ndim != 2:
         raise ValueError(f"gt must be (H, W), got {gt.shape}")
-    if pred.ndim == 3 and pred.shape[0] == 1:
-        pred = pred[0]
-    elif pred.ndim == 3 and pred.shape[-1] == 1:
-        pred = pred[..., 0]
-    if pred.ndim != 2:
-        raise ValueError(f"pred must be (H, W), got {pred.shape}")
-    if pred.shape != gt.shape:
-        pred = _resize_bilinear(pred, gt.shape).astype(np.float64)
+    pred = resize_to_truth(pred, gt.shape)
     valid = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred)
     if garg_crop:
         valid &= garg_crop_mask(*gt.shape)

@@ -159,7 +159,7 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
     show what was published."""
     from vode_ros.bag.kitti_to_bag import stamp_ns
     from vode_ros.bag.reader import read_depth_images, read_messages, read_trajectory
-    from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics
+    from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics, resize_to_truth
     from vode_ros.core.depth_truth import GT_LABELS, DepthTruthError, GroundTruth, choose_gt
     from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.core.trajectory import align_positions, ate5, ate_rmse, path_length
@@ -223,15 +223,15 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
                 continue
             left = read_image(seq.left[i])
             ref = truth(i, left) if truth is not None else None
+            if ref is None and j not in panel_at:
+                continue
+            full = resize_to_truth(pred, left.shape[:2])      # once, for the scores and the panel
             if ref is not None:
                 if common is None:
                     common = {"max_depth": domain_cap([ref]), "garg_crop": source == "velodyne"}
-                per_metric.append(compute_depth_metrics(ref, pred, median_scaling=False, **common))
-                per_median.append(compute_depth_metrics(ref, pred, median_scaling=True, **common))
+                per_metric.append(compute_depth_metrics(ref, full, median_scaling=False, **common))
+                per_median.append(compute_depth_metrics(ref, full, median_scaling=True, **common))
             if j in panel_at:
-                import cv2
-
-                full = cv2.resize(pred, (left.shape[1], left.shape[0]), interpolation=cv2.INTER_LINEAR)
                 save_depth_panel(left, full, ref, report_dir / f"depth_{i:06d}.png",
                                  titles=(f"frame {i}", f"vode_ros /depth/image ({units['depth']})", f"{ref_label} (m)"))
         if per_metric:

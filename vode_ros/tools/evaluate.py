@@ -185,14 +185,15 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
         common = {"min_depth": min_depth, "max_depth": cap, "garg_crop": garg_crop}
         if breakdown is None:
             breakdown = DepthErrorBreakdown(depth_edges=default_depth_edges(cap), **common)
-        for name, p, med in (("median_scaled", pred, True), ("metric", pred, False),
-                             ("constant", np.ones_like(pred), True)):
+        pred_gt = dm.resize_to_truth(pred, gt_depth.shape)     # once for the four scorings below
+        for name, p, med in (("median_scaled", pred_gt, True), ("metric", pred_gt, False),
+                             ("constant", np.ones_like(pred_gt), True)):
             m = dm.compute_depth_metrics(gt_depth, p, median_scaling=med, **common)
             m["frame"] = i
             rows[name].append(m)
         scale = rows["median_scaled"][-1]["scale"] if median_scaling else 1.0
         if np.isfinite(scale):
-            breakdown.add(gt_depth, pred, scale)
+            breakdown.add(gt_depth, pred_gt, scale)
         if plots is not None and i in keep:
             samples[i] = (img, pred * (scale if np.isfinite(scale) else 1.0), gt_depth)
     seconds = time.perf_counter() - t0
