@@ -13,6 +13,10 @@ as depth/image, odom and vode/status are relative names) and with its own TF fra
     ros2 launch vode_ros vode.launch.py namespace:=rear frame_prefix:=rear/ \\
         image_topic:=/rear/image_raw camera_info_topic:=/rear/camera_info
 
+The nodes are managed (lifecycle) nodes that configure and activate themselves; with
+autostart:=false they wait unconfigured for a lifecycle manager or for
+`ros2 lifecycle set /depth_node configure` (then activate; deactivate stops taking images).
+
 bag:= plays a rosbag2 with --clock: through `ros2 bag play` where the ros2 CLI has the bag
 verb, else through `vode bag play` (the package's own player, which also waits for the
 depth node's image subscription before the first message).
@@ -90,6 +94,9 @@ def generate_launch_description():
         DeclareLaunchArgument("reliable_input", default_value="false", choices=["true", "false"],
                               description="RELIABLE + KEEP_ALL input, every frame processed (bag replay); "
                                           "false: sensor-data QoS, newest frame wins (live cameras)"),
+        DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
+                              description="configure and activate the (lifecycle) nodes at start-up; false: "
+                                          "leave the transitions to a lifecycle manager"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/vode.rviz"),
         DeclareLaunchArgument("model_dir", default_value="", description="folder with depth.onnx + pose.onnx ('' = shipped)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "vode.yaml")),
@@ -119,6 +126,7 @@ def generate_launch_description():
         "image_transport": LaunchConfiguration("image_transport"),
         "reliable_input": PythonExpression(["'", LaunchConfiguration("reliable_input"), "' == 'true'"]),
         "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"), "' == 'true'"]),
+        "autostart": PythonExpression(["'", LaunchConfiguration("autostart"), "' == 'true'"]),
     }
     params = [LaunchConfiguration("params_file"), overrides]
     depth_params = params + [{"scale_mode": LaunchConfiguration("scale_mode"), "domain": LaunchConfiguration("domain")}]

@@ -37,7 +37,7 @@ RUN_OPTION = {
     "camera_frame": "--camera-frame", "image_topic": "--image-topic", "camera_info_topic": "--camera-info-topic",
     "use_sim_time": "--use-sim-time", "depth": "--nodes", "odometry": "--nodes", "bag": "--bag", "bag_rate": "--rate",
     "reliable_input": "--reliable-input", "domain": "--domain", "pose_source": "--pose-source",
-    "geometry_depth": "--geometry-depth",
+    "geometry_depth": "--geometry-depth", "autostart": "--no-autostart",
 }
 # Launch arguments with no `vode run` twin, and why.
 LAUNCH_ONLY = {"rviz": "RViz is a separate GUI program; vode run hosts only the nodes"}

@@ -44,6 +44,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--base-frame", default=None, help="default: <frame-prefix>base_link")
     p.add_argument("--camera-frame", default=None, help="default: <frame-prefix>camera_left_optical_frame")
     p.add_argument("--use-sim-time", action="store_true", help="follow /clock (e.g. from a bag)")
+    p.add_argument("--no-autostart", action="store_true",
+                   help="leave the (lifecycle) nodes unconfigured for a lifecycle manager or `ros2 lifecycle set`")
     p.add_argument("--bag", type=Path, default=None, help="play this rosbag2 into the nodes, then exit")
     p.add_argument("--rate", type=float, default=1.0, help="bag playback rate (0 = as fast as possible)")
     p.set_defaults(func=run)
@@ -66,6 +68,8 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         overrides["use_sim_time"] = "true"
     if args.reliable_input:
         overrides["reliable_input"] = "true"
+    if args.no_autostart:
+        overrides["autostart"] = "false"
     per_node: dict[str, dict[str, Any]] = {"depth": {}, "odometry": {}}
     if args.scale_mode:
         per_node["depth"]["scale_mode"] = args.scale_mode
@@ -92,6 +96,10 @@ def run(args) -> int:
     bad = [n for n in nodes if n not in ("depth", "odometry")]
     if bad:
         print(f"vode run: unknown node(s) {bad}; choose from depth, odometry")
+        return 2
+    if args.bag and args.no_autostart:
+        print("vode run: --bag needs nodes that take images: drop --no-autostart (or play the bag yourself "
+              "once a lifecycle manager has activated them)", file=sys.stderr)
         return 2
     if args.bag:
         # Checked before any node starts: a missing or unreadable bag is the user's to fix, not a traceback.

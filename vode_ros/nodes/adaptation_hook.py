@@ -29,15 +29,14 @@ def default_save_dir(namespace: str) -> Path:
 
 
 class AdaptationHook:
-    """Declares the ``adapt_*`` parameters on ``node`` (a VodeNodeBase) and, with ``adapt`` on,
-    runs an OnlineAdapter fed by :meth:`add_frame`."""
+    """With ``adapt`` on, runs an OnlineAdapter on ``node`` (a configured VodeNodeBase) fed by
+    :meth:`add_frame`; :meth:`declare` declares its ``adapt_*`` parameters."""
 
     def __init__(self, node):
         self.node = node
         self.adapter = None
         self._odom_set = self._odom_reload = None    # the odometry node's services, with adapt on
         self._odom_warned = False
-        self._declare()
         node.create_service(Trigger, "~/save_adapted", self._on_save_adapted)
         if node.get_parameter("adapt").value:
             self._start()
@@ -52,11 +51,12 @@ class AdaptationHook:
         if self.adapter is not None:
             self.adapter.stop()
 
-    def _declare(self) -> None:
-        # VodeNodeBase: parameter with description and range. The adapter reads its settings once
-        # when it starts: changing them means a restart (refused live, with that reason).
+    @staticmethod
+    def declare(node) -> None:
+        """The adapt_* parameters (at the node's construction). The adapter reads its settings once
+        when it starts: changing them means a restart (refused live, with that reason)."""
         def declare(*args, **kwargs):
-            return self.node._declare(*args, live=False, **kwargs)
+            return node._declare(*args, live=False, **kwargs)
 
         rng_i = lambda lo, hi: {"integer_range": [IntegerRange(from_value=lo, to_value=hi, step=1)]}  # noqa: E731
         rng_f = lambda lo, hi: {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}  # noqa: E731

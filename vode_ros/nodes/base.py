@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.client import Client
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
@@ -67,25 +72,125 @@ def _topic_problem(value: str) -> str | None:
     return None if value.strip() else "give a topic name"
 
 
-class VodeNodeBase(Node):
+class VodeNodeBase(LifecycleNode):
+    """A managed (lifecycle) node, REP-2002-style: parameters are declared at construction;
+    configure loads the model and creates the outputs, activate subscribes to the camera,
+    deactivate unsubscribes (frames already taken finish), cleanup releases the model and every
+    output. With ``autostart`` (default) the node configures and activates itself, so it runs
+    like a plain node; ``autostart:=false`` leaves the transitions to a lifecycle manager
+    (``ros2 lifecycle set /depth_node configure``)."""
+
     role = "depth"        # which model file and kind: depth | pose
     uses_right = True     # pairs the right image in mode stereo (the pose net needs only the left)
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
+        self.model: OnnxModel | None = None
+        self.configure_error: BaseException | None = None
+        self._unconfigured_entities: list | None = None   # what the node had before configure
+        self._input_subs: list = []
         try:
-            self._build(name)
-            self.build()
-            self.finish_start()
+            self.params = ParameterTable(self, self.check_parameters)
+            self._declare("autostart", True, "configure and activate at start-up; false: wait for a lifecycle "
+                          "manager (ros2 lifecycle set <node> configure, then activate)", live=False)
+            self._declare_common()
+            self.declare()
         except BaseException:
             self.destroy_node()   # a half-built node must not leave handles (or a teardown crash) behind
             raise
+        if self.params.value("autostart"):
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                self.destroy_node()
+                raise self.configure_error or RuntimeError(f"{name}: configure failed")
+            self.trigger_activate()
 
-    def _build(self, name: str) -> None:
-        self.accounts = FrameAccounts()
-        self._problems: dict[str, tuple[str, float]] = {}     # reason -> (last message, monotonic time)
-        self._logged: dict[str, float] = {}
-        self.params = ParameterTable(self, self.check_parameters)
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unconfigured_entities = self._entities()
+        try:
+            self._build(self.get_name())
+            self.build()
+            self.finish_start()
+        except Exception as exc:  # noqa: BLE001 - reported, and the node stays unconfigured
+            self.configure_error = exc
+            self._release()
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self.params.value
+        self._input_subs.append(self.create_subscription(CameraInfo, p("camera_info_topic"), self._on_camera_info,
+                                                         self._input_qos, callback_group=self._input_group))
+        self._subscribe_image(p("image_topic"), self._on_image)
+        if self.stereo:
+            self.subscribe_right()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe_inputs()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def lifecycle_state(self) -> str:
+        """unconfigured | inactive | active | finalized (or a transition's label)."""
+        return self._state_machine.current_state[1]
+
+    def _entities(self) -> list:
+        return [*self.publishers, *self.subscriptions, *self.services, *self.clients, *self.timers]
+
+    def _unsubscribe_inputs(self) -> None:
+        """No more camera input: images waiting for their CameraInfo or stereo partner are given up."""
+        for sub in self._input_subs:
+            self.destroy_subscription(sub)
+        self._input_subs.clear()
+        if getattr(self, "pairer", None) is None:
+            return
+        for _ in range(len(self._parked) + len(self._parked_pairs)):
+            self.accounts.rejected("inactive")
+        self._parked.clear()
+        self._parked_pairs.clear()
+        for _ in self.pairer.flush_left():
+            self.accounts.rejected("inactive")
+
+    def _release(self) -> None:
+        """Undo configure: stop the worker and the subclass's threads, destroy what configure created."""
+        worker = getattr(self, "worker", None)
+        if worker is not None:
+            for _ in worker.stop():
+                self.accounts.rejected("shutdown")
+            self.worker = None
+        self.release()
+        # Everything the node gained since configure began (outputs, services, timers, and what a
+        # live parameter change added later) goes; the lifecycle and parameter services stay.
+        before = self._unconfigured_entities or []
+        destroy = {Publisher: self.destroy_publisher, Subscription: self.destroy_subscription,
+                   Service: self.destroy_service, Client: self.destroy_client, Timer: self.destroy_timer}
+        for entity in self._entities():
+            if not any(entity is e for e in before):
+                next(fn for kind, fn in destroy.items() if isinstance(entity, kind))(entity)
+        self._unconfigured_entities = None
+        self.params.stop()
+        self.uses_right = type(self).uses_right
+        self.model = None
+
+    def release(self) -> None:
+        """Subclasses stop what they started in build() (threads; the entities go by themselves)."""
+
+    def declare(self) -> None:
+        """Subclasses declare their parameters here (at construction, before configure)."""
+
+    def _declare_common(self) -> None:
         self._declare("model_dir", "", "folder with depth.onnx and pose.onnx ('' = the shipped models); "
                       "a change reloads the model")
         self._declare("providers", ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -113,6 +218,11 @@ class VodeNodeBase(Node):
                       "go on alone (depth keeps the last scale)", low=0.05, high=60.0)
         self._declare("max_image_pixels", 4096 * 3072, "larger images are rejected before decoding (0 = no limit)",
                       low=0, high=1_000_000_000)
+
+    def _build(self, name: str) -> None:
+        self.accounts = FrameAccounts()
+        self._problems: dict[str, tuple[str, float]] = {}     # reason -> (last message, monotonic time)
+        self._logged: dict[str, float] = {}
         p = self.params.value
         self.mode = p("mode")
         self.model_lock = threading.Lock()
@@ -145,11 +255,6 @@ class VodeNodeBase(Node):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._input_qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
                            if reliable else qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, p("camera_info_topic"), self._on_camera_info, self._input_qos,
-                                 callback_group=self._input_group)
-        self._subscribe_image(p("image_topic"), self._on_image)
-        if self.stereo:
-            self.subscribe_right()
         self.create_service(Trigger, "~/reload_model", self._on_reload)
         capacity = int(p("reliable_queue_size")) if reliable else 1
         self.worker = LatestFrameWorker(self._process_safely, name=f"{name}-inference", capacity=capacity,
@@ -236,17 +341,18 @@ class VodeNodeBase(Node):
     # -- input ------------------------------------------------------------------------------
     def _subscribe_image(self, topic: str, callback) -> None:
         if self.params.value("image_transport") == "compressed":
-            self.create_subscription(CompressedImage, topic.rstrip("/") + "/compressed", callback, self._input_qos,
-                                     callback_group=self._input_group)
+            typ, topic = CompressedImage, topic.rstrip("/") + "/compressed"
         else:
-            self.create_subscription(Image, topic, callback, self._input_qos, callback_group=self._input_group)
+            typ = Image
+        self._input_subs.append(self.create_subscription(typ, topic, callback, self._input_qos,
+                                                         callback_group=self._input_group))
 
     def subscribe_right(self) -> None:
-        """The right image and CameraInfo (mode stereo); a subclass that needs the right image only
-        under some parameters sets ``uses_right`` and calls this from build()."""
+        """The right image and CameraInfo (mode stereo, at activation); a subclass that needs the right
+        image only under some parameters sets ``uses_right`` in build()."""
         p = self.params.value
-        self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info, self._input_qos,
-                                 callback_group=self._input_group)
+        self._input_subs.append(self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info,
+                                                         self._input_qos, callback_group=self._input_group))
         self._subscribe_image(p("right_image_topic"), self._on_right_image)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -463,13 +569,16 @@ class VodeNodeBase(Node):
         level = WARN if recent else OK
         message = self.last_problem if recent else "running"
         snap = self.accounts.snapshot()
-        if self.camera_info is None and snap.frames_in == 0 and not recent:
+        if self.lifecycle_state == "inactive":
+            message = "inactive (lifecycle): not subscribed to the camera; activate to start"
+        elif self.camera_info is None and snap.frames_in == 0 and not recent:
             level, message = WARN, "waiting for images and CameraInfo"
         status = DiagnosticStatus(level=level, name=f"vode_ros: {self.get_name()}", message=message,
                                   hardware_id=self.params.value("image_topic"))
         model = self.model
         source, scale = self.scale_info()
-        values = [("model", model.path), ("provider", model.provider), ("mode", self.mode),
+        values = [("lifecycle_state", self.lifecycle_state), ("model", model.path), ("provider", model.provider),
+                  ("mode", self.mode),
                   ("scale_source", source), ("scale", f"{scale:.4f}"), ("frames_in", snap.frames_in),
                   ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
                   ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
@@ -489,4 +598,9 @@ class VodeNodeBase(Node):
         if worker is not None:
             for _ in worker.stop():
                 self.accounts.rejected("shutdown")
+        self.release()
         super().destroy_node()
+        # rclpy's LifecycleNode leaves its state machine alive, and with it the node handle, the
+        # lifecycle services and ~/transition_event on the graph: a node made later under the
+        # same name then shares rosout with a ghost, and discovery slows as ghosts pile up.
+        self._state_machine.destroy_when_not_in_use()

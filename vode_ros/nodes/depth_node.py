@@ -40,7 +40,7 @@ class DepthNode(VodeNodeBase):
         self.depth_sink = depth_cache
         super().__init__("depth_node", **kwargs)
 
-    def build(self) -> None:
+    def declare(self) -> None:
         self._declare("scale_mode", "auto", "auto | model | none | stereo | stereo_start | camera_height; "
                       "auto: the model's metres where it was trained on a camera and domain like this one, "
                       "else stereo in mode stereo, else none (relative, said so on vode/status)",
@@ -55,6 +55,9 @@ class DepthNode(VodeNodeBase):
         self._declare("publish_points", False, "publish depth/points (PointCloud2)")
         self._declare("points_stride", 4, "keep every n-th pixel in rows and columns for depth/points",
                       low=1, high=64)
+        AdaptationHook.declare(self)
+
+    def build(self) -> None:
         p = self.params.value
         self.requested_scale_mode = p("scale_mode")
         self.scale_decision: ScaleDecision | None = None
@@ -111,13 +114,13 @@ class DepthNode(VodeNodeBase):
     @property
     def adapter(self):
         """The running OnlineAdapter, or None with adapt off."""
-        return self.adaptation.adapter
+        return self.adaptation.adapter if getattr(self, "adaptation", None) is not None else None
 
-    def destroy_node(self) -> None:
-        adaptation = getattr(self, "adaptation", None)    # None when __init__ failed before it
+    def release(self) -> None:
+        adaptation = getattr(self, "adaptation", None)    # None when configure failed before it
         if adaptation is not None:
             adaptation.stop()
-        super().destroy_node()
+            self.adaptation = None
 
     def on_model_swapped(self) -> None:
         self.estimator = DepthEstimator(self.model)

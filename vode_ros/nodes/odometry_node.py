@@ -60,7 +60,7 @@ class OdometryNode(VodeNodeBase):
         self.shared_depth = depth_cache
         super().__init__("odometry_node", **kwargs)
 
-    def build(self) -> None:
+    def declare(self) -> None:
         self._declare("odom_frame", "odom", "odometry frame (REP-105)", check=_frame_problem)
         self._declare("base_frame", "base_link", "robot body frame (REP-105)", check=_frame_problem)
         self._declare("camera_frame", "camera_left_optical_frame", "optical frame of the input camera (REP-103)",
@@ -83,7 +83,10 @@ class OdometryNode(VodeNodeBase):
         self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)", low=1, high=100)
         self._declare("max_frame_gap", 1.0, "a larger forward jump of the stamps (camera paused, stamps from 0) "
                       "restarts the frame pair instead of integrating motion across it, s", low=0.01, high=3600.0)
-        self.pose_params = PoseSourceParams(self)      # pose_source, geometry_depth, estimator tuning
+        PoseSourceParams.declare(self)                 # pose_source, geometry_depth, estimator tuning
+
+    def build(self) -> None:
+        self.pose_params = PoseSourceParams(self)
         p = self.params.value
         self.odom_frame, self.base_frame, self.camera_frame = p("odom_frame"), p("base_frame"), p("camera_frame")
         self.t_base_cam = mount_transform(list(p("mount_xyz")), list(p("mount_rpy")))

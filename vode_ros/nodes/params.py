@@ -125,6 +125,12 @@ class ParameterTable:
         """
         self._appliers.append((frozenset(names), apply))
 
+    def stop(self) -> None:
+        """The node was cleaned up (lifecycle): no appliers, and every value may change until the
+        next configure, which reads them (and registers its appliers again)."""
+        self.running = False
+        self._appliers.clear()
+
     def value(self, name: str) -> Any:
         return self.node.get_parameter(name).value
 
@@ -155,7 +161,8 @@ class ParameterTable:
                 return self._refuse(f"parameter {p.name}={value!r}: {problem}")
             if self.running and not spec.live and value != _plain(self.value(p.name)):
                 return self._refuse(f"parameter {p.name} is read at start-up only: restart the node with "
-                                    f"{p.name}:={value!r} to use it")
+                                    f"{p.name}:={value!r} to use it (or set it between lifecycle cleanup and "
+                                    "configure)")
             changes[p.name] = value
         if self._cross_check is not None and changes and self.running:   # at start-up: after all are declared
             merged = {name: _plain(self.value(name)) for name in self.specs if self.node.has_parameter(name)}

@@ -40,8 +40,11 @@ TUNING = {"min_inliers": "min_inliers", "ransac_threshold_px": "ransac_threshold
 
 
 class PoseSourceParams:
-    def __init__(self, node):
-        self.node = node
+    """The pose source of the odometry node: :meth:`declare` declares its parameters (at the node's
+    construction), the instance (made at configure) builds the front end they describe."""
+
+    @staticmethod
+    def declare(node) -> None:
         d = node._declare
         d("pose_source", "hybrid", "net: the pose net alone; geometric: tracked corners + depth + PnP-RANSAC; "
           "hybrid: geometric guided by the pose net, the net where too few inliers remain",
@@ -71,6 +74,9 @@ class PoseSourceParams:
           low=-1.0, high=0.99)
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
           "(measured worse than without in stereo)")
+
+    def __init__(self, node):
+        self.node = node
         p = node.params.value
         self.geometry = resolve_geometry_depth(p("geometry_depth"), node.mode, p("pose_source"))
         self.essential = use_essential(p("essential"), self.geometry)
@@ -83,8 +89,7 @@ class PoseSourceParams:
                                          QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
                                          callback_group=MutuallyExclusiveCallbackGroup())
         elif self.geometry == "stereo":
-            node.uses_right = True          # this node now pairs the right image (base: mode stereo)
-            node.subscribe_right()
+            node.uses_right = True          # this node now pairs the right image (subscribed at activation)
         self.frontend = PoseFrontEnd(self._config({}), self.geometry, cache, float(p("depth_wait")))
         self._lock = threading.Lock()
         self.depth_rejected = 0
