@@ -34,6 +34,7 @@ from vode_ros.nodes.ros_msgs import image_from_msg, k_from_camera_info, stamp_to
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
 from vode_ros.runtime.latest_worker import LatestFrameWorker
+from vode_ros.runtime.scale import METRIC_MODEL, RELATIVE
 from vode_ros.runtime.stereo_sync import StereoPairer
 from vode_ros_msgs.msg import VodeStatus
 
@@ -524,7 +525,7 @@ class VodeNodeBase(LifecycleNode):
 
     def scale_info(self) -> tuple[str, float]:
         """(where the scale comes from, the factor applied)."""
-        return ("model (stereo-trained, metric)" if self.model.meta.metric_scale else "none (relative)"), 1.0
+        return (METRIC_MODEL if self.model.meta.metric_scale else RELATIVE), 1.0
 
     def _publish_status(self, header=None) -> None:
         self._unreported = False

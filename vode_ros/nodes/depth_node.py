@@ -28,7 +28,7 @@ from vode_ros.nodes.shutdown import run_single
 from vode_ros.runtime.inference import DepthEstimator
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_ns, stamp_to_sec
 from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
-from vode_ros.runtime.scale import NODE_MODES, ScaleEstimator, median_ratio, stereo_depth
+from vode_ros.runtime.scale import NODE_MODES, ScaleEstimator, median_ratio, relative_because, stereo_depth
 
 
 class DepthNode(VodeNodeBase):
@@ -128,7 +128,7 @@ class DepthNode(VodeNodeBase):
 
     def scale_info(self) -> tuple[str, float]:
         if self.scaler.mode == "model" and not self.model.meta.metric_scale:
-            return "none (relative; the model is not metric)", self.scaler.scale
+            return relative_because("the model is not metric"), self.scaler.scale
         if self.requested_scale_mode == "auto" and self.scale_decision is not None:
             d = self.scale_decision
             label = "model (metric)" if d.source == "model" else self.scaler.source()

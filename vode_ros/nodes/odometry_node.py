@@ -35,6 +35,7 @@ from vode_ros.nodes.pose_params import PoseSourceParams
 from vode_ros.nodes.ros_bridges import TfOut
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
 from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
+from vode_ros.runtime.scale import RELATIVE
 from vode_ros_msgs.msg import VodeStatus
 
 
@@ -181,7 +182,7 @@ class OdometryNode(VodeNodeBase):
     def scale_info(self) -> tuple[str, float]:
         if self.scale_mode == "from_depth":
             return self.depth_scale_source, self.net_scale
-        return super().scale_info()[0] if self.scale_mode == "model" else "none (relative)", self.net_scale
+        return super().scale_info()[0] if self.scale_mode == "model" else RELATIVE, self.net_scale
 
     def check_parameters(self, values) -> str | None:
         return PoseSourceParams.check(values)

@@ -95,11 +95,21 @@ def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = 
     return float(abs(n @ centroid))
 
 
+# What vode/status says in scale_source for the two fixed sources.
+METRIC_MODEL = "model (stereo-trained, metric)"
+RELATIVE = "none (relative)"
+
+
+def relative_because(reason: str) -> str:
+    """A relative scale source with the reason, e.g. "none (relative; the model is not metric)"."""
+    return f"{RELATIVE[:-1]}; {reason})"
+
+
 def is_relative(scale_source: str) -> bool:
     """Whether a vode/status ``scale_source`` says the published depth / motion is relative: every
-    relative source the nodes report reads "none (relative...)", also behind the "auto: " or
+    relative source the nodes report starts as RELATIVE does, also behind the "auto: " or
     "depth node: " the depth and odometry nodes put in front."""
-    return "none (relative" in scale_source
+    return RELATIVE[:-1] in scale_source
 
 
 @dataclass
@@ -124,7 +134,7 @@ class ScaleEstimator:
         return self.mode in ("model", "none") or (self.mode == "stereo_start" and self.updates >= self.warmup)
 
     def source(self) -> str:
-        return {"model": "model (stereo-trained, metric)", "none": "none (relative)",
+        return {"model": METRIC_MODEL, "none": RELATIVE,
                 "stereo": "stereo baseline", "camera_height": "camera height over ground plane",
                 "stereo_start": "stereo start" + (" (frozen)" if self.frozen else "")}[self.mode]
 
