@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.srv import SetParameters
 
@@ -203,3 +204,21 @@ def test_a_destroyed_node_leaves_no_lifecycle_services_behind(models_dir):
             h.close()
     finally:
         probe.destroy_node()
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["from_unconfigured", "from_active"])
+def test_shutdown_finalizes_the_node_from_any_state(models_dir, configured):
+    ensure_rclpy()
+    node = _depth_node(models_dir)
+    try:
+        if configured:
+            node.trigger_configure()
+            node.trigger_activate()
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+        assert node.lifecycle_state == "finalized" and node.model is None
+        assert node.count_subscribers(CAMERA) == 0
+        # what configure did not create stays: the lifecycle and parameter services
+        assert {"depth_node/get_state", "depth_node/set_parameters"} <= {srv.srv_name.lstrip("/") for srv in node.services}
+    finally:
+        node.destroy_node()
+        node.destroy_node()           # twice, as a failed start and rclpy's shutdown may do: no error

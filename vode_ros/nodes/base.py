@@ -164,17 +164,23 @@ class VodeNodeBase(LifecycleNode):
         for _ in self.pairer.flush_left():
             self.accounts.rejected("inactive")
 
-    def _release(self) -> None:
-        """Undo configure: stop the worker and the subclass's threads, destroy what configure created."""
+    def _stop_work(self) -> None:
+        """Stop the worker (frames still queued count as rejected, reason shutdown) and the subclass's threads."""
         worker = getattr(self, "worker", None)
         if worker is not None:
             for _ in worker.stop():
                 self.accounts.rejected("shutdown")
             self.worker = None
         self.release()
+
+    def _release(self) -> None:
+        """Undo configure: stop the work, destroy what configure created."""
+        self._stop_work()
+        if self._unconfigured_entities is None:       # never configured (a shutdown from unconfigured)
+            return
         # Everything the node gained since configure began (outputs, services, timers, and what a
         # live parameter change added later) goes; the lifecycle and parameter services stay.
-        before = self._unconfigured_entities or []
+        before = self._unconfigured_entities
         destroy = {Publisher: self.destroy_publisher, Subscription: self.destroy_subscription,
                    Service: self.destroy_service, Client: self.destroy_client, Timer: self.destroy_timer}
         for entity in self._entities():
@@ -595,11 +601,7 @@ class VodeNodeBase(LifecycleNode):
 
     def destroy_node(self) -> None:
         # Also runs for a node whose __init__ failed half-way, and again from rclpy's shutdown.
-        worker = getattr(self, "worker", None)
-        if worker is not None:
-            for _ in worker.stop():
-                self.accounts.rejected("shutdown")
-        self.release()
+        self._stop_work()
         super().destroy_node()
         # rclpy's LifecycleNode leaves its state machine alive, and with it the node handle, the
         # lifecycle services and ~/transition_event on the graph: a node made later under the
