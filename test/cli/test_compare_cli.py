@@ -45,6 +45,7 @@ def test_compare_tiny_split_then_resume(tmp_path):
         assert (Path(out) / row["method"] / "onnx" / "depth.onnx").is_file()
     assert "metric_abs_rel" in rows["sfmlearner"]["heldout"][0] and "metric_abs_rel" not in rows["lkvo"]["heldout"][0]
     assert "| sfmlearner | 1 × 2 | seq_c |" in md and "| lkvo | 2 × 2 | seq_c |" in md
+    assert (out / "compare.png").stat().st_size > 10_000        # the figure of the table
 
     again = _vode(*args, "--resume")
     assert again.returncode == 0, again.stderr[-3000:]

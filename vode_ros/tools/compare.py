@@ -295,13 +295,19 @@ def compare(s: Settings, out: Path, methods: tuple[str, ...] = METHODS, resume: 
 
 def write_report(out: Path, s: Settings, hw: dict[str, Any], errors: dict[str, str],
                  session_s: float) -> dict[str, Any]:
-    """compare.json + compare.md over every finished method in ``out`` (also those of earlier sessions)."""
+    """compare.json + compare.md + compare.png over every finished method in ``out`` (also those of earlier
+    sessions)."""
     rows = [_read_json(out / m / "result.json") for m in METHODS if (out / m / "result.json").is_file()]
     rows += [{"method": m, "error": e} for m, e in errors.items()]
     report = {"settings": asdict(s), "hardware": hw, "session_s": session_s,
               "total_wall_s": sum(r.get("wall_s", 0.0) for r in rows), "methods": rows}
     _write_json(out / "compare.json", report)
     (out / "compare.md").write_text(to_markdown(report))
+    if any("error" not in r for r in rows):
+        from vode_ros.tools.plots import plot_compare
+
+        plot_compare(rows, out / "compare.png", title=f"vode compare: split {s.split}, {s.steps} steps per stage, "
+                                                      f"held-out {', '.join(s.heldout)}")
     return report
 
 

@@ -150,3 +150,35 @@ def save_depth_panel(image: np.ndarray, depth_pred: np.ndarray, depth_ref: np.nd
         ax.set_xticks([])
         ax.set_yticks([])
     return _save_atomic(fig, out_png, dpi)
+
+
+def plot_compare(rows: Sequence[dict], out_png: str | os.PathLike, title: str = "vode compare",
+                 dpi: int = 110) -> Path:
+    """`vode compare` at a glance, one bar per (method, held-out sequence): depth Abs Rel
+    (median-scaled; the constant-depth baseline on the same pixels as a tick, the bar a net has to
+    clear) and the pose net's ATE-5. ``rows``: compare.json's ``methods`` (failed ones skipped)."""
+    from matplotlib.figure import Figure
+
+    bars = [(r["method"] + (f" / {h['sequence']}" if len(r["heldout"]) > 1 else ""), h)
+            for r in rows if "error" not in r for h in r["heldout"]]
+    if not bars:
+        raise ValueError("no finished method to plot")
+    labels = [b[0] for b in bars]
+    y = np.arange(len(bars))
+    fig = Figure(figsize=(9.0, 0.5 * len(bars) + 2.2))
+    ax_d, ax_p = fig.subplots(1, 2, sharey=True)
+    ax_d.barh(y, [h["abs_rel"] for _, h in bars], height=0.6, color="tab:blue", label="model (median-scaled)")
+    ax_d.scatter([h["constant_abs_rel"] for _, h in bars], y, marker="|", s=400, color="black",
+                 label="constant depth (GT median)", zorder=3)
+    ax_d.set_xlabel("depth Abs Rel (lower is better)")
+    ax_p.barh(y, [h["ate5_mean"] for _, h in bars], xerr=[h["ate5_std"] for _, h in bars], height=0.6,
+              color="tab:orange")
+    ax_p.set_xlabel("ATE-5 of the pose net, m (lower is better)")
+    ax_d.set_yticks(y, labels)
+    ax_d.invert_yaxis()
+    for ax in (ax_d, ax_p):
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.legend(*ax_d.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return _save_atomic(fig, out_png, dpi)
