@@ -169,7 +169,8 @@ def test_vode_run_without_autostart_waits_for_a_lifecycle_manager(models_dir):
     finally:
         h.close()
         proc.terminate()
-        proc.wait(timeout=30)
+        out = proc.communicate(timeout=30)[0]
+    assert "/depth_node, /odometry_node wait unconfigured" in out and "ros2 lifecycle set" in out
 
 
 def test_vode_run_refuses_a_bag_into_nodes_that_do_not_start(tmp_path, capsys):

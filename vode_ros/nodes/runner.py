@@ -137,5 +137,9 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
         threading.Thread(target=play_then_stop, daemon=True).start()
     log(f"running {', '.join(n.get_name() for n in created)} with {params_file} (Ctrl-C to stop)")
+    waiting = [n.get_fully_qualified_name() for n in created if n.lifecycle_state == "unconfigured"]
+    if waiting:
+        log(f"{', '.join(waiting)} wait unconfigured (autostart false): `ros2 lifecycle set <node> configure`, "
+            "then `activate`, or a lifecycle manager")
     spin_until_shutdown(executor, created)
     return 0
