@@ -118,6 +118,10 @@ def test_a_managed_depth_node_goes_through_its_states(models_dir, seq):
 
 
 def test_a_failed_configure_says_why_and_can_be_retried(models_dir, tmp_path):
+    """lifecycle configure with no model in model_dir (autostart false) | the transition fails, the error
+    names the folder, nothing half-built is left, the node stays unconfigured; set model_dir and
+    configure again
+    """
     ensure_rclpy()
     node = _depth_node(tmp_path / "no_models_here")
     h = Harness([node])
@@ -174,6 +178,9 @@ def test_vode_run_without_autostart_waits_for_a_lifecycle_manager(models_dir):
 
 
 def test_vode_run_refuses_a_bag_into_nodes_that_do_not_start(tmp_path, capsys):
+    """`vode run --no-autostart --bag B` (a bag into nodes that wait unconfigured) | one line naming the
+    clash and the way out, exit 2, nothing started
+    """
     from vode_ros.cli.main import main
 
     assert main(["run", "--no-autostart", "--bag", str(tmp_path / "bag")]) == 2
