@@ -88,3 +88,10 @@ def test_a_namespaced_parameter_file_is_accepted():
     from vode_ros.nodes.runner import DEFAULT_PARAMS, params_file_problem
 
     assert params_file_problem(DEFAULT_PARAMS) is None
+
+
+def test_vode_run_names_an_unknown_node_on_stderr(capsys):
+    from vode_ros.cli.main import main
+
+    assert main(["run", "--nodes", "depth,lidar"]) == 2
+    assert "unknown node(s) ['lidar']" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def run(args) -> int:
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     bad = [n for n in nodes if n not in ("depth", "odometry")]
     if bad:
-        print(f"vode run: unknown node(s) {bad}; choose from depth, odometry")
+        print(f"vode run: unknown node(s) {bad}; choose from depth, odometry", file=sys.stderr)
         return 2
     if args.bag and args.no_autostart:
         print("vode run: --bag needs nodes that take images: drop --no-autostart (or play the bag yourself "
