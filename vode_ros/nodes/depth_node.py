@@ -38,6 +38,7 @@ class DepthNode(VodeNodeBase):
         # depth_cache (runtime.pose.depth_input.DepthCache): an odometry node in the same process
         # takes the depth from here instead of from depth/image (vode run).
         self.depth_sink = depth_cache
+        self.adaptation: AdaptationHook | None = None     # made at configure
         super().__init__("depth_node", **kwargs)
 
     def declare(self) -> None:
@@ -114,12 +115,11 @@ class DepthNode(VodeNodeBase):
     @property
     def adapter(self):
         """The running OnlineAdapter, or None with adapt off."""
-        return self.adaptation.adapter if getattr(self, "adaptation", None) is not None else None
+        return self.adaptation.adapter if self.adaptation is not None else None
 
     def release(self) -> None:
-        adaptation = getattr(self, "adaptation", None)    # None when configure failed before it
-        if adaptation is not None:
-            adaptation.stop()
+        if self.adaptation is not None:                   # None before configure, or when it failed before it
+            self.adaptation.stop()
             self.adaptation = None
 
     def on_model_swapped(self) -> None:
