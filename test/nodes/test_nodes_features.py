@@ -57,6 +57,7 @@ def test_stereo_mode_scales_depth_from_the_baseline(models_dir, seq):
             h.publish_frame(read_image(seq.left[i]), "mono8", seq.k, t)
             h.wait_for(lambda n=i: len(h.got["depth"]) > n, 10.0)
         assert len(h.got["depth"]) == 3
+        assert h.wait_for(lambda: sum(s.node == "depth" for s in h.got["status"]) >= 3, 10.0)   # after the depth
         status = [s for s in h.got["status"] if s.node == "depth"][-1]
         assert status.scale_source == "stereo baseline"
         assert 0.2 < status.scale < 5.0 and status.scale != 1.0

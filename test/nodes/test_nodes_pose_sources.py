@@ -102,6 +102,8 @@ def test_covariance_grows_when_the_inliers_fall(models_dir, kitti):
         flat = np.full_like(images[0], 128)            # a textureless stretch (a wall, fog, a lens cap)
         _play(h, images[:4] + [flat, flat, flat] + images[4:6], seq.k)
         odom = h.got["odom"][-9:]
+        # vode/status of a frame goes out after its odometry: wait for the last one too
+        assert h.wait_for(lambda: sum(s.node == "pose" for s in h.got["status"]) >= 9, 20.0)
         status = [s for s in h.got["status"] if s.node == "pose"][-9:]
         sources = [s.pose_source for s in status]
         assert sources[2:4] == ["hybrid", "hybrid"] and sources[5:7] == ["fallback", "fallback"], sources
@@ -197,6 +199,8 @@ def test_rgbd_camera_depth_in_millimetres_drives_the_geometry(models_dir):
             mm = np.clip(np.round(seq.depth[i] * 1000.0), 0, 65535).astype(np.uint16)
             depth_pub.publish(image_to_msg(mm, "16UC1", Header(stamp=_stamp(t), frame_id="camera_left_optical_frame")))
         assert h.wait_for(lambda: len(h.got["odom"]) >= n0 + len(seq), 20.0)
+        # vode/status of a frame goes out after its odometry: wait for the last one too
+        assert h.wait_for(lambda: sum(s.node == "pose" for s in h.got["status"]) >= len(seq), 20.0)
         status = [s for s in h.got["status"] if s.node == "pose"][-len(seq) + 1:]
         assert all(s.pose_source == "geometric" for s in status), [s.pose_source for s in status]
         odom = h.got["odom"][-1].pose.pose.position
