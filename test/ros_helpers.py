@@ -56,23 +56,26 @@ class Harness:
         return self.wait_for(lambda: self.image_pub.get_subscription_count() >= subscribers
                              and self.info_pub.get_subscription_count() >= subscribers, timeout)
 
-    def camera_info(self, k: np.ndarray, width: int, height: int, stamp_s: float, frame: str):
+    def camera_info(self, k: np.ndarray, width: int, height: int, stamp_s: float, frame: str,
+                    d: tuple[float, ...] = (0.0,) * 5):
         msg = self.CameraInfo()
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
         msg.header.frame_id = frame
         msg.width, msg.height, msg.distortion_model = width, height, "plumb_bob"
         msg.k = k.reshape(-1).astype(float).tolist()
-        msg.d = [0.0] * 5
+        msg.d = [float(c) for c in d]
         p = np.zeros((3, 4))
         p[:, :3] = k
         msg.p = p.reshape(-1).tolist()
         return msg
 
     def publish_frame(self, img: np.ndarray, encoding: str, k: np.ndarray, stamp_s: float,
-                      frame: str = "camera_left_optical_frame", info_size: tuple[int, int] | None = None) -> None:
+                      frame: str = "camera_left_optical_frame", info_size: tuple[int, int] | None = None,
+                      d: tuple[float, ...] = (0.0,) * 5, info=None) -> None:
+        """The image and its CameraInfo (`info` as given, else made from k, info_size and d)."""
         h, w = img.shape[:2]
         iw, ih = info_size or (w, h)
-        self.info_pub.publish(self.camera_info(k, iw, ih, stamp_s, frame))
+        self.info_pub.publish(info if info is not None else self.camera_info(k, iw, ih, stamp_s, frame, d))
         msg = self.Image()
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
         msg.header.frame_id = frame

@@ -95,6 +95,19 @@ def test_camera_info_with_nan_inf_or_bad_focal_is_refused(harness, seq, bad):
     assert _idle(h) and _balanced(h.depth) and _balanced(h.odom)
 
 
+def test_camera_info_whose_distortion_cannot_be_undone_is_refused(harness, seq):
+    """CameraInfo with plumb_bob but 3 coefficients in D | images rejected (`camera_info_invalid`), the reason
+    names the model and the count; a good CameraInfo resumes processing
+    """
+    h = harness
+    before = _rejected(h.depth, "camera_info_invalid")
+    h.publish_frame(read_image(seq.left[0]), "mono8", seq.k, 1050.0, d=(-0.2, 0.05, 0.001))
+    assert h.wait_for(lambda: _rejected(h.depth, "camera_info_invalid") > before, 20.0)
+    assert "plumb_bob' takes 5 coefficients, D has 3" in h.depth._problems["camera_info_invalid"][0]
+    _send_good(h, seq, 1051.0, n=1)
+    assert _idle(h) and _balanced(h.depth) and _balanced(h.odom)
+
+
 def test_tiny_and_huge_images_are_rejected_before_decoding(harness, seq):
     """a 1x1 image; an 8000x6000 image (over max_image_pixels) | rejected (`image_too_small`, `image_too_large`)
     before decoding, with the size and the way out
@@ -166,10 +179,11 @@ def test_forward_jump_from_stamp_zero_is_not_integrated(harness, seq):
     ("scale", -1.0, "out of range|>= 1e-06"), ("scale", math.nan, "out of range|finite"), ("scale_mode", "bogus", "use one of"),
     ("mode", "triple", "use one of mono, stereo"), ("providers", ["BogusProvider"], "unknown ONNX Runtime"),
     ("refine_iters", -1, "out of range|>= 1"), ("mount_xyz", [1.0], "needs 3 values"), ("image_topic", "/other", "restart"),
+    ("rectify", "sometimes", "use one of auto, on, off"),
 ])
 def test_bad_parameter_values_are_refused_with_a_reason(harness, name, value, why):
     """`ros2 param set` scale -1 / NaN, scale_mode bogus, mode triple, providers [BogusProvider], refine_iters
-    -1, mount_xyz [1.0] | refused with the reason; the old value stays in use (topics and mode: "restart the
+    -1, mount_xyz [1.0], rectify sometimes | refused with the reason; the old value stays in use (topics and mode: "restart the
     node")
     """
     node = harness.odom

@@ -30,7 +30,9 @@ from std_srvs.srv import Trigger
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.core.input_checks import camera_info_problem, image_size_problem
 from vode_ros.nodes.params import ParameterTable, ParamSpec
-from vode_ros.nodes.ros_msgs import image_from_msg, k_from_camera_info, stamp_to_sec
+from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, calibration_problem, rectification_needed,
+                                   rectifier_for)
+from vode_ros.nodes.ros_msgs import calibration_from_camera_info, image_from_msg, stamp_to_sec
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
 from vode_ros.runtime.latest_worker import LatestFrameWorker
@@ -220,6 +222,9 @@ class VodeNodeBase(LifecycleNode):
                       live=False)
         self._declare("reliable_queue_size", 8, "frames waiting for the model with reliable_input (then the "
                       "subscription blocks and back-pressure reaches the publisher)", low=1, high=1000, live=False)
+        self._declare("rectify", "auto", "auto | on | off: remap images by their CameraInfo (K, D, R -> P) into "
+                      "the rectified pinhole image, as image_proc does; auto: unless the topic is an image_rect",
+                      choices=RECTIFY_MODES)
         self._declare("stereo_slop", 0.02, "max stamp difference of a stereo pair, s", low=0.0, high=1.0)
         self._declare("stereo_timeout", 1.0, "mode stereo: after this long without a right image the left images "
                       "go on alone (depth keeps the last scale)", low=0.05, high=60.0)
@@ -235,8 +240,12 @@ class VodeNodeBase(LifecycleNode):
         self.model_lock = threading.Lock()
         self.model = self.load_model()
         self.camera_info: CameraInfo | None = None
+        self.calibration: Calibration | None = None       # of camera_info
         self._info_problem: str | None = None
         self.right_info: CameraInfo | None = None
+        self.right_calibration: Calibration | None = None
+        self._right_info_problem: str | None = None
+        self.rectifying: dict[str, str] = {}                # topic -> how its images are remapped (diagnostics)
         # Images (and stereo pairs) that arrived before their first CameraInfo wait here: the newest
         # one for a live camera, up to reliable_queue_size with reliable input (nothing may be lost).
         hold = int(p("reliable_queue_size")) if p("reliable_input") else 1
@@ -363,21 +372,38 @@ class VodeNodeBase(LifecycleNode):
         self._subscribe_image(p("right_image_topic"), self._on_right_image)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height)
+        cal = calibration_from_camera_info(msg)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or calibration_problem(cal)
         if problem:
             # Never publish depth or odometry with these intrinsics: images wait for a good one.
-            self.camera_info = None
+            self.camera_info = self.calibration = None
             self._info_problem = f"CameraInfo on {self.params.value('camera_info_topic')} unusable: {problem}"
             self.problem("camera_info_invalid", self._info_problem)
             return
-        self.camera_info, self._info_problem = msg, None
+        self.camera_info, self.calibration, self._info_problem = msg, cal, None
         while self._parked:
             self._accept(self._parked.popleft())
 
     def _on_right_info(self, msg: CameraInfo) -> None:
-        self.right_info = msg
+        cal = calibration_from_camera_info(msg)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or calibration_problem(cal)
+        self.right_info, self.right_calibration = msg, (None if problem else cal)
+        self._right_info_problem = problem and f"right CameraInfo on " \
+            f"{self.params.value('right_camera_info_topic')} unusable: {problem}"
         while self._parked_pairs:
             self._submit_pair(self._parked_pairs.popleft())
+
+    def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> np.ndarray:
+        """The image as the rectified pinhole camera of `cal` sees it (remapped where it is raw)."""
+        if not rectification_needed(cal, self.params.value("rectify"), topic):
+            self.rectifying[topic] = "off" if self.params.value("rectify") == "off" else "not needed"
+            return image
+        how = f"on ({cal.describe()})"
+        if self.rectifying.get(topic) != how:
+            self.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
+                                   "elsewhere (image_proc) and subscribe to image_rect with rectify: off to save it")
+            self.rectifying[topic] = how
+        return rectifier_for(cal)(image)
 
     def _on_image(self, msg) -> None:
         self.accounts.received()
@@ -412,12 +438,12 @@ class VodeNodeBase(LifecycleNode):
             problem = image_size_problem(img.shape[1], img.shape[0], int(self.params.value("max_image_pixels")))
             if problem:
                 return self.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
-        info = self.camera_info
-        if (img.shape[1], img.shape[0]) != (info.width, info.height):
+        cal = self.calibration
+        if (img.shape[1], img.shape[0]) != (cal.width, cal.height):
             return self.reject(
                 "size_mismatch", f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says "
-                f"{info.width}x{info.height}: publish the CameraInfo that belongs to this image stream")
-        frame = Frame(msg.header, img, enc, k_from_camera_info(info))
+                f"{cal.width}x{cal.height}: publish the CameraInfo that belongs to this image stream")
+        frame = Frame(msg.header, self._rectified(img, cal, topic), enc, cal.k_rect)
         if not self.stereo:
             return self._submit(frame)
         # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
@@ -478,11 +504,18 @@ class VodeNodeBase(LifecycleNode):
                             f"{self.params.value('right_camera_info_topic')}; waiting for it before using pairs")
             self._parked_pairs.append(pair)
             return
+        if self._right_info_problem:
+            return self.reject("right_camera_info", self._right_info_problem)
         baseline = baseline_from_camera_info(self.right_info)
         if baseline is None:
             return self.reject("right_camera_info", "no usable right CameraInfo on "
                                f"{self.params.value('right_camera_info_topic')} (need P[0,3] = -fx * baseline < 0)")
-        frame.right, frame.baseline = to_gray(right, right_enc), baseline
+        cal = self.right_calibration
+        if (right.shape[1], right.shape[0]) != (cal.width, cal.height):
+            return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]} but its CameraInfo "
+                               f"says {cal.width}x{cal.height}: publish the CameraInfo of the right image stream")
+        frame.right = self._rectified(to_gray(right, right_enc), cal, self.params.value("right_image_topic"))
+        frame.baseline = baseline
         self._submit(frame)
 
     def _submit(self, frame: Frame) -> None:
@@ -589,7 +622,9 @@ class VodeNodeBase(LifecycleNode):
                   ("scale_source", source), ("scale", f"{scale:.4f}"), ("frames_in", snap.frames_in),
                   ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
                   ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
-                  ("stereo_unpaired", self.pairer.unpaired), ("inference_ms", f"{model.last_ms:.1f}"),
+                  ("stereo_unpaired", self.pairer.unpaired),
+                  *((f"rectify {topic}", how) for topic, how in sorted(dict(self.rectifying).items())),
+                  ("inference_ms", f"{model.last_ms:.1f}"),
                   ("process_ms", f"{self.last_process_ms:.1f}")]
         values += self.diagnostic_values()
         values += [(f"rejected_{reason}", n) for reason, n in sorted(snap.rejected.items())]

@@ -2,7 +2,8 @@
 
 Publishes, with the input image's header (same stamp and optical frame):
   depth/image        sensor_msgs/Image 32FC1, metres, at the network's resolution
-  depth/camera_info  the input CameraInfo rescaled to that resolution (as image_proc resize)
+  depth/camera_info  the pinhole camera of that image: the rectified input camera (P) rescaled to
+                     that resolution (as image_proc resize), no distortion
   depth/color        bgr8 colourised inverse depth, for viewers
   depth/points       sensor_msgs/PointCloud2 (xyz, decimated), when publish_points is true
   vode/status        vode_ros_msgs/VodeStatus per frame (with the scale in use); /diagnostics 1 Hz
@@ -26,7 +27,7 @@ from vode_ros.nodes.adaptation_hook import AdaptationHook
 from vode_ros.nodes.base import Frame, VodeNodeBase
 from vode_ros.nodes.shutdown import run_single
 from vode_ros.runtime.inference import DepthEstimator
-from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, scaled_camera_info, stamp_to_ns, stamp_to_sec
+from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, rectified_camera_info, stamp_to_ns, stamp_to_sec
 from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
 from vode_ros.runtime.scale import NODE_MODES, ScaleEstimator, median_ratio, relative_because, stereo_depth
 
@@ -153,7 +154,7 @@ class DepthNode(VodeNodeBase):
         if self.depth_sink is not None:
             self.depth_sink.put(stamp_to_ns(frame.header.stamp), depth)
         h, w = depth.shape
-        self.info_pub.publish(scaled_camera_info(self.camera_info, k_net, w, h, frame.header))
+        self.info_pub.publish(rectified_camera_info(k_net, w, h, frame.header))
         if self.get_parameter("publish_color").value and self.color_pub.get_subscription_count():
             from vode_ros.core.colormap import depth_colormap
 

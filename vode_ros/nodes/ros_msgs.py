@@ -9,6 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vode_ros.core.frames import matrix_to_xyz_quat
+from vode_ros.core.rectify import Calibration
 from vode_ros.nodes import ros_bridges as bridges
 from vode_ros.core.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
@@ -61,16 +62,19 @@ def codec_image_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
     return msg
 
 
-def k_from_camera_info(info: CameraInfo) -> np.ndarray:
-    return np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+def calibration_from_camera_info(info: CameraInfo) -> Calibration:
+    return Calibration(width=int(info.width), height=int(info.height), k=tuple(map(float, info.k)),
+                       d=tuple(map(float, info.d)), r=tuple(map(float, info.r)), p=tuple(map(float, info.p)),
+                       model=str(info.distortion_model))
 
 
-def scaled_camera_info(info: CameraInfo, k: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
-    """CameraInfo of the depth image (network resolution), as image_proc's resize does."""
-    out = CameraInfo(header=header, width=width, height=height, distortion_model=info.distortion_model)
-    out.d = list(info.d)
+def rectified_camera_info(k: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
+    """CameraInfo of an image the nodes made from the rectified input (the depth image, at the
+    network resolution): pinhole K, no distortion, R = I, P = [K | 0]."""
+    out = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
+    out.d = [0.0] * 5
     out.k = k.reshape(-1).tolist()
-    out.r = list(info.r)
+    out.r = np.eye(3).reshape(-1).tolist()
     p = np.zeros((3, 4))
     p[:, :3] = k
     out.p = p.reshape(-1).tolist()
