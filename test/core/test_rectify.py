@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vode_ros.core.rectify import Calibration, calibration_problem, rectification_needed, rectifier_for
+from vode_ros.core.rectify import (Calibration, intrinsics_problem, rectification_needed, rectification_problem,
+                                   rectifier_for)
 
 from camera_helpers import calibration, raw_from_rectified
 
@@ -98,19 +99,26 @@ def test_auto_trusts_an_image_rect_topic_and_remaps_an_image_raw_one():
     (calibration(K, SIZE, (0.1, 0.0, 0.0, 0.0), "kannala_brandt_9"), "not supported"),
     (calibration(K, SIZE, (0.1, 0.0, 0.0), "plumb_bob"), "takes 5 coefficients, D has 3"),
     (calibration(K, SIZE, (0.1, math.nan, 0.0, 0.0, 0.0)), "D has non-finite"),
-    (calibration(K, SIZE, (0.0,) * 5, p=np.zeros((3, 4)) + np.eye(3, 4) * -1), "P's focal lengths"),
-    (Calibration(SIZE[0], SIZE[1], tuple(K.ravel()), (0.0,) * 5, r=(1.0, 0.0)), "R has 2 values"),
+    (Calibration(SIZE[0], SIZE[1], tuple(K.ravel()), (0.0,) * 5, r=(1.0, 0.0)), "R must be 9 finite values"),
 ])
-def test_calibrations_that_cannot_rectify_are_named(cal, words):
-    """unknown distortion model, wrong number of coefficients, NaN in D, negative focal length in P, a short R |
-    one sentence naming the field (and the way out)"""
-    problem = calibration_problem(cal)
+def test_distortion_that_cannot_be_undone_is_named(cal, words):
+    """unknown distortion model, wrong number of coefficients, NaN in D, a short R | one sentence naming the
+    field (and the way out); the intrinsics are still usable"""
+    problem = rectification_problem(cal)
+    assert problem is not None and words in problem
+    assert intrinsics_problem(cal) is None
+
+
+@pytest.mark.parametrize("p,words", [(-np.eye(3, 4), "P's focal lengths"), (np.full((3, 4), math.inf), "P has non")])
+def test_a_projection_that_cannot_be_the_camera_is_named(p, words):
+    """P with a negative focal length or Inf | named: the rectified camera's intrinsics come from P"""
+    problem = intrinsics_problem(calibration(K, SIZE, (0.0,) * 5, p=p))
     assert problem is not None and words in problem
 
 
 def test_an_unknown_model_without_distortion_is_fine_and_maps_are_built_once():
     """distortion_model '' with D all zero (nothing to undo) | no problem; equal calibrations share one Rectifier"""
-    assert calibration_problem(calibration(K, SIZE, (), "")) is None
+    assert rectification_problem(calibration(K, SIZE, (), "")) is None
     a = calibration(K, SIZE, (-0.3, 0.1, 0.0, 0.0, 0.0))
     b = calibration(K.copy(), SIZE, (-0.3, 0.1, 0.0, 0.0, 0.0))
     assert rectifier_for(a) is rectifier_for(b)

@@ -95,16 +95,16 @@ def test_camera_info_with_nan_inf_or_bad_focal_is_refused(harness, seq, bad):
     assert _idle(h) and _balanced(h.depth) and _balanced(h.odom)
 
 
-def test_camera_info_whose_distortion_cannot_be_undone_is_refused(harness, seq):
-    """CameraInfo with plumb_bob but 3 coefficients in D | images rejected (`camera_info_invalid`), the reason
-    names the model and the count; a good CameraInfo resumes processing
+def test_camera_info_whose_distortion_cannot_be_undone_leaves_images_unrectified(harness, seq):
+    """CameraInfo with plumb_bob but 3 coefficients in D | images processed as they come, with the raw K (as
+    before rectification existed), WARN `rectify_unavailable` naming the model and the count
     """
     h = harness
-    before = _rejected(h.depth, "camera_info_invalid")
+    before = (h.depth.frames_out, h.odom.frames_out)
     h.publish_frame(read_image(seq.left[0]), "mono8", seq.k, 1050.0, d=(-0.2, 0.05, 0.001))
-    assert h.wait_for(lambda: _rejected(h.depth, "camera_info_invalid") > before, 20.0)
-    assert "plumb_bob' takes 5 coefficients, D has 3" in h.depth._problems["camera_info_invalid"][0]
-    _send_good(h, seq, 1051.0, n=1)
+    assert h.wait_for(lambda: h.depth.frames_out > before[0] and h.odom.frames_out > before[1], 30.0)
+    assert "plumb_bob' takes 5 coefficients, D has 3" in h.depth._problems["rectify_unavailable"][0]
+    assert h.depth.rectifying["/camera/left/image_raw"].startswith("unavailable")
     assert _idle(h) and _balanced(h.depth) and _balanced(h.odom)
 
 

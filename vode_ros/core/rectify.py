@@ -68,25 +68,32 @@ class Calibration:
         return f"{self.model or 'no model'}, {len(self.d)} coefficients"
 
 
-def calibration_problem(cal: Calibration) -> str | None:
-    """Why `cal` cannot rectify its images (distortion model, coefficients, R, P), or None.
-    K itself is checked by core.input_checks.camera_info_problem."""
-    if cal.distorted:
-        if cal.model not in DISTORTION_MODELS:
-            return (f"distortion_model '{cal.model}' with non-zero D is not supported (supported: "
-                    f"{', '.join(DISTORTION_MODELS)}): rectify with image_proc and subscribe to image_rect "
-                    "with rectify: off")
-        if len(cal.d) not in DISTORTION_MODELS[cal.model]:
-            return (f"distortion_model '{cal.model}' takes {' or '.join(map(str, DISTORTION_MODELS[cal.model]))} "
-                    f"coefficients, D has {len(cal.d)}: calibrate the camera again")
-    for name, values, sizes in (("D", cal.d, None), ("R", cal.r, (0, 9)), ("P", cal.p, (0, 12))):
-        if sizes is not None and len(values) not in sizes:
-            return f"{name} has {len(values)} values, not {sizes[1]}"
-        if not all(math.isfinite(v) for v in values):
-            return f"{name} has non-finite values: calibrate the camera"
+def intrinsics_problem(cal: Calibration) -> str | None:
+    """Why P (the rectified camera, whose intrinsics the nodes use) is unusable, or None. K itself is
+    checked by core.input_checks.camera_info_problem."""
+    if len(cal.p) not in (0, 12):
+        return f"P has {len(cal.p)} values, not 12"
+    if not all(math.isfinite(v) for v in cal.p):
+        return "P has non-finite values: calibrate the camera"
     k = cal.k_rect
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         return f"P's focal lengths fx={k[0, 0]:g}, fy={k[1, 1]:g} must be > 0 (P[0], P[5]): calibrate the camera"
+    return None
+
+
+def rectification_problem(cal: Calibration) -> str | None:
+    """Why the raw images of `cal` cannot be remapped (distortion model, coefficients, R), or None."""
+    if cal.distorted:
+        if cal.model not in DISTORTION_MODELS:
+            return (f"distortion_model '{cal.model}' is not supported (supported: {', '.join(DISTORTION_MODELS)}): "
+                    "rectify with image_proc and subscribe to image_rect")
+        if len(cal.d) not in DISTORTION_MODELS[cal.model]:
+            return (f"distortion_model '{cal.model}' takes {' or '.join(map(str, DISTORTION_MODELS[cal.model]))} "
+                    f"coefficients, D has {len(cal.d)}: calibrate the camera again")
+    if not all(math.isfinite(v) for v in cal.d):
+        return "D has non-finite values: calibrate the camera"
+    if len(cal.r) not in (0, 9) or not all(math.isfinite(v) for v in cal.r):
+        return f"R must be 9 finite values, got {list(cal.r)}"
     return None
 
 

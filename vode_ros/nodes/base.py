@@ -30,8 +30,8 @@ from std_srvs.srv import Trigger
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.core.input_checks import camera_info_problem, image_size_problem
 from vode_ros.nodes.params import ParameterTable, ParamSpec
-from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, calibration_problem, rectification_needed,
-                                   rectifier_for)
+from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, intrinsics_problem, rectification_needed,
+                                   rectification_problem, rectifier_for)
 from vode_ros.nodes.ros_msgs import calibration_from_camera_info, image_from_msg, stamp_to_sec
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
@@ -373,7 +373,7 @@ class VodeNodeBase(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         cal = calibration_from_camera_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or calibration_problem(cal)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
         if problem:
             # Never publish depth or odometry with these intrinsics: images wait for a good one.
             self.camera_info = self.calibration = None
@@ -386,24 +386,32 @@ class VodeNodeBase(LifecycleNode):
 
     def _on_right_info(self, msg: CameraInfo) -> None:
         cal = calibration_from_camera_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or calibration_problem(cal)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
         self.right_info, self.right_calibration = msg, (None if problem else cal)
         self._right_info_problem = problem and f"right CameraInfo on " \
             f"{self.params.value('right_camera_info_topic')} unusable: {problem}"
         while self._parked_pairs:
             self._submit_pair(self._parked_pairs.popleft())
 
-    def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> np.ndarray:
-        """The image as the rectified pinhole camera of `cal` sees it (remapped where it is raw)."""
-        if not rectification_needed(cal, self.params.value("rectify"), topic):
-            self.rectifying[topic] = "off" if self.params.value("rectify") == "off" else "not needed"
-            return image
+    def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image, (3, 3) K) as the rectified pinhole camera of `cal` sees it: remapped by K, D, R -> P where
+        the image is raw. Where its distortion cannot be undone, the image as it came with the raw K, and a
+        warning: a camera with an unusual model keeps working as before rectification existed."""
+        mode = self.params.value("rectify")
+        if not rectification_needed(cal, mode, topic):
+            self.rectifying[topic] = "off" if mode == "off" else "not needed"
+            return image, cal.k_rect
+        why = rectification_problem(cal)
+        if why:
+            self.rectifying[topic] = f"unavailable: {why}"
+            self.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
+            return image, cal.k_raw
         how = f"on ({cal.describe()})"
         if self.rectifying.get(topic) != how:
             self.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
-                                   "elsewhere (image_proc) and subscribe to image_rect with rectify: off to save it")
+                                   "elsewhere (image_proc) and subscribe to image_rect to save it")
             self.rectifying[topic] = how
-        return rectifier_for(cal)(image)
+        return rectifier_for(cal)(image), cal.k_rect
 
     def _on_image(self, msg) -> None:
         self.accounts.received()
@@ -443,7 +451,8 @@ class VodeNodeBase(LifecycleNode):
             return self.reject(
                 "size_mismatch", f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says "
                 f"{cal.width}x{cal.height}: publish the CameraInfo that belongs to this image stream")
-        frame = Frame(msg.header, self._rectified(img, cal, topic), enc, cal.k_rect)
+        image, k = self._rectified(img, cal, topic)
+        frame = Frame(msg.header, image, enc, k)
         if not self.stereo:
             return self._submit(frame)
         # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
@@ -514,7 +523,7 @@ class VodeNodeBase(LifecycleNode):
         if (right.shape[1], right.shape[0]) != (cal.width, cal.height):
             return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]} but its CameraInfo "
                                f"says {cal.width}x{cal.height}: publish the CameraInfo of the right image stream")
-        frame.right = self._rectified(to_gray(right, right_enc), cal, self.params.value("right_image_topic"))
+        frame.right = self._rectified(to_gray(right, right_enc), cal, self.params.value("right_image_topic"))[0]
         frame.baseline = baseline
         self._submit(frame)
 
