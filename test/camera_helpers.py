@@ -12,9 +12,9 @@ import numpy as np
 from vode_ros.core.rectify import Calibration
 
 
-def raw_from_rectified(rect: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+def raw_from_rectified(rect: np.ndarray, cal: Calibration, nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """rect (H, W[, C]) as the rectified camera of `cal` sees it -> (raw image, (H, W) bool: the raw
-    pixels whose rectified place lies inside `rect`)."""
+    pixels whose rectified place lies inside `rect`); nearest: no blending (depth images)."""
     h, w = cal.height, cal.width
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
     pts = np.stack([u.ravel(), v.ravel()], 1).reshape(-1, 1, 2)
@@ -26,7 +26,8 @@ def raw_from_rectified(rect: np.ndarray, cal: Calibration) -> tuple[np.ndarray, 
     map_x = und[:, 0, 0].reshape(h, w).astype(np.float32)
     map_y = und[:, 0, 1].reshape(h, w).astype(np.float32)
     inside = (map_x >= 0) & (map_x <= rect.shape[1] - 1) & (map_y >= 0) & (map_y <= rect.shape[0] - 1)
-    raw = cv2.remap(rect, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    raw = cv2.remap(rect, map_x, map_y, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT)
     return raw, inside
 
 

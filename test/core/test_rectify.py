@@ -122,3 +122,13 @@ def test_an_unknown_model_without_distortion_is_fine_and_maps_are_built_once():
     a = calibration(K, SIZE, (-0.3, 0.1, 0.0, 0.0, 0.0))
     b = calibration(K.copy(), SIZE, (-0.3, 0.1, 0.0, 0.0, 0.0))
     assert rectifier_for(a) is rectifier_for(b)
+
+
+def test_depth_is_remapped_without_blending():
+    """a depth image (two planes, 0 = no reading) rectified with nearest=True | every output depth is one of the
+    input depths: no invented depth between the planes, none between a reading and a hole"""
+    depth = np.zeros((SIZE[1], SIZE[0]), np.float32)
+    depth[:, : SIZE[0] // 2], depth[:, SIZE[0] // 2:] = 1.5, 4.0
+    depth[100:140, 100:140] = 0.0
+    out = rectifier_for(calibration(K, SIZE, (-0.3, 0.1, 0.0, 0.0, 0.0)))(depth, nearest=True)
+    assert set(np.unique(out)) <= {0.0, 1.5, 4.0} and (out == 4.0).sum() > 0

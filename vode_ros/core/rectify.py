@@ -121,9 +121,11 @@ class Rectifier:
         else:
             self.map1, self.map2 = cv2.initUndistortRectifyMap(k, d, r, k_new, size, cv2.CV_16SC2)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) or (H, W, C) raw -> the same shape, rectified; pixels that map outside the raw image are 0."""
-        return cv2.remap(image, self.map1, self.map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    def __call__(self, image: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """(H, W) or (H, W, C) raw -> the same shape, rectified; pixels that map outside the raw image are 0.
+        nearest: no blending between neighbours (a depth image: blending across an edge invents depths)."""
+        return cv2.remap(image, self.map1, self.map2, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
 
 
 @lru_cache(maxsize=4)

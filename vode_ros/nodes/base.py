@@ -30,8 +30,8 @@ from std_srvs.srv import Trigger
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.core.input_checks import camera_info_problem, image_size_problem
 from vode_ros.nodes.params import ParameterTable, ParamSpec
-from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, intrinsics_problem, rectification_needed,
-                                   rectification_problem, rectifier_for)
+from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, Rectifier, intrinsics_problem,
+                                   rectification_needed, rectification_problem, rectifier_for)
 from vode_ros.nodes.ros_msgs import calibration_from_camera_info, image_from_msg, stamp_to_sec
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
@@ -393,25 +393,29 @@ class VodeNodeBase(LifecycleNode):
         while self._parked_pairs:
             self._submit_pair(self._parked_pairs.popleft())
 
+    def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, str]:
+        """(the remap the images of `topic` go through, or None to use them as they come; how, for /diagnostics)."""
+        mode = self.params.value("rectify")
+        if not rectification_needed(cal, mode, topic):
+            return None, ("off" if mode == "off" else "not needed")
+        why = rectification_problem(cal)
+        if why:
+            self.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
+            return None, f"unavailable: {why}"
+        return rectifier_for(cal), f"on ({cal.describe()})"
+
     def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> tuple[np.ndarray, np.ndarray]:
         """(image, (3, 3) K) as the rectified pinhole camera of `cal` sees it: remapped by K, D, R -> P where
         the image is raw. Where its distortion cannot be undone, the image as it came with the raw K, and a
         warning: a camera with an unusual model keeps working as before rectification existed."""
-        mode = self.params.value("rectify")
-        if not rectification_needed(cal, mode, topic):
-            self.rectifying[topic] = "off" if mode == "off" else "not needed"
-            return image, cal.k_rect
-        why = rectification_problem(cal)
-        if why:
-            self.rectifying[topic] = f"unavailable: {why}"
-            self.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
-            return image, cal.k_raw
-        how = f"on ({cal.describe()})"
-        if self.rectifying.get(topic) != how:
+        rectifier, how = self.rectifier(cal, topic)
+        if rectifier is not None and self.rectifying.get(topic) != how:
             self.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
                                    "elsewhere (image_proc) and subscribe to image_rect to save it")
-            self.rectifying[topic] = how
-        return rectifier_for(cal)(image), cal.k_rect
+        self.rectifying[topic] = how
+        if rectifier is None:
+            return image, (cal.k_raw if how.startswith("unavailable") else cal.k_rect)
+        return rectifier(image), cal.k_rect
 
     def _on_image(self, msg) -> None:
         self.accounts.received()

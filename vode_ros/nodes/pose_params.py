@@ -136,6 +136,13 @@ class PoseSourceParams:
             self.depth_rejected += 1
             self.node.problem("depth_input", f"depth on {self.node.params.value('depth_topic')} not used: {exc}")
             return
+        # A sensor's depth aligned to the raw colour image (at its size) goes through the colour image's
+        # remap, nearest neighbour; the depth node's depth (network size) is rectified already.
+        cal = self.node.calibration
+        if cal is not None and depth.shape[::-1] == (cal.width, cal.height):
+            rectifier, _ = self.node.rectifier(cal, self.node.params.value("image_topic"))
+            if rectifier is not None:
+                depth = rectifier(depth, nearest=True)
         self.frontend.cache.put(stamp_to_ns(msg.header.stamp), depth)
 
     def step(self, frame, net_motion) -> PoseEstimate:
