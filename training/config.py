@@ -41,6 +41,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "info_topic": "",                # rosbag: CameraInfo ('' = <image topic namespace>/camera_info)
         "right_topic": "",               # rosbag: right image topic (stereo)
         "right_info_topic": "",          # rosbag: right CameraInfo ('' = <right namespace>/camera_info)
+        "rectify": "auto",               # rosbag: auto | on | off, raw images rectified by their CameraInfo as the nodes do
         "static_filter": "none",         # none | flow | diff: drop frames where the camera stood still
         "static_threshold": 1.0,         # flow: mean optical flow (px at the training size); diff: grey levels
         "scale_crop": 0.0,               # SfMLearner augmentation: scale by [1, 1 + x] and crop back, K adjusted

@@ -7,7 +7,8 @@
                     Eigen test scenes), 'all', or a split file (kitti_raw.read_split formats)
     image_folder    data.path = a folder of images + K.txt (3x3) or calib.txt (mono only)
     rosbag          data.path = a rosbag2 (folder or .mcap/.db3 inside it); data.image_topic,
-                    data.info_topic ('' = <image namespace>/camera_info), data.right_topic for stereo
+                    data.info_topic ('' = <image namespace>/camera_info), data.right_topic for stereo,
+                    data.rectify (auto | on | off: raw images rectified by their CameraInfo, as the nodes do)
     synthetic       data.path = a folder for a rendered synthetic street (training/data/synthetic.py),
                     written on first use with data.synthetic (SynthConfig fields) at the training size
 
@@ -102,7 +103,8 @@ def build_dataset(cfg: dict[str, Any]):
         if d["stereo"] and not d["right_topic"]:
             raise ValueError("data.stereo: true with a rosbag needs data.right_topic (vode train --right-topic)")
         seqs = [load_bag(d["path"], d["image_topic"], d["info_topic"], d["right_topic"] if d["stereo"] else "",
-                         d["right_info_topic"], d["color"], (d["width"], d["height"]), d["max_frames"] or None)]
+                         d["right_info_topic"], d["color"], (d["width"], d["height"]), d["max_frames"] or None,
+                         rectify=d["rectify"])]
     else:
         raise ValueError(f"data.kind must be one of {', '.join(KINDS)}, got {kind!r}")
     return SnippetDataset(seqs, *common, max_stride=d["max_stride"], targets=targets, **_options(d))

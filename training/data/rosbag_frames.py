@@ -6,10 +6,11 @@
   ``sensor_msgs/CompressedImage`` (jpeg / png) on ``image_topic``; decoded to grey (H, W) or RGB
   (H, W, 3) uint8 and, with ``size``, resized (INTER_AREA) to the training size right away so a
   long bag fits in memory;
-- intrinsics: the ``k`` of the first ``sensor_msgs/CameraInfo`` on ``info_topic`` (default: the
-  image topic's namespace + ``/camera_info``, e.g. /camera/left/image_raw -> /camera/left/camera_info),
-  for images of the CameraInfo's width x height, as the run-time nodes use it; scaled with the
-  frames;
+- intrinsics: the first ``sensor_msgs/CameraInfo`` on ``info_topic`` (default: the image topic's
+  namespace + ``/camera_info``, e.g. /camera/left/image_raw -> /camera/left/camera_info), taken as the
+  run-time nodes take it: raw images (D, R in the CameraInfo) are rectified by K, D, R -> P before
+  anything else (``rectify``: auto | on | off, auto: unless the topic is an image_rect; the nodes'
+  ``rectify`` parameter) and the intrinsics are P's, scaled with the frames;
 - stereo (``right_topic``): each left frame is paired with the right frame of the nearest stamp
   (within ``sync_tolerance`` seconds, default half the median left frame period); left frames
   without a partner are dropped; the baseline comes from the right CameraInfo's P (P[0, 3] =
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,13 +70,51 @@ def bag_topics(bag: str | Path) -> dict[str, str]:
         return {c.topic: c.msgtype for c in reader.connections}
 
 
+def _first_infos(reader, topics: set[str]) -> dict[str, Any]:
+    """The first CameraInfo on each of `topics` (a pass over those connections alone)."""
+    found: dict[str, Any] = {}
+    for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in topics]):
+        if conn.topic not in found:
+            found[conn.topic] = reader.deserialize(raw, conn.msgtype)
+            if len(found) == len(topics):
+                break
+    return found
+
+
+def _camera(bag, info, info_topic: str, image_topic: str, rectify: str):
+    """(Rectifier or None, (3, 3) K of the images after it, CameraInfo size) as the run-time nodes take
+    this CameraInfo: raw images remapped by K, D, R -> P (core.rectify), P's intrinsics."""
+    from vode_ros.core.rectify import (calibration_from_info, intrinsics_problem, rectification_needed,
+                                       rectification_problem, rectifier_for)
+
+    cal = calibration_from_info(info)
+    if cal.k_raw[0, 0] <= 0 or cal.k_raw[1, 1] <= 0:
+        raise BagDataError(f"{bag}: {info_topic} has no intrinsics (k[0] = {cal.k_raw[0, 0]}); calibrate the camera first")
+    if cal.width <= 0 or cal.height <= 0:
+        raise BagDataError(f"{bag}: {info_topic} has width/height 0")
+    problem = intrinsics_problem(cal)
+    if problem:
+        raise BagDataError(f"{bag}: {info_topic}: {problem}")
+    if not rectification_needed(cal, rectify, image_topic):
+        return None, cal.k_rect, (cal.width, cal.height)
+    problem = rectification_problem(cal)
+    if problem:
+        raise BagDataError(f"{bag}: the images of {image_topic} cannot be rectified: {problem}; or train on them "
+                           "as they come with data.rectify=off")
+    return rectifier_for(cal), cal.k_rect, (cal.width, cal.height)
+
+
 def load_bag(bag: str | Path, image_topic: str, info_topic: str = "", right_topic: str = "",
              right_info_topic: str = "", color: str = "gray", size: tuple[int, int] | None = None,
-             max_frames: int | None = None, sync_tolerance: float = 0.0) -> FrameSequence:
+             max_frames: int | None = None, sync_tolerance: float = 0.0, rectify: str = "auto") -> FrameSequence:
     """Frames of ``image_topic`` (+ paired ``right_topic``) with intrinsics from CameraInfo; see the module doc."""
     from vode_ros.bag.reader import BagReadError, open_bag, stamp_to_ns
     from vode_ros.core.geometry import scale_intrinsics
 
+    from vode_ros.core.rectify import RECTIFY_MODES
+
+    if rectify not in RECTIFY_MODES:
+        raise BagDataError(f"data.rectify must be one of {', '.join(RECTIFY_MODES)}, got {rectify!r}")
     info_topic = info_topic or default_info_topic(image_topic)
     if right_topic:
         right_info_topic = right_info_topic or default_info_topic(right_topic)
@@ -84,7 +124,6 @@ def load_bag(bag: str | Path, image_topic: str, info_topic: str = "", right_topi
         raise BagDataError(str(exc)) from None
     left: list[tuple[int, np.ndarray]] = []
     right: list[tuple[int, np.ndarray]] = []
-    info = right_info = None
     with reader_cm as reader:
         types = {c.topic: c.msgtype for c in reader.connections}
 
@@ -97,44 +136,39 @@ def load_bag(bag: str | Path, image_topic: str, info_topic: str = "", right_topi
 
         need(image_topic, IMAGE_TYPES, "image")
         need(info_topic, (INFO_TYPE,), "CameraInfo (set data.info_topic / --info-topic)")
-        wanted = {image_topic, info_topic}
         if right_topic:
             need(right_topic, IMAGE_TYPES, "right image")
             need(right_info_topic, (INFO_TYPE,), "right CameraInfo (set data.right_info_topic)")
-            wanted |= {right_topic, right_info_topic}
-        conns = [c for c in reader.connections if c.topic in wanted]
+        infos = _first_infos(reader, {info_topic, right_info_topic} - {""})
+        for topic in (info_topic, right_info_topic):
+            if topic and topic not in infos:
+                raise BagDataError(f"{bag}: no message on {topic}")
+        rect_left, k_info, info_wh = _camera(bag, infos[info_topic], info_topic, image_topic, rectify)
+        cameras = {image_topic: (rect_left, info_wh)}
+        if right_topic:
+            rect_right, _, right_wh = _camera(bag, infos[right_info_topic], right_info_topic, right_topic, rectify)
+            cameras[right_topic] = (rect_right, right_wh)
+        conns = [c for c in reader.connections if c.topic in {image_topic, right_topic}]
         for conn, log_ns, raw in reader.messages(connections=conns):
             topic = conn.topic
-            if topic in (info_topic, right_info_topic) and topic != image_topic:
-                if (topic == info_topic and info is not None) or (topic == right_info_topic and right_info is not None):
-                    continue
-                msg = reader.deserialize(raw, conn.msgtype)
-                if topic == info_topic:
-                    info = msg
-                if right_topic and topic == right_info_topic:
-                    right_info = msg
-                continue
-            if topic == image_topic and max_frames and len(left) >= max_frames and not right_topic and info is not None:
+            if topic == image_topic and max_frames and len(left) >= max_frames and not right_topic:
                 break
             msg = reader.deserialize(raw, conn.msgtype)
             stamp = stamp_to_ns(msg.header.stamp) if getattr(msg, "header", None) is not None else int(log_ns)
-            img = _resize(_decode(msg, conn.msgtype, color), size)
-            (left if topic == image_topic else right).append((stamp, img))
-    if info is None:
-        raise BagDataError(f"{bag}: no message on {info_topic}")
+            img = _decode(msg, conn.msgtype, color)
+            rectifier, wh = cameras[topic]
+            if rectifier is not None:
+                if (img.shape[1], img.shape[0]) != wh:
+                    raise BagDataError(f"{bag}: an image on {topic} is {img.shape[1]}x{img.shape[0]} but its CameraInfo "
+                                       f"says {wh[0]}x{wh[1]}: cannot rectify it")
+                img = rectifier(img)
+            (left if topic == image_topic else right).append((stamp, _resize(img, size)))
     if len(left) < 2:
         raise BagDataError(f"{bag}: {len(left)} images on {image_topic}; need a video")
-    k_info = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    if k_info[0, 0] <= 0 or k_info[1, 1] <= 0:
-        raise BagDataError(f"{bag}: {info_topic} has no intrinsics (k[0] = {k_info[0, 0]}); calibrate the camera first")
-    info_wh = (int(info.width), int(info.height))
-    if info_wh[0] <= 0 or info_wh[1] <= 0:
-        raise BagDataError(f"{bag}: {info_topic} has width/height 0")
     left.sort(key=lambda x: x[0])
     baseline = None
     if right_topic:
-        if right_info is None:
-            raise BagDataError(f"{bag}: no message on {right_info_topic}")
+        right_info = infos[right_info_topic]
         fx_r, tx_r = float(right_info.p[0]), float(right_info.p[3])
         if not (fx_r > 0 and tx_r < 0):
             raise BagDataError(f"{bag}: {right_info_topic} P[0, 3] = {tx_r}: expected -fx * baseline < 0 "

@@ -68,6 +68,14 @@ class Calibration:
         return f"{self.model or 'no model'}, {len(self.d)} coefficients"
 
 
+def calibration_from_info(info) -> Calibration:
+    """A sensor_msgs/CameraInfo (an rclpy message, or one read from a bag with rosbags: the same
+    fields) -> Calibration."""
+    return Calibration(width=int(info.width), height=int(info.height), k=tuple(map(float, info.k)),
+                       d=tuple(map(float, info.d)), r=tuple(map(float, info.r)), p=tuple(map(float, info.p)),
+                       model=str(info.distortion_model))
+
+
 def intrinsics_problem(cal: Calibration) -> str | None:
     """Why P (the rectified camera, whose intrinsics the nodes use) is unusable, or None. K itself is
     checked by core.input_checks.camera_info_problem."""

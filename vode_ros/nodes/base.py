@@ -30,9 +30,9 @@ from std_srvs.srv import Trigger
 from vode_ros.core.image_codec import ImageDecodeError, to_gray
 from vode_ros.core.input_checks import camera_info_problem, image_size_problem
 from vode_ros.nodes.params import ParameterTable, ParamSpec
-from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, Rectifier, intrinsics_problem,
+from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, Rectifier, calibration_from_info, intrinsics_problem,
                                    rectification_needed, rectification_problem, rectifier_for)
-from vode_ros.nodes.ros_msgs import calibration_from_camera_info, image_from_msg, stamp_to_sec
+from vode_ros.nodes.ros_msgs import image_from_msg, stamp_to_sec
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
 from vode_ros.runtime.latest_worker import LatestFrameWorker
@@ -372,7 +372,7 @@ class VodeNodeBase(LifecycleNode):
         self._subscribe_image(p("right_image_topic"), self._on_right_image)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        cal = calibration_from_camera_info(msg)
+        cal = calibration_from_info(msg)
         problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
         if problem:
             # Never publish depth or odometry with these intrinsics: images wait for a good one.
@@ -385,7 +385,7 @@ class VodeNodeBase(LifecycleNode):
             self._accept(self._parked.popleft())
 
     def _on_right_info(self, msg: CameraInfo) -> None:
-        cal = calibration_from_camera_info(msg)
+        cal = calibration_from_info(msg)
         problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
         self.right_info, self.right_calibration = msg, (None if problem else cal)
         self._right_info_problem = problem and f"right CameraInfo on " \

@@ -9,7 +9,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vode_ros.core.frames import matrix_to_xyz_quat
-from vode_ros.core.rectify import Calibration
 from vode_ros.nodes import ros_bridges as bridges
 from vode_ros.core.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
@@ -60,12 +59,6 @@ def codec_image_msg(arr: np.ndarray, encoding: str, header: Header) -> Image:
     msg.encoding, msg.is_bigendian = fields["encoding"], fields["is_bigendian"]
     msg.data = fields["data"]
     return msg
-
-
-def calibration_from_camera_info(info: CameraInfo) -> Calibration:
-    return Calibration(width=int(info.width), height=int(info.height), k=tuple(map(float, info.k)),
-                       d=tuple(map(float, info.d)), r=tuple(map(float, info.r)), p=tuple(map(float, info.p)),
-                       model=str(info.distortion_model))
 
 
 def rectified_camera_info(k: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:

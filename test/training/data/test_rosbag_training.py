@@ -112,3 +112,70 @@ def test_vode_train_from_bag_with_init_folder_then_export(bags, tmp_path):
                  "--set", "train.image_every=0", "--set", "train.num_threads=1", *sum((["--set", s] for s in TINY_NETS), []),
                  "--out", str(tmp_path / "mono"), "--no-progress"]) == 0
     assert load_checkpoint(tmp_path / "mono" / "checkpoint.pt")["config"]["data"]["stereo"] is False
+
+
+def _write_camera_bag(path, frames: list[np.ndarray], info: dict) -> None:
+    """A mono rosbag2 (mcap) of `frames` on LEFT with one CameraInfo (fields from `info`) per frame."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    t = ts.types
+    with Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as w:
+        c_img = w.add_connection(LEFT, "sensor_msgs/msg/Image", typestore=ts)
+        c_info = w.add_connection("/camera/left/camera_info", "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i, img in enumerate(frames):
+            stamp = 10**9 + i * 10**8
+            header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=stamp // 10**9,
+                                                                                       nanosec=stamp % 10**9),
+                                              frame_id="camera_left_optical_frame")
+            cam = t["sensor_msgs/msg/CameraInfo"](
+                header=header, height=img.shape[0], width=img.shape[1], distortion_model=info["model"],
+                d=np.asarray(info["d"], float), k=info["k"].reshape(9), r=np.eye(3).reshape(9), p=info["p"].reshape(12),
+                binning_x=0, binning_y=0, roi=t["sensor_msgs/msg/RegionOfInterest"](
+                    x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            msg = t["sensor_msgs/msg/Image"](header=header, height=img.shape[0], width=img.shape[1], encoding="mono8",
+                                            is_bigendian=0, step=img.shape[1], data=img.reshape(-1))
+            w.write(c_info, stamp, ts.serialize_cdr(cam, c_info.msgtype))
+            w.write(c_img, stamp, ts.serialize_cdr(msg, c_img.msgtype))
+
+
+def _as_camera(img: np.ndarray, k: np.ndarray, k_new: np.ndarray) -> np.ndarray:
+    """The image of camera k as camera k_new (same centre of projection) sees it."""
+    import cv2
+
+    return cv2.warpPerspective(img, k_new @ np.linalg.inv(k), (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
+
+
+def test_raw_distorted_bag_is_rectified_like_the_nodes_do(bags, tmp_path):
+    """a bag of raw images (barrel D, P with its own focal length) | frames come out rectified (close to the
+    pinhole images, where data.rectify=off leaves them far off) with P's intrinsics; a model with the wrong
+    number of coefficients stops with the way out"""
+    from camera_helpers import calibration, raw_from_rectified
+
+    from vode_ros.core.kitti import load_sequence, read_image
+    from vode_training.data.rosbag_frames import BagDataError, load_bag
+
+    ref = load_sequence(bags["kitti"], max_frames=3)
+    k_new = ref.k.copy()
+    k_new[0, 0] *= 0.95
+    k_new[1, 1] *= 0.95
+    p = np.hstack([k_new, np.zeros((3, 1))])
+    d = (-0.3, 0.08, 0.0, 0.0, 0.0)
+    cal = calibration(ref.k, ref.image_size, d, p=p)
+    pinhole = [read_image(f) for f in ref.left]
+    # the pinhole frames as the rectified camera (K') sees them: resample K -> K' first
+    rect = [_as_camera(img, ref.k, k_new) for img in pinhole]
+    raw = [raw_from_rectified(img, cal)[0] for img in rect]
+    _write_camera_bag(tmp_path / "raw", raw, {"model": "plumb_bob", "d": d, "k": ref.k, "p": p})
+    seq = load_bag(tmp_path / "raw", LEFT)
+    np.testing.assert_allclose(seq.k, k_new, atol=1e-9)
+    inner = (slice(6, -6), slice(6, -6))
+    err = float(np.mean([np.abs(a[inner].astype(float) - b[inner]).mean() for a, b in zip(seq.left, rect)]))
+    as_is = load_bag(tmp_path / "raw", LEFT, rectify="off")
+    far = float(np.mean([np.abs(a[inner].astype(float) - b[inner]).mean() for a, b in zip(as_is.left, rect)]))
+    assert err < 0.25 * far, (err, far)            # measured: 2.1 vs 15.1 grey levels
+    _write_camera_bag(tmp_path / "bad", raw, {"model": "plumb_bob", "d": d[:3], "k": ref.k, "p": p})
+    with pytest.raises(BagDataError, match=r"takes 5 coefficients.*data.rectify=off"):
+        load_bag(tmp_path / "bad", LEFT)
+
