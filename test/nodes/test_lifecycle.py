@@ -112,7 +112,7 @@ def test_a_managed_depth_node_goes_through_its_states(models_dir, seq):
         assert h.wait_for(lambda: h.probe.count_subscribers("/other_camera/image_raw") == 1, 10.0)
         assert h.probe.count_subscribers(CAMERA) == 0
         # Live parameters work again after the second configure, applied once.
-        assert life.set("stereo_slop", 0.05) and node.pairer.slop == 0.05
+        assert life.set("stereo_slop", 0.05) and node.inputs.pairer.slop == 0.05
     finally:
         h.close()
 

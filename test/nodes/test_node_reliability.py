@@ -104,7 +104,7 @@ def test_camera_info_whose_distortion_cannot_be_undone_leaves_images_unrectified
     h.publish_frame(read_image(seq.left[0]), "mono8", seq.k, 1050.0, d=(-0.2, 0.05, 0.001))
     assert h.wait_for(lambda: h.depth.frames_out > before[0] and h.odom.frames_out > before[1], 30.0)
     assert "plumb_bob' takes 5 coefficients, D has 3" in h.depth._problems["rectify_unavailable"][0]
-    assert h.depth.rectifying["/camera/left/image_raw"].startswith("unavailable")
+    assert h.depth.inputs.rectifying["/camera/left/image_raw"].startswith("unavailable")
     assert _idle(h) and _balanced(h.depth) and _balanced(h.odom)
 
 
@@ -212,7 +212,7 @@ def test_good_parameter_values_apply_live(harness, seq):
     assert depth.scaler.mode == "camera_height"
     assert depth.set_parameters([Parameter("camera_height", value=1.2)])[0].successful
     assert depth.scaler.camera_height == 1.2
-    assert depth.set_parameters([Parameter("stereo_slop", value=0.05)])[0].successful and depth.pairer.slop == 0.05
+    assert depth.set_parameters([Parameter("stereo_slop", value=0.05)])[0].successful and depth.inputs.pairer.slop == 0.05
     (r,) = depth.set_parameters([Parameter("scale_mode", value="stereo")])      # needs mode stereo
     assert not r.successful and "needs mode:=stereo" in r.reason
     for node, name, value in ((odom, "scale", 1.0), (odom, "mount_xyz", [0.0, 0.0, 1.65]), (odom, "odom_frame", "odom"),
@@ -330,7 +330,7 @@ def test_reliable_input_keeps_frames_that_come_before_their_camera_info(models_d
                 pub.publish(msg)
         assert h.wait_for(lambda: node.accounts.frames_in == 3, 30.0)
         h.info_pub.publish(h.camera_info(seq.k, *seq.image_size, 6000.0, "camera_left_optical_frame"))
-        assert h.wait_for(lambda: node.pairer.left == [] or len(node._parked_pairs) > 0 or node.frames_out > 0, 30.0)
+        assert h.wait_for(lambda: node.inputs.pairer.left == [] or len(node.inputs.parked_pairs) > 0 or node.frames_out > 0, 30.0)
         info = h.camera_info(seq.k, *seq.image_size, 6000.0, "camera_right_optical_frame")
         info.p[3] = -seq.k[0, 0] * seq.baseline
         right_info_pub.publish(info)

@@ -65,7 +65,7 @@ def test_stereo_mode_scales_depth_from_the_baseline(models_dir, seq):
         right.header.stamp.sec = 99
         right_pub.publish(right)
         h.publish_frame(read_image(seq.left[0]), "mono8", seq.k, 120.0)
-        assert h.wait_for(lambda: node.pairer.unpaired >= 1, 5.0)
+        assert h.wait_for(lambda: node.inputs.pairer.unpaired >= 1, 5.0)
     finally:
         h.close()
 
@@ -122,7 +122,7 @@ def test_reload_model_service_and_bad_input(models_dir, seq, tmp_path):
         # Truncated image data: rejected with a clear message.
         msg = h.Image(height=370, width=1226, encoding="mono8", step=1226, data=b"\0" * 1000)
         h.info_pub.publish(h.camera_info(seq.k, *seq.image_size, 1.0, "camera_left_optical_frame"))
-        h.wait_for(lambda: node.camera_info is not None, 5.0)
+        h.wait_for(lambda: node.inputs.camera_info is not None, 5.0)
         h.image_pub.publish(msg)
         assert h.wait_for(lambda: any("truncated data" in s.message and s.level == DiagnosticStatus.WARN
                                       for d in h.got["diag"] for s in d.status), 5.0)

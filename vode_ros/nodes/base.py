@@ -1,4 +1,5 @@
-"""What the depth and odometry nodes share: parameters, model, camera input, health.
+"""What the depth and odometry nodes share: lifecycle, parameters, model, health; the camera input is
+nodes/camera_input.py.
 
 A node here is a thin adapter: it decodes messages, hands numpy to vode_ros.runtime.inference /
 vode_ros.runtime.odometry / vode_ros.runtime.scale and turns results back into messages. Bad input is
@@ -10,34 +11,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.client import Client
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.service import Service
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from vode_ros.core.image_codec import ImageDecodeError, to_gray
-from vode_ros.core.input_checks import camera_info_problem, image_size_problem
+from vode_ros.core.rectify import RECTIFY_MODES
+from vode_ros.nodes.camera_input import CameraInput, Frame
 from vode_ros.nodes.params import ParameterTable, ParamSpec
-from vode_ros.core.rectify import (RECTIFY_MODES, Calibration, Rectifier, calibration_from_info, intrinsics_problem,
-                                   rectification_needed, rectification_problem, rectifier_for)
-from vode_ros.nodes.ros_msgs import image_from_msg, stamp_to_sec
 from vode_ros.runtime.accounting import FrameAccounts
 from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
 from vode_ros.runtime.latest_worker import LatestFrameWorker
 from vode_ros.runtime.scale import METRIC_MODEL, RELATIVE
-from vode_ros.runtime.stereo_sync import StereoPairer
 from vode_ros_msgs.msg import VodeStatus
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -51,24 +44,6 @@ class FrameRejected(Exception):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
-
-
-class Frame:
-    """One camera frame (a left/right pair in stereo) on its way from the callbacks to the worker."""
-
-    __slots__ = ("header", "image", "encoding", "k", "right", "baseline", "received")
-
-    def __init__(self, header, image: np.ndarray, encoding: str, k: np.ndarray):
-        self.header, self.image, self.encoding, self.k = header, image, encoding, k
-        self.right: np.ndarray | None = None
-        self.baseline: float | None = None
-        self.received = time.perf_counter()
-
-
-def baseline_from_camera_info(info: CameraInfo) -> float | None:
-    """Stereo baseline (m) from the right camera's P: P[0,3] = -fx' * baseline (ROS convention)."""
-    fx, tx = info.p[0], info.p[3]
-    return float(-tx / fx) if fx > 0 and tx < 0 and np.isfinite(tx / fx) else None
 
 
 def _topic_problem(value: str) -> str | None:
@@ -91,7 +66,7 @@ class VodeNodeBase(LifecycleNode):
         self.model: OnnxModel | None = None
         self.configure_error: BaseException | None = None
         self._unconfigured_entities: list | None = None   # what the node had before configure
-        self._input_subs: list = []
+        self.inputs: CameraInput | None = None             # made at configure
         try:
             self.params = ParameterTable(self, self.check_parameters)
             self._declare("autostart", True, "configure and activate at start-up; false: wait for a lifecycle "
@@ -123,12 +98,7 @@ class VodeNodeBase(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        p = self.params.value
-        self._input_subs.append(self.create_subscription(CameraInfo, p("camera_info_topic"), self._on_camera_info,
-                                                         self._input_qos, callback_group=self._input_group))
-        self._subscribe_image(p("image_topic"), self._on_image)
-        if self.stereo:
-            self.subscribe_right()
+        self.inputs.subscribe(self.stereo)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -153,18 +123,8 @@ class VodeNodeBase(LifecycleNode):
         return [*self.publishers, *self.subscriptions, *self.services, *self.clients, *self.timers]
 
     def _unsubscribe_inputs(self) -> None:
-        """No more camera input: images waiting for their CameraInfo or stereo partner are given up."""
-        for sub in self._input_subs:
-            self.destroy_subscription(sub)
-        self._input_subs.clear()
-        if getattr(self, "pairer", None) is None:
-            return
-        for _ in range(len(self._parked) + len(self._parked_pairs)):
-            self.accounts.rejected("inactive")
-        self._parked.clear()
-        self._parked_pairs.clear()
-        for _ in self.pairer.flush_left():
-            self.accounts.rejected("inactive")
+        if self.inputs is not None:
+            self.inputs.unsubscribe()
 
     def _stop_work(self) -> None:
         """Stop the worker (frames still queued count as rejected, reason shutdown) and the subclass's threads."""
@@ -239,38 +199,15 @@ class VodeNodeBase(LifecycleNode):
         self.mode = p("mode")
         self.model_lock = threading.Lock()
         self.model = self.load_model()
-        self.camera_info: CameraInfo | None = None
-        self.calibration: Calibration | None = None       # of camera_info
-        self._info_problem: str | None = None
-        self.right_info: CameraInfo | None = None
-        self.right_calibration: Calibration | None = None
-        self._right_info_problem: str | None = None
-        self.rectifying: dict[str, str] = {}                # topic -> how its images are remapped (diagnostics)
-        # Images (and stereo pairs) that arrived before their first CameraInfo wait here: the newest
-        # one for a live camera, up to reliable_queue_size with reliable input (nothing may be lost).
-        hold = int(p("reliable_queue_size")) if p("reliable_input") else 1
-        self._parked: deque = deque()
-        self._parked_pairs: deque = deque()
-        self._hold = hold
-        self._first_left: float | None = None      # stamps (s) of the first left and the newest right image
-        self._last_right: float | None = None
-        self._newest_left: float | None = None      # stamp of the last left image (stereo)
+        self.inputs = CameraInput(self)
         self._unreported = False       # a frame was rejected after the last vode/status
         self.last_total_ms = 0.0
         self.last_process_ms = 0.0
-        # Reliable input delivers every image, but left and right may arrive a few frames apart.
-        pair_queue = max(5, 2 * int(p("reliable_queue_size"))) if p("reliable_input") else 5
-        self.pairer = StereoPairer(slop=float(p("stereo_slop")), queue_size=pair_queue)
-        self.params.on_change(["stereo_slop"], lambda v: setattr(self.pairer, "slop", float(v["stereo_slop"])))
+        self.params.on_change(["stereo_slop"], lambda v: setattr(self.inputs.pairer, "slop", float(v["stereo_slop"])))
         self.params.on_change(["model_dir", "providers", "threads"], self._reload_with)
         self.status_pub = self.create_publisher(VodeStatus, "vode/status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         reliable = bool(p("reliable_input"))
-        # Input callbacks in their own group: a reliable subscription blocked by back-pressure
-        # must not hold up the diagnostics timer or the parameter services.
-        self._input_group = MutuallyExclusiveCallbackGroup()
-        self._input_qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-                           if reliable else qos_profile_sensor_data)
         self.create_service(Trigger, "~/reload_model", self._on_reload)
         capacity = int(p("reliable_queue_size")) if reliable else 1
         self.worker = LatestFrameWorker(self._process_safely, name=f"{name}-inference", capacity=capacity,
@@ -354,184 +291,9 @@ class VodeNodeBase(LifecycleNode):
     def on_model_swapped(self) -> None:
         """Subclasses rebuild what depends on the model (called under model_lock)."""
 
-    # -- input ------------------------------------------------------------------------------
-    def _subscribe_image(self, topic: str, callback) -> None:
-        if self.params.value("image_transport") == "compressed":
-            typ, topic = CompressedImage, topic.rstrip("/") + "/compressed"
-        else:
-            typ = Image
-        self._input_subs.append(self.create_subscription(typ, topic, callback, self._input_qos,
-                                                         callback_group=self._input_group))
-
-    def subscribe_right(self) -> None:
-        """The right image and CameraInfo (mode stereo, at activation); a subclass that needs the right
-        image only under some parameters sets ``uses_right`` in build()."""
-        p = self.params.value
-        self._input_subs.append(self.create_subscription(CameraInfo, p("right_camera_info_topic"), self._on_right_info,
-                                                         self._input_qos, callback_group=self._input_group))
-        self._subscribe_image(p("right_image_topic"), self._on_right_image)
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        cal = calibration_from_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
-        if problem:
-            # Never publish depth or odometry with these intrinsics: images wait for a good one.
-            self.camera_info = self.calibration = None
-            self._info_problem = f"CameraInfo on {self.params.value('camera_info_topic')} unusable: {problem}"
-            self.problem("camera_info_invalid", self._info_problem)
-            return
-        self.camera_info, self.calibration, self._info_problem = msg, cal, None
-        while self._parked:
-            self._accept(self._parked.popleft())
-
-    def _on_right_info(self, msg: CameraInfo) -> None:
-        cal = calibration_from_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
-        self.right_info, self.right_calibration = msg, (None if problem else cal)
-        self._right_info_problem = problem and f"right CameraInfo on " \
-            f"{self.params.value('right_camera_info_topic')} unusable: {problem}"
-        while self._parked_pairs:
-            self._submit_pair(self._parked_pairs.popleft())
-
-    def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, str]:
-        """(the remap the images of `topic` go through, or None to use them as they come; how, for /diagnostics)."""
-        mode = self.params.value("rectify")
-        if not rectification_needed(cal, mode, topic):
-            return None, ("off" if mode == "off" else "not needed")
-        why = rectification_problem(cal)
-        if why:
-            self.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
-            return None, f"unavailable: {why}"
-        return rectifier_for(cal), f"on ({cal.describe()})"
-
-    def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> tuple[np.ndarray, np.ndarray]:
-        """(image, (3, 3) K) as the rectified pinhole camera of `cal` sees it: remapped by K, D, R -> P where
-        the image is raw. Where its distortion cannot be undone, the image as it came with the raw K, and a
-        warning: a camera with an unusual model keeps working as before rectification existed."""
-        rectifier, how = self.rectifier(cal, topic)
-        if rectifier is not None and self.rectifying.get(topic) != how:
-            self.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
-                                   "elsewhere (image_proc) and subscribe to image_rect to save it")
-        self.rectifying[topic] = how
-        if rectifier is None:
-            return image, (cal.k_raw if how.startswith("unavailable") else cal.k_rect)
-        return rectifier(image), cal.k_rect
-
-    def _on_image(self, msg) -> None:
-        self.accounts.received()
-        try:
-            self._accept(msg)
-        except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still accounted
-            self.reject("internal_error", f"image not processed: {exc.__class__.__name__}: {exc}")
-
-    def _accept(self, msg) -> None:
-        """An input image (already counted in) ends here in exactly one of: submitted, parked, rejected."""
-        topic = self.params.value("image_topic")
-        if isinstance(msg, Image):
-            problem = image_size_problem(msg.width, msg.height, int(self.params.value("max_image_pixels")))
-            if problem:
-                return self.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
-        if self.camera_info is None:
-            if self._info_problem:
-                return self.reject("camera_info_invalid", f"image on {topic} rejected: {self._info_problem}")
-            # A camera publishes image and CameraInfo together, in either order: keep the
-            # newest image(s) until the first CameraInfo arrives instead of losing them.
-            if len(self._parked) >= self._hold:
-                self._parked.popleft()
-                self.reject("no_camera_info", f"no CameraInfo yet on {self.params.value('camera_info_topic')}; "
-                            "waiting for it before processing images")
-            self._parked.append(msg)
-            return
-        try:
-            img, enc = image_from_msg(msg)
-        except ImageDecodeError as exc:
-            return self.reject("decode", f"image on {topic} rejected: {exc}")
-        if isinstance(msg, CompressedImage):
-            problem = image_size_problem(img.shape[1], img.shape[0], int(self.params.value("max_image_pixels")))
-            if problem:
-                return self.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
-        cal = self.calibration
-        if (img.shape[1], img.shape[0]) != (cal.width, cal.height):
-            return self.reject(
-                "size_mismatch", f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says "
-                f"{cal.width}x{cal.height}: publish the CameraInfo that belongs to this image stream")
-        image, k = self._rectified(img, cal, topic)
-        frame = Frame(msg.header, image, enc, k)
-        if not self.stereo:
-            return self._submit(frame)
-        # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
-        # right images wait behind the left ones without the right camera being silent.
-        stamp = stamp_to_sec(msg.header.stamp)
-        self._newest_left = stamp
-        if self._first_left is None or stamp < self._first_left:
-            self._first_left = stamp
-        behind = stamp - (self._last_right if self._last_right is not None else self._first_left)
-        if behind > float(self.params.value("stereo_timeout")):
-            for _ in self.pairer.flush_left():
-                self.reject("stereo_unpaired", "left image without a right partner given up")
-            self.pairer.drop_right_before(stamp)      # right images too old to ever pair (counted)
-            self.problem("right_camera_silent",
-                         f"no image on {self.params.value('right_image_topic')} for {behind:.1f} s of left images: "
-                         "the right camera is silent; left images go on alone (depth keeps the last scale)")
-            return self._submit(frame)
-        pair = self.pairer.add_left(stamp, frame)
-        self._account_unpaired()
-        if pair is not None:
-            self._submit_pair(pair)
-
-    def _on_right_image(self, msg) -> None:
-        stamp = stamp_to_sec(msg.header.stamp)
-        if self._last_right is None or stamp > self._last_right or self._last_right - stamp > 1.0:
-            self._last_right = stamp          # (a jump back by more than 1 s: the bag looped)
-        try:
-            decoded = image_from_msg(msg)
-        except ImageDecodeError as exc:
-            self.problem("right_decode", f"image on {self.params.value('right_image_topic')} rejected: {exc}")
-            return
-        pair = self.pairer.add_right(stamp, decoded)
-        # A right image older than every left image still to come can never pair: give it up now
-        # (the left it belonged to went on alone, or never came).
-        oldest_left = self.pairer.left[0][0] if self.pairer.left else self._newest_left
-        if oldest_left is not None:
-            self.pairer.drop_right_before(oldest_left)
-        self._account_unpaired()
-        if pair is not None:
-            self._submit_pair(pair)
-
-    def _account_unpaired(self) -> None:
-        given_up = self.pairer.take_unpaired_left()
-        for _ in given_up:
-            self.reject("stereo_unpaired", f"stereo pair out of sync: {self.pairer.unpaired} images without a "
-                        f"partner within {self.pairer.slop} s (check stereo_slop and that both cameras are "
-                        "triggered together)")
-
-    def _submit_pair(self, pair) -> None:
-        frame, (right, right_enc) = pair
-        if right.shape[:2] != frame.image.shape[:2]:
-            return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]}, left is "
-                               f"{frame.image.shape[1]}x{frame.image.shape[0]}: stereo images must be rectified pairs")
-        if self.right_info is None:           # the pair came before the right CameraInfo: it waits for it
-            if len(self._parked_pairs) >= self._hold:
-                self._parked_pairs.popleft()
-                self.reject("right_camera_info", "no CameraInfo yet on "
-                            f"{self.params.value('right_camera_info_topic')}; waiting for it before using pairs")
-            self._parked_pairs.append(pair)
-            return
-        if self._right_info_problem:
-            return self.reject("right_camera_info", self._right_info_problem)
-        baseline = baseline_from_camera_info(self.right_info)
-        if baseline is None:
-            return self.reject("right_camera_info", "no usable right CameraInfo on "
-                               f"{self.params.value('right_camera_info_topic')} (need P[0,3] = -fx * baseline < 0)")
-        cal = self.right_calibration
-        if (right.shape[1], right.shape[0]) != (cal.width, cal.height):
-            return self.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]} but its CameraInfo "
-                               f"says {cal.width}x{cal.height}: publish the CameraInfo of the right image stream")
-        frame.right = self._rectified(to_gray(right, right_enc), cal, self.params.value("right_image_topic"))[0]
-        frame.baseline = baseline
-        self._submit(frame)
-
-    def _submit(self, frame: Frame) -> None:
+    # -- frames ----------------------------------------------------------------------------------
+    def submit(self, frame: Frame) -> None:
+        """Hand a frame to the worker (nodes.camera_input calls this for every usable frame)."""
         if not self.worker.submit(frame):
             self.accounts.rejected("shutdown")
 
@@ -624,7 +386,7 @@ class VodeNodeBase(LifecycleNode):
         snap = self.accounts.snapshot()
         if self.lifecycle_state == "inactive":
             message = "inactive (lifecycle): not subscribed to the camera; activate to start"
-        elif self.camera_info is None and snap.frames_in == 0 and not recent:
+        elif self.inputs.camera_info is None and snap.frames_in == 0 and not recent:
             level, message = WARN, "waiting for images and CameraInfo"
         status = DiagnosticStatus(level=level, name=f"vode_ros: {self.get_name()}", message=message,
                                   hardware_id=self.params.value("image_topic"))
@@ -635,8 +397,8 @@ class VodeNodeBase(LifecycleNode):
                   ("scale_source", source), ("scale", f"{scale:.4f}"), ("frames_in", snap.frames_in),
                   ("frames_out", snap.frames_out), ("frames_dropped", snap.frames_dropped),
                   ("frames_rejected", snap.frames_rejected), ("frames_pending", snap.frames_pending),
-                  ("stereo_unpaired", self.pairer.unpaired),
-                  *((f"rectify {topic}", how) for topic, how in sorted(dict(self.rectifying).items())),
+                  ("stereo_unpaired", self.inputs.pairer.unpaired),
+                  *((f"rectify {topic}", how) for topic, how in sorted(dict(self.inputs.rectifying).items())),
                   ("inference_ms", f"{model.last_ms:.1f}"),
                   ("process_ms", f"{self.last_process_ms:.1f}")]
         values += self.diagnostic_values()

@@ -24,7 +24,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vode_ros.nodes.adaptation_hook import AdaptationHook
-from vode_ros.nodes.base import Frame, VodeNodeBase
+from vode_ros.nodes.base import VodeNodeBase
+from vode_ros.nodes.camera_input import Frame
 from vode_ros.nodes.shutdown import run_single
 from vode_ros.runtime.inference import DepthEstimator
 from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, rectified_camera_info, stamp_to_ns, stamp_to_sec

@@ -29,7 +29,8 @@ from nav_msgs.msg import Odometry
 from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
 from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
-from vode_ros.nodes.base import Frame, FrameRejected, VodeNodeBase
+from vode_ros.nodes.base import FrameRejected, VodeNodeBase
+from vode_ros.nodes.camera_input import Frame
 from vode_ros.nodes.shutdown import run_single
 from vode_ros.nodes.pose_params import PoseSourceParams
 from vode_ros.nodes.ros_bridges import TfOut

@@ -138,9 +138,9 @@ class PoseSourceParams:
             return
         # A sensor's depth aligned to the raw colour image (at its size) goes through the colour image's
         # remap, nearest neighbour; the depth node's depth (network size) is rectified already.
-        cal = self.node.calibration
+        cal = self.node.inputs.calibration
         if cal is not None and depth.shape[::-1] == (cal.width, cal.height):
-            rectifier, _ = self.node.rectifier(cal, self.node.params.value("image_topic"))
+            rectifier, _ = self.node.inputs.rectifier(cal, self.node.params.value("image_topic"))
             if rectifier is not None:
                 depth = rectifier(depth, nearest=True)
         self.frontend.cache.put(stamp_to_ns(msg.header.stamp), depth)

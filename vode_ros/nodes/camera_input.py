@@ -1,0 +1,280 @@
+"""The camera side of a vode node: CameraInfo, images (raw or compressed), rectification, stereo pairs.
+
+An image that comes in (already counted in by the node) ends here in exactly one of:
+- handed to the node (``node.submit``: its worker runs the model),
+- parked: it came before the first usable CameraInfo (or, as a stereo pair, before the right
+  CameraInfo) and waits for it; the newest one for a live camera, up to reliable_queue_size with
+  reliable input, where nothing may be lost,
+- rejected with a reason (``node.reject``: counted, logged throttled, on /diagnostics).
+
+Images are decoded (nodes.ros_msgs), checked (core.input_checks), rectified by their CameraInfo
+where they are raw (core.rectify) and, in stereo, paired with the right image of the same stamp
+(runtime.stereo_sync). A silent right camera is measured in stamp time: after ``stereo_timeout``
+of left images without a right one, the left images go on alone.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from vode_ros.core.image_codec import ImageDecodeError, to_gray
+from vode_ros.core.input_checks import camera_info_problem, image_size_problem
+from vode_ros.core.rectify import (Calibration, Rectifier, calibration_from_info, intrinsics_problem,
+                                   rectification_needed, rectification_problem, rectifier_for)
+from vode_ros.nodes.ros_msgs import image_from_msg, stamp_to_sec
+from vode_ros.runtime.stereo_sync import StereoPairer
+
+if TYPE_CHECKING:
+    from vode_ros.nodes.base import VodeNodeBase
+
+
+class Frame:
+    """One camera frame (a left/right pair in stereo) on its way from the callbacks to the worker."""
+
+    __slots__ = ("header", "image", "encoding", "k", "right", "baseline", "received")
+
+    def __init__(self, header, image: np.ndarray, encoding: str, k: np.ndarray):
+        self.header, self.image, self.encoding, self.k = header, image, encoding, k
+        self.right: np.ndarray | None = None
+        self.baseline: float | None = None
+        self.received = time.perf_counter()
+
+
+def baseline_from_camera_info(info: CameraInfo) -> float | None:
+    """Stereo baseline (m) from the right camera's P: P[0,3] = -fx' * baseline (ROS convention)."""
+    fx, tx = info.p[0], info.p[3]
+    return float(-tx / fx) if fx > 0 and tx < 0 and np.isfinite(tx / fx) else None
+
+
+class CameraInput:
+    """The subscriptions and the state of a node's camera input, from configure to cleanup."""
+
+    def __init__(self, node: VodeNodeBase):
+        self.node = node
+        p = node.params.value
+        reliable = bool(p("reliable_input"))
+        queue = int(p("reliable_queue_size"))
+        self.camera_info: CameraInfo | None = None
+        self.calibration: Calibration | None = None       # of camera_info
+        self.info_problem: str | None = None
+        self.right_info: CameraInfo | None = None
+        self.right_calibration: Calibration | None = None
+        self.right_info_problem: str | None = None
+        self.rectifying: dict[str, str] = {}                # topic -> how its images are remapped (diagnostics)
+        self.parked: deque = deque()
+        self.parked_pairs: deque = deque()
+        self.hold = queue if reliable else 1
+        self.first_left: float | None = None       # stamps (s) of the first left and the newest right image
+        self.last_right: float | None = None
+        self.newest_left: float | None = None      # stamp of the last left image (stereo)
+        # Reliable input delivers every image, but left and right may arrive a few frames apart.
+        self.pairer = StereoPairer(slop=float(p("stereo_slop")), queue_size=max(5, 2 * queue) if reliable else 5)
+        # Input callbacks in their own group: a reliable subscription blocked by back-pressure
+        # must not hold up the diagnostics timer or the parameter services.
+        self.group = MutuallyExclusiveCallbackGroup()
+        self.qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+                    if reliable else qos_profile_sensor_data)
+        self.subscriptions: list = []
+
+    # -- subscriptions ------------------------------------------------------------------------
+    def subscribe(self, stereo: bool) -> None:
+        """Left image + CameraInfo, and in stereo the right ones (at activation)."""
+        p = self.node.params.value
+        self._subscribe(CameraInfo, p("camera_info_topic"), self.on_camera_info)
+        self._subscribe_image(p("image_topic"), self.on_image)
+        if stereo:
+            self._subscribe(CameraInfo, p("right_camera_info_topic"), self.on_right_info)
+            self._subscribe_image(p("right_image_topic"), self.on_right_image)
+
+    def unsubscribe(self) -> None:
+        """No more camera input: images waiting for their CameraInfo or stereo partner are given up."""
+        for sub in self.subscriptions:
+            self.node.destroy_subscription(sub)
+        self.subscriptions.clear()
+        accounts = self.node.accounts
+        for _ in range(len(self.parked) + len(self.parked_pairs)):
+            accounts.rejected("inactive")
+        self.parked.clear()
+        self.parked_pairs.clear()
+        for _ in self.pairer.flush_left():
+            accounts.rejected("inactive")
+
+    def _subscribe(self, typ, topic: str, callback) -> None:
+        self.subscriptions.append(self.node.create_subscription(typ, topic, callback, self.qos,
+                                                                callback_group=self.group))
+
+    def _subscribe_image(self, topic: str, callback) -> None:
+        if self.node.params.value("image_transport") == "compressed":
+            self._subscribe(CompressedImage, topic.rstrip("/") + "/compressed", callback)
+        else:
+            self._subscribe(Image, topic, callback)
+
+    # -- CameraInfo and rectification -----------------------------------------------------------
+    def on_camera_info(self, msg: CameraInfo) -> None:
+        cal = calibration_from_info(msg)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
+        if problem:
+            # Never publish depth or odometry with these intrinsics: images wait for a good one.
+            self.camera_info = self.calibration = None
+            self.info_problem = f"CameraInfo on {self.node.params.value('camera_info_topic')} unusable: {problem}"
+            self.node.problem("camera_info_invalid", self.info_problem)
+            return
+        self.camera_info, self.calibration, self.info_problem = msg, cal, None
+        while self.parked:
+            self._accept(self.parked.popleft())
+
+    def on_right_info(self, msg: CameraInfo) -> None:
+        cal = calibration_from_info(msg)
+        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
+        self.right_info, self.right_calibration = msg, (None if problem else cal)
+        self.right_info_problem = problem and f"right CameraInfo on " \
+            f"{self.node.params.value('right_camera_info_topic')} unusable: {problem}"
+        while self.parked_pairs:
+            self._submit_pair(self.parked_pairs.popleft())
+
+    def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, str]:
+        """(the remap the images of `topic` go through, or None to use them as they come; how, for /diagnostics)."""
+        mode = self.node.params.value("rectify")
+        if not rectification_needed(cal, mode, topic):
+            return None, ("off" if mode == "off" else "not needed")
+        why = rectification_problem(cal)
+        if why:
+            self.node.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
+            return None, f"unavailable: {why}"
+        return rectifier_for(cal), f"on ({cal.describe()})"
+
+    def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image, (3, 3) K) as the rectified pinhole camera of `cal` sees it: remapped by K, D, R -> P where
+        the image is raw. Where its distortion cannot be undone, the image as it came with the raw K, and a
+        warning: a camera with an unusual model keeps working as before rectification existed."""
+        rectifier, how = self.rectifier(cal, topic)
+        if rectifier is not None and self.rectifying.get(topic) != how:
+            self.node.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
+                                        "elsewhere (image_proc) and subscribe to image_rect to save it")
+        self.rectifying[topic] = how
+        if rectifier is None:
+            return image, (cal.k_raw if how.startswith("unavailable") else cal.k_rect)
+        return rectifier(image), cal.k_rect
+
+    # -- images ---------------------------------------------------------------------------------
+    def on_image(self, msg) -> None:
+        self.node.accounts.received()
+        try:
+            self._accept(msg)
+        except Exception as exc:  # noqa: BLE001 - whatever slipped past the checks is still accounted
+            self.node.reject("internal_error", f"image not processed: {exc.__class__.__name__}: {exc}")
+
+    def _accept(self, msg) -> None:
+        """An input image (already counted in) ends here in exactly one of: submitted, parked, rejected."""
+        node, p = self.node, self.node.params.value
+        topic = p("image_topic")
+        if isinstance(msg, Image):
+            problem = image_size_problem(msg.width, msg.height, int(p("max_image_pixels")))
+            if problem:
+                return node.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
+        if self.camera_info is None:
+            if self.info_problem:
+                return node.reject("camera_info_invalid", f"image on {topic} rejected: {self.info_problem}")
+            # A camera publishes image and CameraInfo together, in either order: keep the
+            # newest image(s) until the first CameraInfo arrives instead of losing them.
+            if len(self.parked) >= self.hold:
+                self.parked.popleft()
+                node.reject("no_camera_info", f"no CameraInfo yet on {p('camera_info_topic')}; "
+                            "waiting for it before processing images")
+            self.parked.append(msg)
+            return
+        try:
+            img, enc = image_from_msg(msg)
+        except ImageDecodeError as exc:
+            return node.reject("decode", f"image on {topic} rejected: {exc}")
+        if isinstance(msg, CompressedImage):
+            problem = image_size_problem(img.shape[1], img.shape[0], int(p("max_image_pixels")))
+            if problem:
+                return node.reject(problem[0], f"image on {topic} rejected: {problem[1]}")
+        cal = self.calibration
+        if (img.shape[1], img.shape[0]) != (cal.width, cal.height):
+            return node.reject(
+                "size_mismatch", f"image is {img.shape[1]}x{img.shape[0]} but CameraInfo says "
+                f"{cal.width}x{cal.height}: publish the CameraInfo that belongs to this image stream")
+        image, k = self._rectified(img, cal, topic)
+        frame = Frame(msg.header, image, enc, k)
+        if not node.stereo:
+            return node.submit(frame)
+        # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
+        # right images wait behind the left ones without the right camera being silent.
+        stamp = stamp_to_sec(msg.header.stamp)
+        self.newest_left = stamp
+        if self.first_left is None or stamp < self.first_left:
+            self.first_left = stamp
+        behind = stamp - (self.last_right if self.last_right is not None else self.first_left)
+        if behind > float(p("stereo_timeout")):
+            for _ in self.pairer.flush_left():
+                node.reject("stereo_unpaired", "left image without a right partner given up")
+            self.pairer.drop_right_before(stamp)      # right images too old to ever pair (counted)
+            node.problem("right_camera_silent",
+                         f"no image on {p('right_image_topic')} for {behind:.1f} s of left images: "
+                         "the right camera is silent; left images go on alone (depth keeps the last scale)")
+            return node.submit(frame)
+        pair = self.pairer.add_left(stamp, frame)
+        self._account_unpaired()
+        if pair is not None:
+            self._submit_pair(pair)
+
+    def on_right_image(self, msg) -> None:
+        stamp = stamp_to_sec(msg.header.stamp)
+        if self.last_right is None or stamp > self.last_right or self.last_right - stamp > 1.0:
+            self.last_right = stamp          # (a jump back by more than 1 s: the bag looped)
+        try:
+            decoded = image_from_msg(msg)
+        except ImageDecodeError as exc:
+            self.node.problem("right_decode", f"image on {self.node.params.value('right_image_topic')} "
+                              f"rejected: {exc}")
+            return
+        pair = self.pairer.add_right(stamp, decoded)
+        # A right image older than every left image still to come can never pair: give it up now
+        # (the left it belonged to went on alone, or never came).
+        oldest_left = self.pairer.left[0][0] if self.pairer.left else self.newest_left
+        if oldest_left is not None:
+            self.pairer.drop_right_before(oldest_left)
+        self._account_unpaired()
+        if pair is not None:
+            self._submit_pair(pair)
+
+    def _account_unpaired(self) -> None:
+        for _ in self.pairer.take_unpaired_left():
+            self.node.reject("stereo_unpaired", f"stereo pair out of sync: {self.pairer.unpaired} images without a "
+                             f"partner within {self.pairer.slop} s (check stereo_slop and that both cameras are "
+                             "triggered together)")
+
+    def _submit_pair(self, pair) -> None:
+        node, p = self.node, self.node.params.value
+        frame, (right, right_enc) = pair
+        if right.shape[:2] != frame.image.shape[:2]:
+            return node.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]}, left is "
+                               f"{frame.image.shape[1]}x{frame.image.shape[0]}: stereo images must be rectified pairs")
+        if self.right_info is None:           # the pair came before the right CameraInfo: it waits for it
+            if len(self.parked_pairs) >= self.hold:
+                self.parked_pairs.popleft()
+                node.reject("right_camera_info", f"no CameraInfo yet on {p('right_camera_info_topic')}; "
+                            "waiting for it before using pairs")
+            self.parked_pairs.append(pair)
+            return
+        if self.right_info_problem:
+            return node.reject("right_camera_info", self.right_info_problem)
+        baseline = baseline_from_camera_info(self.right_info)
+        if baseline is None:
+            return node.reject("right_camera_info", f"no usable right CameraInfo on {p('right_camera_info_topic')} "
+                               "(need P[0,3] = -fx * baseline < 0)")
+        cal = self.right_calibration
+        if (right.shape[1], right.shape[0]) != (cal.width, cal.height):
+            return node.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]} but its CameraInfo "
+                               f"says {cal.width}x{cal.height}: publish the CameraInfo of the right image stream")
+        frame.right = self._rectified(to_gray(right, right_enc), cal, p("right_image_topic"))[0]
+        frame.baseline = baseline
+        node.submit(frame)
