@@ -12,6 +12,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+def box_mean3(x: torch.Tensor) -> torch.Tensor:
+    """Mean over 3x3 windows, no padding: (..., H, W) -> (..., H - 2, W - 2). The same numbers as
+    avg_pool2d(3, stride 1), as two passes of shifted-slice sums (rows, then columns), which run
+    about three times faster forward + backward on CPU than the pooling kernel at these sizes
+    (one-channel maps, where avg_pool2d finds nothing to vectorise over)."""
+    s = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
+    return (s[..., :-2, :] + s[..., 1:-1, :] + s[..., 2:, :]) * (1.0 / 9.0)
 
 
 class SSIM(nn.Module):
@@ -20,15 +30,13 @@ class SSIM(nn.Module):
     def __init__(self, c1: float = 0.01 ** 2, c2: float = 0.03 ** 2):
         super().__init__()
         self.c1, self.c2 = c1, c2
-        self.pool = nn.AvgPool2d(3, 1)
-        self.pad = nn.ReflectionPad2d(1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = self.pad(x), self.pad(y)
-        mu_x, mu_y = self.pool(x), self.pool(y)
-        sigma_x = self.pool(x * x) - mu_x ** 2
-        sigma_y = self.pool(y * y) - mu_y ** 2
-        sigma_xy = self.pool(x * y) - mu_x * mu_y
+        x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+        mu_x, mu_y = box_mean3(x), box_mean3(y)
+        sigma_x = box_mean3(x * x) - mu_x ** 2
+        sigma_y = box_mean3(y * y) - mu_y ** 2
+        sigma_xy = box_mean3(x * y) - mu_x * mu_y
         num = (2 * mu_x * mu_y + self.c1) * (2 * sigma_xy + self.c2)
         den = (mu_x ** 2 + mu_y ** 2 + self.c1) * (sigma_x + sigma_y + self.c2)
         return (num / den).clamp(-1, 1)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from vode_training.losses.photometric import masked_mean, photometric_error, reprojection_loss
+from vode_training.losses.photometric import SSIM, box_mean3, masked_mean, photometric_error, reprojection_loss
 from vode_training.losses.smoothness import edge_aware_smoothness, second_order_smoothness
 
 torch.set_num_threads(2)
@@ -24,6 +24,31 @@ def test_photometric_zero_at_truth_and_grows(kind):
     errs = [photometric_error((img + a * noise).clamp(0, 1), img, kind).mean().item() for a in (0.01, 0.05, 0.2)]
     assert 0 < errs[0] < errs[1] < errs[2]
     assert photometric_error(img, img, kind).shape == (2, 1, 32, 48)
+
+
+def test_box_mean_is_avg_pool_3x3_forward_and_backward():
+    """box_mean3 (the fast 3x3 window mean) | the numbers and the gradients of avg_pool2d(3, stride 1)"""
+    x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    w = torch.rand(2, 3, 15, 21, generator=torch.Generator().manual_seed(4))
+    ours = box_mean3(x)
+    ref = torch.nn.functional.avg_pool2d(x, 3, 1)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
+    (g_ours,) = torch.autograd.grad((ours * w).sum(), x)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
+    torch.testing.assert_close(g_ours, g_ref, atol=1e-6, rtol=1e-6)
+
+
+def test_ssim_matches_the_pooling_formulation():
+    """SSIM on shifted-slice window means | monodepth2's SSIM (ReflectionPad2d + AvgPool2d(3, 1)) to 1e-10 in
+    float64 (in float32 the two summation orders differ by ~5e-5 where a window's variance is ~0)"""
+    pool, pad = torch.nn.AvgPool2d(3, 1), torch.nn.ReflectionPad2d(1)
+    x, y = _image(5, (2, 3, 24, 40)).double(), _image(6, (2, 3, 24, 40)).double()
+    xp, yp = pad(x), pad(y)
+    mu_x, mu_y = pool(xp), pool(yp)
+    sx, sy, sxy = pool(xp * xp) - mu_x ** 2, pool(yp * yp) - mu_y ** 2, pool(xp * yp) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ref = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sx + sy + c2))).clamp(-1, 1)
+    torch.testing.assert_close(SSIM()(x, y), ref, atol=1e-10, rtol=0)
 
 
 def test_photometric_rejects_unknown_kind():
@@ -113,7 +138,7 @@ class _FixedPose(torch.nn.Module):
 
 
 def _sfm_terms(tz_error=0.0, baseline_error=0.0):
-    from test_training_geometry import K, render   # the analytic textured-plane renderer
+    from plane_scene import K, render   # the analytic textured-plane renderer
 
     from vode_ros.core import geometry as npgeo
     from vode_training.config import load_config

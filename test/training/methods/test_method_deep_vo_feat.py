@@ -127,7 +127,7 @@ class _FixedTwist(torch.nn.Module):
 
 
 def _deep_vo_feat_terms(tz_error=0.0, baseline_error=0.0):
-    from test_training_geometry import K, render   # the analytic textured-plane renderer
+    from plane_scene import K, render   # the analytic textured-plane renderer
 
     from vode_training.config import load_config
     from vode_training.methods import build_method

@@ -138,7 +138,7 @@ def test_rigid_pixels_and_sample_match_inverse_warp():
 def _plane_terms(tz_error=0.0, backward_error=0.0):
     """All RNN-MVOD terms on an exactly rendered textured plane (test_training_geometry.render), a
     3-frame subset with ground-truth depths and poses fed in place of the nets."""
-    from test_training_geometry import K, render   # the analytic textured-plane renderer
+    from plane_scene import K, render   # the analytic textured-plane renderer
 
     from vode_ros.core import geometry as npgeo
 

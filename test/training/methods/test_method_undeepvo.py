@@ -23,7 +23,7 @@ def as_t(a):
 
 def _plane_views():
     """Textured tilted plane (exact depth, no occlusion), seen by left/right cameras at t-1, t, t+1."""
-    from test_training_geometry import K, render   # the analytic textured-plane renderer
+    from plane_scene import K, render   # the analytic textured-plane renderer
 
     s = stereo_transform(BASELINE, dtype=torch.float64)[0].numpy()
     t_prev, t_next = npgeo.pose_vec2mat(T_PREV), npgeo.pose_vec2mat(T_NEXT)
