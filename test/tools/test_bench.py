@@ -153,3 +153,23 @@ def test_gpu_rows_skipped_or_reported(tiny_depth, tmp_path, monkeypatch):
     out = gpu_candidates([spec], BenchConfig(), tmp_path)
     if not out["cands"]:
         assert out["info"]["errors"] and "CUDAExecutionProvider" in out["info"]["errors"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_vode_bench_train_times_both_ssim_formulations(tmp_path, capsys):
+    """`vode bench train` | the recipe's step with SSIM by AvgPool2d (baseline, ratio 1) and by shifted slices,
+    times and ratios from one run, as a table and JSON; a missing recipe is named (exit 2)"""
+    from vode_ros.cli.main import main
+
+    out = tmp_path / "train.json"
+    assert main(["bench", "train", "--steps", "1", "--rounds", "2", "--size", "64x32", "--batch", "2",
+                 "--json", str(out)]) == 0
+    assert "| SSIM by shifted slices (used) |" in capsys.readouterr().out
+    rep = json.loads(out.read_text())
+    assert rep["config"] == "config/train/driving.yaml" and rep["size"] == [64, 32] and rep["batch"] == 2
+    base, used = rep["rows"]
+    assert base["ratio"] == 1.0 and len(base["all"]) == len(used["all"]) == 2
+    assert used["s_per_step"] > 0 and used["ratio"] == pytest.approx(base["s_per_step"] / used["s_per_step"])
+    assert main(["bench", "train", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "--config" in capsys.readouterr().err

@@ -5,6 +5,7 @@ Runtime fp32 and int8, the real nodes' end-to-end rate and latency, and int8 acc
     vode bench --models-dir models --json bench.json
     vode bench --quick                           tiny sizes, a smoke test of the whole path
     vode bench soak --minutes 10 --rate 20       long run through the nodes (vode_ros.tools.soak)
+    vode bench train                             a training step, SSIM by AvgPool2d vs shifted slices
 
 Also runs as a module: ``python -m vode_ros.cli.bench [options]``.
 """
@@ -50,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "calibration / 4 accuracy frames, 1 s node window, max-rate feed only (explicit "
                         "options still win)")
     p.set_defaults(func=run)
-    sub = p.add_subparsers(dest="bench_command", metavar="{soak}")
+    sub = p.add_subparsers(dest="bench_command", metavar="{soak,train}")
     soak = sub.add_parser("soak", help="the clip in a loop through the nodes (`vode run`) for minutes: drops, "
                                        "latency, memory (vode_ros.tools.soak)",
                           description="Camera, nodes and probe in three processes; frames in/out, drops, latency "
@@ -63,7 +64,47 @@ def register(subparsers) -> argparse.ArgumentParser:
                       help="camera resolution to publish, e.g. 416x128 (default: the clip's own, K scaled alike)")
     soak.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     soak.set_defaults(func=run_soak)
+    train = sub.add_parser("train", help="a training recipe's step with each SSIM formulation, round-robin in one "
+                                         "run (vode_ros.tools.bench.train_step)",
+                           description="Times the training step of --config on the same batches with SSIM's window "
+                                       "means by AvgPool2d (baseline) and by shifted slices (used); prints s/step and "
+                                       "the ratio to the baseline from the same run.")
+    train.add_argument("--config", type=Path, default=None, help="training recipe (default config/train/driving.yaml)")
+    train.add_argument("--data", type=Path, default=None,
+                       help="one KITTI-layout folder to train on (default: the embedded clip)")
+    train.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    train.add_argument("--steps", type=int, default=5, help="timed steps per candidate and round (default 5)")
+    train.add_argument("--rounds", type=int, default=3, help="round-robin rounds (default 3)")
+    train.add_argument("--batch", type=int, default=None, help="batch size (default: the recipe's)")
+    train.add_argument("--size", default=None, metavar="WxH", help="training size (default: the recipe's)")
+    train.add_argument("--json", type=Path, default=None, help="write the result as JSON")
+    train.set_defaults(func=run_train)
     return p
+
+
+def run_train(args) -> int:
+    import json
+
+    from vode_ros.tools.bench import DEFAULT_DATA
+    from vode_ros.tools.bench.train_step import DEFAULT_CONFIG, bench_train_step, format_train_step
+    from vode_ros.tools.soak import parse_size
+
+    config, data = args.config or DEFAULT_CONFIG, args.data or DEFAULT_DATA
+    for path, what in ((config, "--config"), (data, "--data")):
+        if not path.exists():
+            print(f"vode bench train: {what} {path} does not exist", file=sys.stderr)
+            return 2
+    try:
+        size = parse_size(args.size)
+        report = bench_train_step(config, data, args.threads, args.steps, args.rounds, args.batch, size,
+                                  log=lambda m: print(f"vode bench train: {m}", file=sys.stderr, flush=True))
+    except (ValueError, RuntimeError) as exc:
+        print(f"vode bench train: {exc}", file=sys.stderr)
+        return 2
+    print(format_train_step(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
 
 
 def run_soak(args) -> int:
