@@ -183,12 +183,8 @@ class CameraInput:
                 return node.reject("camera_info_invalid", f"image on {topic} rejected: {self.info_problem}")
             # A camera publishes image and CameraInfo together, in either order: keep the
             # newest image(s) until the first CameraInfo arrives instead of losing them.
-            if len(self.parked) >= self.hold:
-                self.parked.popleft()
-                node.reject("no_camera_info", f"no CameraInfo yet on {p('camera_info_topic')}; "
-                            "waiting for it before processing images")
-            self.parked.append(msg)
-            return
+            return self._park(self.parked, msg, "no_camera_info", f"no CameraInfo yet on {p('camera_info_topic')}; "
+                              "waiting for it before processing images")
         try:
             img, enc = image_from_msg(msg)
         except ImageDecodeError as exc:
@@ -226,6 +222,13 @@ class CameraInput:
         if pair is not None:
             self._submit_pair(pair)
 
+    def _park(self, queue: deque, item, reason: str, why: str) -> None:
+        """Keep `item` until its CameraInfo comes; beyond `hold` waiting, the oldest is rejected (`reason`)."""
+        if len(queue) >= self.hold:
+            queue.popleft()
+            self.node.reject(reason, why)
+        queue.append(item)
+
     def on_right_image(self, msg) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
         if self.last_right is None or stamp > self.last_right or self.last_right - stamp > 1.0:
@@ -259,12 +262,8 @@ class CameraInput:
             return node.reject("stereo_size", f"right image is {right.shape[1]}x{right.shape[0]}, left is "
                                f"{frame.image.shape[1]}x{frame.image.shape[0]}: stereo images must be rectified pairs")
         if self.right_info is None:           # the pair came before the right CameraInfo: it waits for it
-            if len(self.parked_pairs) >= self.hold:
-                self.parked_pairs.popleft()
-                node.reject("right_camera_info", f"no CameraInfo yet on {p('right_camera_info_topic')}; "
-                            "waiting for it before using pairs")
-            self.parked_pairs.append(pair)
-            return
+            return self._park(self.parked_pairs, pair, "right_camera_info",
+                              f"no CameraInfo yet on {p('right_camera_info_topic')}; waiting for it before using pairs")
         if self.right_info_problem:
             return node.reject("right_camera_info", self.right_info_problem)
         baseline = baseline_from_camera_info(self.right_info)
