@@ -180,3 +180,43 @@ def test_a_raw_stereo_pair_is_rectified_by_r_and_p_before_stereo_scale(models_di
         assert abs(as_is / reference - 1) > 2 * abs(rectified / reference - 1)
     finally:
         h.close()
+
+
+def test_a_binned_camera_is_taken_at_its_published_size(models_dir, kitti_dir):
+    """CameraInfo of the full sensor with binning 2 (image_geometry's convention) and a half-size image | the node
+    takes the image's own camera (K halved): the same depth as with a CameraInfo written for the half-size
+    image; a full-size image under that CameraInfo is a size mismatch (rejected, the sizes named)"""
+    ensure_rclpy()
+    import cv2
+
+    from vode_ros.nodes.depth_node import DepthNode
+
+    seq = load_sequence(kitti_dir, max_frames=1)
+    full = read_image(seq.left[0])
+    w, h = seq.image_size[0] // 2, seq.image_size[1] // 2
+    half = cv2.resize(full, (w, h), interpolation=cv2.INTER_AREA)
+    k_half = seq.k.copy()
+    k_half[:2] /= 2
+    node = DepthNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir))])
+    h_ = Harness([node])
+
+    def depth_of(stamp, info):
+        n = len(h_.got["depth"])
+        h_.publish_frame(half, "mono8", k_half, stamp, info=info)
+        assert h_.wait_for(lambda: len(h_.got["depth"]) > n, 30.0)
+        msg = h_.got["depth"][-1]
+        return np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
+
+    try:
+        assert h_.wait_connected()
+        own = depth_of(4300.0, h_.camera_info(k_half, w, h, 4300.0, "camera_left_optical_frame"))
+        binned_info = h_.camera_info(seq.k, *seq.image_size, 4300.1, "camera_left_optical_frame")
+        binned_info.binning_x = binned_info.binning_y = 2
+        binned = depth_of(4300.1, binned_info)
+        np.testing.assert_allclose(binned, own, rtol=1e-5)
+        before = node.accounts.snapshot().rejected.get("size_mismatch", 0)
+        h_.publish_frame(full, "mono8", seq.k, 4300.2, info=binned_info)
+        assert h_.wait_for(lambda: node.accounts.snapshot().rejected.get("size_mismatch", 0) > before, 20.0)
+        assert f"CameraInfo says {w}x{h}" in node._problems["size_mismatch"][0]
+    finally:
+        h_.close()

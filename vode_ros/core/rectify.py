@@ -70,10 +70,24 @@ class Calibration:
 
 def calibration_from_info(info) -> Calibration:
     """A sensor_msgs/CameraInfo (an rclpy message, or one read from a bag with rosbags: the same
-    fields) -> Calibration."""
-    return Calibration(width=int(info.width), height=int(info.height), k=tuple(map(float, info.k)),
-                       d=tuple(map(float, info.d)), r=tuple(map(float, info.r)), p=tuple(map(float, info.p)),
-                       model=str(info.distortion_model))
+    fields) -> the Calibration of the image published with it.
+
+    K, P, width and height describe the full sensor; a driver that bins (binning_x / _y > 1) or
+    crops (roi) publishes a smaller image, whose camera is K and P shifted by the ROI offset and
+    divided by the binning, as image_geometry's PinholeCameraModel takes them (D and R, in
+    normalised coordinates, stay)."""
+    bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+    roi = info.roi
+    x0, y0 = int(roi.x_offset), int(roi.y_offset)
+    full_w, full_h = int(roi.width) or int(info.width), int(roi.height) or int(info.height)
+    k, p = [float(v) for v in info.k], [float(v) for v in info.p]
+    if (bx, by, x0, y0) != (1, 1, 0, 0) and len(k) == 9:
+        k[0], k[2], k[4], k[5] = k[0] / bx, (k[2] - x0) / bx, k[4] / by, (k[5] - y0) / by
+        if len(p) == 12 and any(p):
+            p[0:4] = [p[0] / bx, p[1] / bx, (p[2] - x0) / bx, p[3] / bx]
+            p[4:8] = [p[4] / by, p[5] / by, (p[6] - y0) / by, p[7] / by]
+    return Calibration(width=full_w // bx, height=full_h // by, k=tuple(k), d=tuple(map(float, info.d)),
+                       r=tuple(map(float, info.r)), p=tuple(p), model=str(info.distortion_model))
 
 
 def intrinsics_problem(cal: Calibration) -> str | None:
