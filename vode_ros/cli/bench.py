@@ -90,6 +90,9 @@ def run_train(args) -> int:
     from vode_ros.tools.soak import parse_size
 
     config, data = args.config or DEFAULT_CONFIG, args.data or DEFAULT_DATA
+    if args.steps < 1 or args.rounds < 1 or args.threads < 1:
+        print("vode bench train: --steps, --rounds and --threads must be at least 1", file=sys.stderr)
+        return 2
     for path, what in ((config, "--config"), (data, "--data")):
         if not path.exists():
             print(f"vode bench train: {what} {path} does not exist", file=sys.stderr)
