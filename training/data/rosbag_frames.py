@@ -110,7 +110,6 @@ def load_bag(bag: str | Path, image_topic: str, info_topic: str = "", right_topi
     """Frames of ``image_topic`` (+ paired ``right_topic``) with intrinsics from CameraInfo; see the module doc."""
     from vode_ros.bag.reader import BagReadError, open_bag, stamp_to_ns
     from vode_ros.core.geometry import scale_intrinsics
-
     from vode_ros.core.rectify import RECTIFY_MODES
 
     if rectify not in RECTIFY_MODES:

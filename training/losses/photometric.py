@@ -25,18 +25,21 @@ def box_mean3(x: torch.Tensor) -> torch.Tensor:
 
 
 class SSIM(nn.Module):
-    """Per-pixel SSIM (B, C, H, W) of two images in [0, 1] on 3x3 windows (reflection padded)."""
+    """Per-pixel SSIM (B, C, H, W) of two images in [0, 1] on 3x3 windows (reflection padded).
+    window_mean: the 3x3 window mean of a padded map (box_mean3; `vode bench train` times
+    nn.AvgPool2d(3, 1), monodepth2's layer, against it)."""
 
-    def __init__(self, c1: float = 0.01 ** 2, c2: float = 0.03 ** 2):
+    def __init__(self, c1: float = 0.01 ** 2, c2: float = 0.03 ** 2, window_mean=box_mean3):
         super().__init__()
-        self.c1, self.c2 = c1, c2
+        self.c1, self.c2, self.window_mean = c1, c2, window_mean
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        mean = self.window_mean
         x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
-        mu_x, mu_y = box_mean3(x), box_mean3(y)
-        sigma_x = box_mean3(x * x) - mu_x ** 2
-        sigma_y = box_mean3(y * y) - mu_y ** 2
-        sigma_xy = box_mean3(x * y) - mu_x * mu_y
+        mu_x, mu_y = mean(x), mean(y)
+        sigma_x = mean(x * x) - mu_x ** 2
+        sigma_y = mean(y * y) - mu_y ** 2
+        sigma_xy = mean(x * y) - mu_x * mu_y
         num = (2 * mu_x * mu_y + self.c1) * (2 * sigma_xy + self.c2)
         den = (mu_x ** 2 + mu_y ** 2 + self.c1) * (sigma_x + sigma_y + self.c2)
         return (num / den).clamp(-1, 1)

@@ -116,9 +116,14 @@ class CameraInput:
             self._subscribe(Image, topic, callback)
 
     # -- CameraInfo and rectification -----------------------------------------------------------
-    def on_camera_info(self, msg: CameraInfo) -> None:
+    @staticmethod
+    def _calibration(msg: CameraInfo) -> tuple[Calibration, str | None]:
+        """(the calibration of the published image, why its intrinsics are unusable or None)."""
         cal = calibration_from_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
+        return cal, camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
+
+    def on_camera_info(self, msg: CameraInfo) -> None:
+        cal, problem = self._calibration(msg)
         if problem:
             # Never publish depth or odometry with these intrinsics: images wait for a good one.
             self.camera_info = self.calibration = None
@@ -130,37 +135,35 @@ class CameraInput:
             self._accept(self.parked.popleft())
 
     def on_right_info(self, msg: CameraInfo) -> None:
-        cal = calibration_from_info(msg)
-        problem = camera_info_problem(list(msg.k), msg.width, msg.height) or intrinsics_problem(cal)
+        cal, problem = self._calibration(msg)
         self.right_info, self.right_calibration = msg, (None if problem else cal)
         self.right_info_problem = problem and f"right CameraInfo on " \
             f"{self.node.params.value('right_camera_info_topic')} unusable: {problem}"
         while self.parked_pairs:
             self._submit_pair(self.parked_pairs.popleft())
 
-    def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, str]:
-        """(the remap the images of `topic` go through, or None to use them as they come; how, for /diagnostics)."""
+    def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, np.ndarray, str]:
+        """(the remap the images of `topic` go through, or None to use them as they come; (3, 3) K of the
+        images after it; how, for /diagnostics). Where the distortion cannot be undone: no remap and the
+        raw K, with a warning, so a camera with an unusual model keeps working as before rectification."""
         mode = self.node.params.value("rectify")
         if not rectification_needed(cal, mode, topic):
-            return None, ("off" if mode == "off" else "not needed")
+            return None, cal.k_rect, ("off" if mode == "off" else "not needed")
         why = rectification_problem(cal)
         if why:
             self.node.problem("rectify_unavailable", f"images of {topic} go on unrectified: {why}")
-            return None, f"unavailable: {why}"
-        return rectifier_for(cal), f"on ({cal.describe()})"
+            return None, cal.k_raw, f"unavailable: {why}"
+        return rectifier_for(cal), cal.k_rect, f"on ({cal.describe()})"
 
     def _rectified(self, image: np.ndarray, cal: Calibration, topic: str) -> tuple[np.ndarray, np.ndarray]:
         """(image, (3, 3) K) as the rectified pinhole camera of `cal` sees it: remapped by K, D, R -> P where
-        the image is raw. Where its distortion cannot be undone, the image as it came with the raw K, and a
-        warning: a camera with an unusual model keeps working as before rectification existed."""
-        rectifier, how = self.rectifier(cal, topic)
+        the image is raw (see rectifier)."""
+        rectifier, k, how = self.rectifier(cal, topic)
         if rectifier is not None and self.rectifying.get(topic) != how:
             self.node.get_logger().info(f"rectifying the images of {topic} in the node ({cal.describe()}); rectify "
                                         "elsewhere (image_proc) and subscribe to image_rect to save it")
         self.rectifying[topic] = how
-        if rectifier is None:
-            return image, (cal.k_raw if how.startswith("unavailable") else cal.k_rect)
-        return rectifier(image), cal.k_rect
+        return (image if rectifier is None else rectifier(image)), k
 
     # -- images ---------------------------------------------------------------------------------
     def on_image(self, msg) -> None:

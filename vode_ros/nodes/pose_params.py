@@ -140,7 +140,7 @@ class PoseSourceParams:
         # remap, nearest neighbour; the depth node's depth (network size) is rectified already.
         cal = self.node.inputs.calibration
         if cal is not None and depth.shape[::-1] == (cal.width, cal.height):
-            rectifier, _ = self.node.inputs.rectifier(cal, self.node.params.value("image_topic"))
+            rectifier = self.node.inputs.rectifier(cal, self.node.params.value("image_topic"))[0]
             if rectifier is not None:
                 depth = rectifier(depth, nearest=True)
         self.frontend.cache.put(stamp_to_ns(msg.header.stamp), depth)

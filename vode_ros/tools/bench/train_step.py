@@ -25,22 +25,7 @@ def pooled_ssim():
 
     from vode_training.losses.photometric import SSIM
 
-    class PooledSSIM(SSIM):
-        def __init__(self):
-            super().__init__()
-            self.pool, self.pad = nn.AvgPool2d(3, 1), nn.ReflectionPad2d(1)
-
-        def forward(self, x, y):
-            x, y = self.pad(x), self.pad(y)
-            mu_x, mu_y = self.pool(x), self.pool(y)
-            sigma_x = self.pool(x * x) - mu_x ** 2
-            sigma_y = self.pool(y * y) - mu_y ** 2
-            sigma_xy = self.pool(x * y) - mu_x * mu_y
-            num = (2 * mu_x * mu_y + self.c1) * (2 * sigma_xy + self.c2)
-            den = (mu_x ** 2 + mu_y ** 2 + self.c1) * (sigma_x + sigma_y + self.c2)
-            return (num / den).clamp(-1, 1)
-
-    return PooledSSIM()
+    return SSIM(window_mean=nn.AvgPool2d(3, 1))
 
 
 @contextmanager
