@@ -30,7 +30,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "color": "gray",                 # gray | rgb
         "stereo": True,                  # right image at t as an extra source (metric scale)
         "offsets": [-1, 1],              # source frames relative to the target
-        "max_stride": 1,                 # >1: each snippet's frame stride drawn from 1..max_stride
+        "max_stride": 1,                 # >1: each snippet's frame stride drawn from 1..max_stride (a list: one per data.paths entry)
         "augment": True,                 # brightness / contrast jitter of the network inputs
         "brightness": 0.2,
         "contrast": 0.2,
@@ -81,7 +81,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 # Keys whose value may be of any type (None in the defaults would otherwise fix the type).
-_FREE_KEYS: set[str] = {"data.synthetic"}
+_FREE_KEYS: set[str] = {"data.synthetic", "data.max_stride"}     # checked in validate()
 
 
 class ConfigError(ValueError):
@@ -197,8 +197,12 @@ def validate(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"config key 'data.color': must be 'gray' or 'rgb', got {data['color']!r}")
     if not data["offsets"] or 0 in data["offsets"] or not all(isinstance(o, int) for o in data["offsets"]):
         raise ConfigError(f"config key 'data.offsets': non-zero integers needed, got {data['offsets']}")
-    if data["max_stride"] < 1:
-        raise ConfigError(f"config key 'data.max_stride': must be >= 1, got {data['max_stride']}")
+    strides = data["max_stride"] if isinstance(data["max_stride"], list) else [data["max_stride"]]
+    if not strides or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in strides):
+        raise ConfigError(f"config key 'data.max_stride': integers >= 1 needed, got {data['max_stride']}")
+    if isinstance(data["max_stride"], list) and len(strides) != len(data["paths"]):
+        raise ConfigError(f"config key 'data.max_stride': a list needs one value per data.paths entry "
+                          f"({len(data['paths'])}), got {len(strides)}")
     from .data import KINDS
     from .data.static_frames import METHODS as STATIC_FILTERS
 

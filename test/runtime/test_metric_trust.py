@@ -30,6 +30,14 @@ def test_model_knows_camera(hfov, domain, trusted):
     assert ok is trusted and why
 
 
+def test_a_model_trained_on_several_domains_is_trusted_in_each():
+    mixed = {**DRIVING, "vode.train_domain": "driving,indoor", "vode.train_hfov_deg": json.dumps([81.0, 84.0])}
+    assert model_knows_camera(mixed, 83.7, "indoor")[0] is True
+    assert model_knows_camera(mixed, 81.6, "driving")[0] is True
+    ok, why = model_knows_camera(mixed, 81.6, "underwater")
+    assert ok is False and "driving,indoor" in why
+
+
 def test_not_metric_and_unreadable_metadata():
     assert model_knows_camera({"vode.metric_scale": "false"}, 80.0)[0] is False
     assert model_knows_camera({**DRIVING, "vode.train_hfov_deg": "[oops"}, 80.0)[0] is False

@@ -71,7 +71,8 @@ class SnippetDataset(Dataset):
 
     def __init__(self, sequences: Sequence[FrameSequence], width: int = 416, height: int = 128,
                  color: str = "gray", stereo: bool = False, offsets: tuple[int, ...] = (-1, 1),
-                 augment: bool = False, brightness: float = 0.2, contrast: float = 0.2, max_stride: int = 1,
+                 augment: bool = False, brightness: float = 0.2, contrast: float = 0.2,
+                 max_stride: int | Sequence[int] = 1,
                  targets: Sequence[Sequence[int] | None] | None = None, scale_crop: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0, static_filter: str = "none",
                  static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False,
@@ -82,7 +83,13 @@ class SnippetDataset(Dataset):
         self.stereo, self.offsets = bool(stereo), tuple(int(o) for o in offsets)
         self.augment, self.brightness, self.contrast = bool(augment), float(brightness), float(contrast)
         self.saturation, self.hue, self.scale_crop = float(saturation), float(hue), float(scale_crop)
-        self.max_stride = max(1, int(max_stride))
+        # One stride limit for all sequences, or one per sequence: in a mixed-domain set a desk camera
+        # moving millimetres a frame needs longer strides for parallax than a car moving a metre.
+        strides = [max_stride] * len(sequences) if isinstance(max_stride, (int, np.integer)) else list(max_stride)
+        if len(strides) != len(sequences):
+            raise ValueError(f"max_stride: {len(strides)} values for {len(sequences)} sequences (give one, or one each)")
+        self.max_strides = [max(1, int(m)) for m in strides]
+        self.max_stride = max(self.max_strides)
         self.preload = bool(preload)
         if depth_hints and not stereo:
             raise ValueError("depth_hints need stereo: true (the hint is the stereo pair's SGBM depth)")
@@ -157,9 +164,9 @@ class SnippetDataset(Dataset):
         seq_i, t = self.items[i]
         seq = self.sequences[seq_i]
         stride = 1
-        if self.max_stride > 1:
+        if self.max_strides[seq_i] > 1:
             n = len(seq)
-            room = min([(t // -o) if o < 0 else ((n - 1 - t) // o) for o in self.offsets] + [self.max_stride])
+            room = min([(t // -o) if o < 0 else ((n - 1 - t) // o) for o in self.offsets] + [self.max_strides[seq_i]])
             stride = int(torch.randint(1, room + 1, ()).item())           # torch RNG, seeded by the trainer
         offsets = [stride * o for o in self.offsets]
         tgt = self._frame(seq_i, t).float() / 255.0                                 # (C, H, W)

@@ -43,7 +43,8 @@ def model_knows_camera(raw_meta: dict[str, str], hfov_deg: float, domain: str = 
     if raw_meta.get("vode.metric_scale", "false").lower() != "true":
         return False, "the model is not metric (trained monocular without a scale source)"
     trained_domain = raw_meta.get("vode.train_domain", "")
-    if domain and trained_domain and domain != trained_domain:
+    trained_domains = {d.strip() for d in trained_domain.split(",") if d.strip()}   # a mixed model: several
+    if domain and trained_domains and domain not in trained_domains:
         return False, f"the model was trained on {trained_domain} footage, this camera is {domain}"
     if "vode.train_hfov_deg" not in raw_meta:
         return True, "metric model (its metadata records no training camera to compare with)"

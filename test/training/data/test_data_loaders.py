@@ -180,3 +180,25 @@ def test_synthetic_kind_renders_once_and_config_checks(tmp_path):
         load_config(None, ["data.static_filter=optical"])
     with pytest.raises(ConfigError, match="image_topic"):
         load_config(None, ["data.kind=rosbag"])
+
+
+def test_max_stride_per_sequence_in_a_mixed_set(tmp_path):
+    """data.max_stride as a list: each folder draws its strides up to its own limit (a desk camera
+    needs longer strides than a car); a list that does not match data.paths is refused by name."""
+    from vode_training.data.synthetic import write_kitti_layout
+
+    for name in ("slow", "fast"):
+        write_kitti_layout(tmp_path / name, frames=12, width=128, height=64, color="gray")
+    base = ["data.kind=kitti_odometry", f"data.root={tmp_path}", "data.paths=[slow, fast]", f"data.width={W}",
+            f"data.height={H}", "data.stereo=false"]
+    ds = build_dataset(load_config(None, base + ["data.max_stride=[4, 1]"]))
+    torch.manual_seed(0)
+    strides = {"slow": set(), "fast": set()}
+    for _ in range(3):
+        for i, (seq_i, _) in enumerate(ds.items):
+            strides[ds.sequences[seq_i].name].add(int(ds[i]["stride"]))
+    assert strides["fast"] == {1} and strides["slow"] == {1, 2, 3, 4}
+    with pytest.raises(ConfigError, match="one value per data.paths entry"):
+        load_config(None, base + ["data.max_stride=[4, 1, 2]"])
+    with pytest.raises(ConfigError, match="data.max_stride"):
+        load_config(None, base + ["data.max_stride=[4, 0]"])

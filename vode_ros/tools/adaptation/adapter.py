@@ -23,6 +23,12 @@ from .settings import ADAPTED_NOTE, AdaptationError, AdaptSettings, AdaptStats
 LOG = logging.getLogger("vode_ros.tools.adaptation")
 
 
+def max_stride_of(value: int | list[int]) -> int:
+    """data.max_stride of a training config: one value, or one per sequence of a mixed-domain set
+    (the live camera may be any of them, so the replay draws from the longest)."""
+    return max(1, *(int(v) for v in np.atleast_1d(value)))
+
+
 class OnlineAdapter:
     """See the module docstring. ``model_meta`` (vode_ros.runtime.inference.ModelMeta) of the depth model
     in use: the checkpoint must match its method, size and colour."""
@@ -81,7 +87,7 @@ class OnlineAdapter:
         self.std = np.asarray(info["std"], np.float32).reshape(-1, 1, 1)
         self.width, self.height, self.channels = int(d["width"]), int(d["height"]), int(ckpt["channels"])
         self.store = FrameStore(s.buffer_size, tuple(d["offsets"]), s.holdout_every, s.holdout_size,
-                                int(d.get("max_stride", 1)), stereo=self.use_stereo)
+                                max_stride_of(d.get("max_stride", 1)), stereo=self.use_stereo)
         self.rng = np.random.default_rng(s.seed)
         self._lock = threading.Lock()               # accepted weights + live dir
         self._stop = threading.Event()
