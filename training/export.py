@@ -92,12 +92,15 @@ def _camera_metadata(cameras: list[dict[str, Any]], domain: str) -> dict[str, st
     """vode.train_fx (frame-weighted median focal length at the network size: the run time rescales
     metric depth by fx_camera / train_fx), vode.train_hfov_deg ([min, max] field of view of the
     training cameras) and vode.train_domain: what the run time checks before it trusts the
-    model's metres on a camera (vode_ros.runtime.metric_trust)."""
+    model's metres on a camera (vode_ros.runtime.metric_trust). Focal length and field of view
+    come from the cameras with a scale source (``metric``) where the run had any: a camera that
+    trained without stereo or poses taught no metres, so it must not widen the trusted range."""
     meta = {"vode.train_domain": domain} if domain else {}
     if not cameras:
         return meta
-    fx = np.repeat([c["fx"] for c in cameras], [c["frames"] for c in cameras])
-    hfov = [c["hfov_deg"] for c in cameras]
+    scaled = [c for c in cameras if c.get("metric", True)] or cameras
+    fx = np.repeat([c["fx"] for c in scaled], [c["frames"] for c in scaled])
+    hfov = [c["hfov_deg"] for c in scaled]
     meta.update({"vode.train_fx": f"{float(np.median(fx)):.3f}",
                  "vode.train_hfov_deg": json.dumps([round(min(hfov), 2), round(max(hfov), 2)]),
                  "vode.train_cameras": json.dumps([{k: (round(v, 3) if isinstance(v, float) else v)

@@ -98,3 +98,32 @@ def test_cli_export_runs(checkpoint, tmp_path):
     assert (tmp_path / "cli" / "depth.onnx").is_file() and (tmp_path / "cli" / "pose.onnx").is_file()
     args = argparse.Namespace(checkpoint=str(tmp_path / "missing.pt"), out=str(tmp_path / "cli2"))
     assert cli_export.run(args) == 2
+
+
+def test_only_cameras_with_a_scale_source_set_the_trusted_field_of_view(tmp_path):
+    """A mixed set: a stereo folder, a mono folder with poses (pose supervision) and a mono folder
+    without poses at another field of view. The last taught no metres, so vode.train_hfov_deg
+    (what the run time trusts the model's metres within) leaves it out."""
+    from vode_training.data import training_cameras
+    from vode_training.data.synthetic import write_kitti_layout
+    from vode_training.export import _camera_metadata
+
+    write_kitti_layout(tmp_path / "stereo", frames=4, width=128, height=64, color="gray")
+    write_kitti_layout(tmp_path / "posed", frames=4, width=128, height=64, color="gray")
+    (tmp_path / "posed" / "image_1").rename(tmp_path / "posed_right")
+    unposed = write_kitti_layout(tmp_path / "unposed", frames=4, width=128, height=64, color="gray")
+    (unposed / "poses.txt").unlink()
+    (unposed / "image_1").rename(tmp_path / "unposed_right")
+    calib = (unposed / "calib.txt").read_text().splitlines()
+    p0 = calib[0].split()
+    p0[1] = str(float(p0[1]) * 2)                 # twice the focal length: a narrower camera
+    (unposed / "calib.txt").write_text("\n".join([" ".join(p0)] + calib[1:]) + "\n")
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.paths=[stereo, posed, unposed]", "data.width=64",
+                             "data.height=32", "data.stereo=true", "loss.pose_weight=1.0"])
+    cams = {c["name"]: c for c in training_cameras(cfg)}
+    assert [cams[n]["metric"] for n in ("stereo", "posed", "unposed")] == [True, True, False]
+    assert cams["unposed"]["hfov_deg"] < cams["stereo"]["hfov_deg"] - 10
+    lo, hi = json.loads(_camera_metadata(list(cams.values()), "mixed")["vode.train_hfov_deg"])
+    assert lo == pytest.approx(cams["stereo"]["hfov_deg"], abs=0.01) and hi == pytest.approx(lo, abs=0.01)
+    cfg["loss"]["pose_weight"] = 0.0              # now the posed folder has no scale source either
+    assert [c["metric"] for c in training_cameras(cfg)] == [True, False, False]

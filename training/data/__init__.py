@@ -132,14 +132,16 @@ def load_frames(root: str | Path, max_frames: int | None = None, stereo: bool = 
 
 def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The cameras a config trains on: per sequence its name, frames, focal length at the training
-    size (``fx``, pixels) and horizontal field of view (degrees). Empty where the data kind does
-    not say (rosbags, synthetic scenes not yet rendered): the export then records no camera."""
+    size (``fx``, pixels), horizontal field of view (degrees) and ``metric``: whether the run has a
+    scale source there (its stereo pair, or its ground-truth poses pulled on by loss.pose_weight /
+    speed_weight); a camera without one teaches no metres. Empty where the data kind does not say
+    (rosbags, synthetic scenes not yet rendered): the export then records no camera."""
     import math
 
     from vode_ros.core.geometry import scale_intrinsics
     from vode_ros.core.kitti import KittiFormatError, load_sequence
 
-    d = cfg["data"]
+    d, loss = cfg["data"], cfg.get("loss", {})
     if d.get("kind", "kitti_odometry") not in ("kitti_odometry", "synthetic"):
         return []
     out = []
@@ -149,8 +151,11 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         except (KittiFormatError, OSError):
             continue
         k = scale_intrinsics(seq.k, seq.image_size, (d["width"], d["height"]))
+        metric = (bool(d["stereo"]) and seq.right is not None and bool(seq.baseline)) or (
+            seq.poses is not None and (loss.get("pose_weight", 0.0) > 0 or loss.get("speed_weight", 0.0) > 0))
         out.append({"name": Path(path).name, "frames": len(seq), "fx": float(k[0, 0]),
-                    "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0])))})
+                    "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0]))),
+                    "metric": metric})
     return out
 
 
