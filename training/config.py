@@ -30,7 +30,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "color": "gray",                 # gray | rgb
         "stereo": True,                  # right image at t as an extra source (metric scale)
         "offsets": [-1, 1],              # source frames relative to the target
-        "max_stride": 1,                 # >1: each snippet's frame stride drawn from 1..max_stride (a list: one per data.paths entry)
+        "max_stride": 1,                 # >1: each snippet's frame stride drawn from 1..max_stride
+                                         # (or a list: one value per data.paths entry)
         "augment": True,                 # brightness / contrast jitter of the network inputs
         "brightness": 0.2,
         "contrast": 0.2,

@@ -85,7 +85,8 @@ class SnippetDataset(Dataset):
         self.saturation, self.hue, self.scale_crop = float(saturation), float(hue), float(scale_crop)
         # One stride limit for all sequences, or one per sequence: in a mixed-domain set a desk camera
         # moving millimetres a frame needs longer strides for parallax than a car moving a metre.
-        strides = [max_stride] * len(sequences) if isinstance(max_stride, (int, np.integer)) else list(max_stride)
+        one = isinstance(max_stride, (int, np.integer))
+        strides = [max_stride] * len(sequences) if one else list(max_stride)
         if len(strides) != len(sequences):
             raise ValueError(f"max_stride: {len(strides)} values for {len(sequences)} sequences (give one, or one each)")
         self.max_strides = [max(1, int(m)) for m in strides]
@@ -166,7 +167,8 @@ class SnippetDataset(Dataset):
         stride = 1
         if self.max_strides[seq_i] > 1:
             n = len(seq)
-            room = min([(t // -o) if o < 0 else ((n - 1 - t) // o) for o in self.offsets] + [self.max_strides[seq_i]])
+            room = min([(t // -o) if o < 0 else ((n - 1 - t) // o) for o in self.offsets]
+                       + [self.max_strides[seq_i]])
             stride = int(torch.randint(1, room + 1, ()).item())           # torch RNG, seeded by the trainer
         offsets = [stride * o for o in self.offsets]
         tgt = self._frame(seq_i, t).float() / 255.0                                 # (C, H, W)
