@@ -2,7 +2,8 @@
 
     kitti_odometry  data.path = a KITTI-odometry folder (image_0/1, calib.txt, times.txt[, poses.txt]);
                     or data.paths = several such folders (different cameras and places in one set;
-                    with data.stereo, folders without image_1/ train mono, the stereo term masked)
+                    with data.stereo, folders without image_1/ train mono, the stereo term masked;
+                    data.max_stride may then be a list, one limit per folder)
     kitti_raw       data.path = KITTI raw root / date folder / drive; data.split = '' (all drives but the
                     Eigen test scenes), 'all', or a split file (kitti_raw.read_split formats)
     image_folder    data.path = a folder of images + K.txt (3x3) or calib.txt (mono only)
