@@ -18,12 +18,13 @@ from vode_ros.core.kitti import load_sequence, read_image
 pytestmark = [pytest.mark.ros]
 
 
-@pytest.fixture
-def driving_models(models_dir, tmp_path):
+@pytest.fixture(params=["driving", "driving,indoor"], ids=["driving", "mixed"])
+def driving_models(models_dir, tmp_path, request):
+    """The shipped models recorded as a driving model, or as a mixed one trained on both domains."""
     for name in ("depth.onnx", "pose.onnx"):
         model = onnx.load(str(models_dir / name))
         props = {p.key: p.value for p in model.metadata_props}
-        props.update({"vode.metric_scale": "true", "vode.train_domain": "driving",
+        props.update({"vode.metric_scale": "true", "vode.train_domain": request.param,
                       "vode.train_hfov_deg": json.dumps([81.6, 81.9])})
         del model.metadata_props[:]
         for k, v in props.items():
@@ -36,11 +37,13 @@ def driving_models(models_dir, tmp_path):
 @pytest.mark.parametrize("fx_factor, domain, expect", [
     (1.0, "", "auto: model (metric)"),        # the demo clip's camera: like the training cameras
     (0.5, "", "auto: none (relative)"),       # a wide-angle camera it never saw
-    (1.0, "indoor", "auto: none (relative)"), # same optics, another world
+    (1.0, "indoor", "auto: none (relative)"), # same optics, another world (unless the model saw it too)
 ])
-def test_auto_scale_follows_the_camera(driving_models, kitti_dir, fx_factor, domain, expect):
+def test_auto_scale_follows_the_camera(driving_models, kitti_dir, fx_factor, domain, expect, request):
     from vode_ros.nodes.depth_node import DepthNode
 
+    if domain == "indoor" and request.node.callspec.params["driving_models"] == "driving,indoor":
+        expect = "auto: model (metric)"      # a model recorded for both domains is trusted indoors
     ensure_rclpy()
     seq = load_sequence(kitti_dir, max_frames=2)
     k = seq.k.copy()
