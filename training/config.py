@@ -89,6 +89,12 @@ class ConfigError(ValueError):
     """Invalid training config; the message names the key."""
 
 
+def poses_give_scale(loss: dict[str, Any]) -> bool:
+    """Whether a run's loss pulls its motions to ground-truth poses in metres (loss.pose_weight or
+    loss.speed_weight): with them, a sequence that has poses teaches metric scale, stereo or not."""
+    return float(loss.get("pose_weight", 0.0)) > 0 or float(loss.get("speed_weight", 0.0)) > 0
+
+
 def defaults_for(method: str) -> dict[str, Any]:
     """Full default config for a method (common sections + the method's model/loss)."""
     from .methods import get_method

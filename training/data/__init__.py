@@ -142,6 +142,8 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     from vode_ros.core.geometry import scale_intrinsics
     from vode_ros.core.kitti import KittiFormatError, load_sequence
 
+    from ..config import poses_give_scale
+
     d, loss = cfg["data"], cfg.get("loss", {})
     if d.get("kind", "kitti_odometry") not in ("kitti_odometry", "synthetic"):
         return []
@@ -153,7 +155,7 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         k = scale_intrinsics(seq.k, seq.image_size, (d["width"], d["height"]))
         metric = (bool(d["stereo"]) and seq.right is not None and bool(seq.baseline)) or (
-            seq.poses is not None and (loss.get("pose_weight", 0.0) > 0 or loss.get("speed_weight", 0.0) > 0))
+            seq.poses is not None and poses_give_scale(loss))
         out.append({"name": Path(path).name, "frames": len(seq), "fx": float(k[0, 0]),
                     "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0]))),
                     "metric": metric})

@@ -90,7 +90,6 @@ class SnippetDataset(Dataset):
         if len(strides) != len(sequences):
             raise ValueError(f"max_stride: {len(strides)} values for {len(sequences)} sequences (give one, or one each)")
         self.max_strides = [max(1, int(m)) for m in strides]
-        self.max_stride = max(self.max_strides)
         self.preload = bool(preload)
         if depth_hints and not stereo:
             raise ValueError("depth_hints need stereo: true (the hint is the stereo pair's SGBM depth)")

@@ -48,6 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import poses_give_scale
 from ..geometry import disp_to_depth, inverse_warp, pose_vec2mat, rescale_intrinsics, stereo_transform
 from ..losses.depth_hints import hint_error, hint_loss
 from ..losses.explainability import explainability_regulariser, explained_photometric
@@ -482,6 +483,6 @@ class SfMLearner(PairwisePose, Method):
 
     def export_info(self):
         lo = self.cfg["loss"]
-        metric = self.stereo or float(lo["speed_weight"]) > 0 or float(lo["pose_weight"]) > 0
+        metric = self.stereo or poses_give_scale(lo)
         return {**normalisation_info(self.cfg["model"], self.channels), "metric_scale": metric,
                 "min_depth": self.min_depth, "max_depth": self.max_depth}
