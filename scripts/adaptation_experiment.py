@@ -63,7 +63,7 @@ def make_synthetic_model(args, out: Path) -> dict:
              timeout=args.train_seconds, nice=10)
     train_wall = time.monotonic() - t0
     from vode_training.export import export_checkpoint
-    from vode_training.trainer import load_checkpoint
+    from vode_training.checkpoint import load_checkpoint
 
     from vode_ros.tools.adaptation import nets_only_checkpoint
 

@@ -113,7 +113,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
     import onnxruntime as ort
 
     from .data import describe_data, training_cameras
-    from .trainer import load_checkpoint, method_from_checkpoint
+    from .checkpoint import load_checkpoint, method_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     method = method_from_checkpoint(ckpt)

@@ -27,7 +27,7 @@ def _export(scene, out, export_pose):
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.methods import build_method
-    from vode_training.trainer import save_checkpoint
+    from vode_training.checkpoint import save_checkpoint
 
     torch.manual_seed(1)
     cfg = load_config(None, ["method=rnn_mvod", f"data.path={scene}", "data.width=128", "data.height=64",

@@ -69,7 +69,7 @@ def tiny(tmp_path_factory, kitti_dir):
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.methods import build_method
-    from vode_training.trainer import save_checkpoint
+    from vode_training.checkpoint import save_checkpoint
 
     from vode_ros.runtime.inference import OnnxModel
     from vode_ros.core.kitti import load_sequence, read_image
@@ -140,7 +140,7 @@ def test_save_is_atomic_and_loadable(tiny, tmp_path, monkeypatch):
     import onnx
 
     import vode_training.export as export
-    from vode_training.trainer import load_checkpoint
+    from vode_training.checkpoint import load_checkpoint
 
     from vode_ros.runtime.inference import OnnxModel
 

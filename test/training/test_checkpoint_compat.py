@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vode_ros.core.resources import resource_path
-from vode_training.trainer import load_checkpoint, method_from_checkpoint
+from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
 
 SHIPPED = resource_path("models", "sfmlearner_driving.pt")
 

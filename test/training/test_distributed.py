@@ -17,7 +17,8 @@ def tiny(kitti_dir, tiny_nets) -> list[str]:
 
 @pytest.mark.needs_data
 def test_two_gloo_processes_keep_identical_weights(tmp_path, tiny):
-    from vode_training.trainer import load_checkpoint, method_from_checkpoint, train_distributed, weights_digest
+    from vode_training.checkpoint import load_checkpoint, method_from_checkpoint, weights_digest
+    from vode_training.trainer import train_distributed
 
     cfg = load_config(None, tiny)
     out, results = tmp_path / "run", tmp_path / "results"

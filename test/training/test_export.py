@@ -10,7 +10,7 @@ import torch
 
 from vode_training.config import load_config
 from vode_training.methods import build_method
-from vode_training.trainer import save_checkpoint
+from vode_training.checkpoint import save_checkpoint
 
 torch.set_num_threads(2)
 DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vode_training.config import load_config
-from vode_training.trainer import Trainer, load_checkpoint, weights_digest, method_from_checkpoint
+from vode_training.checkpoint import load_checkpoint, method_from_checkpoint, weights_digest
+from vode_training.trainer import Trainer
 
 
 # Mid-epoch resume (10 frames -> 8 snippets -> 4 batches of 2 per epoch; 6 steps cross an epoch),

@@ -80,7 +80,7 @@ def build_config(args):
     base = args.config
     overrides: list[str] = []
     if args.init:
-        from vode_training.trainer import load_checkpoint, resolve_checkpoint
+        from vode_training.checkpoint import load_checkpoint, resolve_checkpoint
 
         init = resolve_checkpoint(args.init)
         if base is None:

@@ -201,7 +201,7 @@ def score_method(method: str, s: Settings, out: Path, state: dict[str, Any],
     """Export the last stage and score it on every held-out sequence -> the method's row."""
     from vode_ros.tools.evaluate import evaluate_depth, evaluate_pose
     from vode_training.export import export_checkpoint
-    from vode_training.trainer import load_checkpoint, method_from_checkpoint
+    from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
 
     t0 = time.monotonic()
     last = out / f"stage{len(state)}" / "checkpoint.pt"

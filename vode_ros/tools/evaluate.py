@@ -52,6 +52,7 @@ from vode_ros.core import depth_metrics as dm
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
 from vode_ros.core.depth_breakdown import DepthErrorBreakdown, default_depth_edges
+from vode_ros.tools.plots import plot_curve, plot_depth_breakdown
 from vode_ros.core.depth_truth import (GT_LABELS, GT_SOURCES, DepthTruthError, GroundTruth,  # noqa: F401
                                        choose_gt, read_calib, velodyne_depth_map)
 
@@ -227,7 +228,7 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
     }
     if plots is not None:
         result["plots"] = _depth_plots(Path(plots), samples, rows[headline], source, median_scaling)
-        result["plots"].append(str(_breakdown_png(Path(plots) / "depth_error_breakdown.png", result["breakdown"],
+        result["plots"].append(str(plot_depth_breakdown(Path(plots) / "depth_error_breakdown.png", result["breakdown"],
                                                   headline)))
     return result
 
@@ -242,7 +243,7 @@ def _depth_plots(out: Path, samples: dict, per_image: list, source: str, median_
                                           titles=(f"frame {i}", "prediction (median-scaled)"
                                                   if median_scaled else "prediction (metres)", label))))
     frames = [r["frame"] for r in per_image]
-    files.append(str(_curve_png(out / "depth_abs_rel.png", frames, [r["abs_rel"] for r in per_image],
+    files.append(str(plot_curve(out / "depth_abs_rel.png", frames, [r["abs_rel"] for r in per_image],
                                 "frame", "Abs Rel", f"depth error per frame (vs. {label})")))
     return files
 
@@ -385,61 +386,13 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         files = [str(plot_trajectory_topview(aligned, gt, out / "trajectory_topview.png",
                                              title="trajectory (Sim(3)-aligned)", plane="xz",
                                              ate=ate["sim3"]["rmse"]))]
-        files.append(str(_curve_png(out / "trajectory_error.png", np.arange(len(per_frame)), per_frame,
+        files.append(str(plot_curve(out / "trajectory_error.png", np.arange(len(per_frame)), per_frame,
                                     "frame", "position error [m]", "position error after Sim(3) alignment")))
         result["plots"] = files
     return result
 
 
 # --------------------------------------------------------------------------- output
-
-def _curve_png(path: Path, x, y, xlabel: str, ylabel: str, title: str) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(8, 3.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(np.asarray(x), np.asarray(y, dtype=np.float64), color="tab:red", linewidth=1.5)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name("." + path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
-
-
-def _breakdown_png(path: Path, breakdown: dict, headline: str) -> Path:
-    """Two panels (image bands, GT depth ranges): Abs Rel bars, predicted / true depth written on each."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(10, 3.8), dpi=100)
-    FigureCanvasAgg(fig)
-    for j, (key, title) in enumerate((("bands", "by image band"), ("ranges", "by ground-truth depth"))):
-        ax = fig.add_subplot(1, 2, j + 1)
-        rows = breakdown[key]
-        x = np.arange(len(rows))
-        vals = np.array([r["abs_rel"] for r in rows], dtype=np.float64)
-        ax.bar(x, np.nan_to_num(vals), color="tab:red", alpha=0.8)
-        for xi, r in zip(x, rows):
-            if r["n_pixels"]:
-                ax.text(xi, r["abs_rel"], f"x{r['pred_over_true']:.2f}", ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, [r["group"].replace(" (", "\n(") for r in rows], fontsize=8)
-        ax.set_ylabel("Abs Rel")
-        ax.set_title(f"{title} ({headline.replace('_', '-')}; xN = predicted / true)", fontsize=9)
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name("." + path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
-
 
 def format_breakdown(breakdown: dict) -> list[str]:
     """Two short tables: Abs Rel and predicted / true depth per band and per depth range."""

@@ -7,6 +7,9 @@ depth colouring itself is :mod:`vode_ros.core.colormap`.
 
 - :func:`plot_trajectory_topview`: estimate vs. ground truth seen from above.
 - :func:`save_depth_panel`: image / prediction / reference stacked, with colour bars.
+- :func:`plot_curve`: one per-frame error curve (depth Abs Rel, trajectory error).
+- :func:`plot_depth_breakdown`: depth Abs Rel by image band and by ground-truth depth range.
+- :func:`plot_compare`: the `vode compare` table as bars.
 """
 from __future__ import annotations
 
@@ -182,3 +185,41 @@ def plot_compare(rows: Sequence[dict], out_png: str | os.PathLike, title: str = 
     fig.legend(*ax_d.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return _save_atomic(fig, out_png, dpi)
+
+
+def plot_curve(out_png: str | os.PathLike, x, y, xlabel: str, ylabel: str, title: str) -> Path:
+    """One curve, e.g. Abs Rel per frame or trajectory error per frame."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(np.asarray(x), np.asarray(y, dtype=np.float64), color="tab:red", linewidth=1.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _save_atomic(fig, out_png, dpi=100)
+
+
+def plot_depth_breakdown(out_png: str | os.PathLike, breakdown: dict, headline: str) -> Path:
+    """Two panels (image bands, GT depth ranges) of ``depth_breakdown`` rows: Abs Rel bars, with
+    predicted / true depth written on each bar."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8))
+    for j, (key, title) in enumerate((("bands", "by image band"), ("ranges", "by ground-truth depth"))):
+        ax = fig.add_subplot(1, 2, j + 1)
+        rows = breakdown[key]
+        x = np.arange(len(rows))
+        vals = np.array([r["abs_rel"] for r in rows], dtype=np.float64)
+        ax.bar(x, np.nan_to_num(vals), color="tab:red", alpha=0.8)
+        for xi, r in zip(x, rows):
+            if r["n_pixels"]:
+                ax.text(xi, r["abs_rel"], f"x{r['pred_over_true']:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(x, [r["group"].replace(" (", "\n(") for r in rows], fontsize=8)
+        ax.set_ylabel("Abs Rel")
+        ax.set_title(f"{title} ({headline.replace('_', '-')}; xN = predicted / true)", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save_atomic(fig, out_png, dpi=100)

@@ -79,7 +79,7 @@ def test_vode_train_from_bag_with_init_folder_then_export(bags, tmp_path):
 
     from vode_ros.cli.main import main
     from vode_training.methods import build_method
-    from vode_training.trainer import export_nets, load_checkpoint, save_checkpoint
+    from vode_training.checkpoint import export_nets, load_checkpoint, save_checkpoint
 
     # a tiny "shipped" model: nets-only checkpoint in a folder, as models/sfmlearner_driving.pt
     cfg0 = load_config(None, [f"data.width={W}", f"data.height={H}", "train.num_threads=1", "train.image_every=0",

@@ -190,7 +190,7 @@ def test_config_trains_two_steps_and_exports(tmp_path, repo_dir, kitti_dir, tiny
 
     from vode_ros.cli.main import main
     from vode_ros.runtime.inference import load_models
-    from vode_training.trainer import load_checkpoint, method_from_checkpoint
+    from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
 
     run = tmp_path / "run"
     config = repo_dir / "config" / "train" / "deep_vo_feat.yaml"

@@ -137,7 +137,8 @@ def test_two_steps_of_both_stages_and_export(tmp_path, repo_dir, tiny_train):
     from vode_ros.runtime.inference import load_models
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
-    from vode_training.trainer import Trainer, load_checkpoint
+    from vode_training.checkpoint import load_checkpoint
+    from vode_training.trainer import Trainer
 
     cfg1 = load_config(repo_dir / "config" / "train" / "geonet.yaml", tiny_train)
     s1 = Trainer(cfg1, tmp_path / "s1", progress=False).train()

@@ -8,7 +8,7 @@ The adapter
 - holds every n-th frame out (``holdout_every``): a held-out frame is never part of a training
   snippet, it is the target of a held-out snippet (its neighbours as sources) used only to judge;
 - takes gradient steps of the model's own training method (rebuilt from a torch checkpoint with
-  ``vode_training.trainer.method_from_checkpoint``: same nets, same loss terms) in a background
+  ``vode_training.checkpoint.method_from_checkpoint``: same nets, same loss terms) in a background
   thread, at most ``max_steps_per_second``, with ``threads`` torch threads and a lowered
   scheduling priority (``nice``), so the inference thread keeps its CPU;
 - every ``check_every`` steps compares the photometric loss on the held-out snippets of the

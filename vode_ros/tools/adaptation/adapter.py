@@ -36,7 +36,7 @@ class OnlineAdapter:
     def __init__(self, settings: AdaptSettings, model_meta, on_accept: Callable[[Path], None] | None = None,
                  logger=None):
         import torch  # noqa: F401  (the first torch import happens here, only with adapt on)
-        from vode_training.trainer import load_checkpoint, method_from_checkpoint
+        from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
 
         self.settings = s = settings
         self.log = logger or LOG
@@ -242,7 +242,7 @@ class OnlineAdapter:
         """method's weights -> out_dir/{depth,pose}.onnx + checkpoint.pt (nets only)."""
         import onnx
         from vode_training.export import export_checkpoint
-        from vode_training.trainer import save_checkpoint
+        from vode_training.checkpoint import save_checkpoint
 
         steps = self.stats.steps
         ckpt = save_checkpoint(out_dir / "checkpoint.pt", method, None, self.base_step + steps, self.cfg)
