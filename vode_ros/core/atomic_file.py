@@ -10,6 +10,23 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+def _process_umask() -> int:
+    """The umask, read without changing it where Linux reports it (os.umask can only set it, and
+    setting it even briefly would race with files other threads create)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()   # what open() would give a new file
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
     """``with atomic_write(p) as fh: fh.write(...)``: ``p`` (parents created) holds what was written
@@ -20,6 +37,7 @@ def atomic_write(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
     try:
         with os.fdopen(fd, "wb" if binary else "w") as fh:
             yield fh
+        os.chmod(tmp, _FILE_MODE)        # mkstemp makes 0600; a report or checkpoint is as readable as any file
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
