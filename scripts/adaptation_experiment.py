@@ -62,14 +62,12 @@ def make_synthetic_model(args, out: Path) -> dict:
              "--set", f"train.num_threads={args.train_threads}",
              timeout=args.train_seconds, nice=10)
     train_wall = time.monotonic() - t0
+    from vode_training.checkpoint import export_nets, load_checkpoint
     from vode_training.export import export_checkpoint
-    from vode_training.checkpoint import load_checkpoint
-
-    from vode_ros.tools.adaptation import nets_only_checkpoint
 
     ckpt = load_checkpoint(run / "checkpoint.pt")
     export_checkpoint(run / "checkpoint.pt", model)
-    nets_only_checkpoint(run / "checkpoint.pt", model / "checkpoint.pt")
+    export_nets(run / "checkpoint.pt", model / "checkpoint.pt")
     return {"synth": str(synth), "run": str(run), "model_dir": str(model), "train_steps_done": int(ckpt["step"]),
             "train_wall_s": round(train_wall, 1), "width": args.width, "height": args.height}
 

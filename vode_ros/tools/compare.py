@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from vode_ros.core.atomic_file import atomic_write
 from vode_ros.core.resources import resource_path
 
 CONFIGS = resource_path("config", "train")
@@ -141,9 +142,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")         # atomic: a kill mid-write must not leave half a file to resume from
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
+    with atomic_write(path) as fh:         # a kill mid-write must not leave half a file to resume from
+        fh.write(json.dumps(obj, indent=2, default=float))
 
 
 def stage_configs(method: str) -> list[Path]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
+from vode_ros.core.atomic_file import atomic_write
 from vode_ros.core.resources import demo_clip
 from vode_ros.tools import launch_runner
 
@@ -328,9 +329,8 @@ def run_demo(data_dir: Path = DEFAULT_DATA, out_dir: Path = DEFAULT_OUT,
     report.update(evaluate(data_dir, in_bag, out_bag, out_dir, log=log))
     report["notes"] = _notes(report, data_dir)
     report["demo_wall_s"] = time.monotonic() - t_start
-    tmp = out_dir / "report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, default=float))
-    os.replace(tmp, out_dir / "report.json")
+    with atomic_write(out_dir / "report.json") as fh:
+        fh.write(json.dumps(report, indent=2, default=float))
     return report
 
 

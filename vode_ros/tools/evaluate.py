@@ -40,15 +40,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from vode_ros.core import depth_metrics as dm
+from vode_ros.core.atomic_file import atomic_write
 from vode_ros.core import kitti_odometry_metrics as km
 from vode_ros.core import trajectory as tj
 from vode_ros.core.depth_breakdown import DepthErrorBreakdown, default_depth_edges
@@ -124,17 +123,9 @@ def _jsonable(x):
 def write_json(result: dict, path: str | Path) -> Path:
     """Write ``result`` as JSON atomically (NaN / inf -> null)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + out.name + ".", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(result), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(out) as fh:
+        json.dump(_jsonable(result), fh, indent=2)
+        fh.write("\n")
     return out
 
 

@@ -35,9 +35,9 @@ torch (the run time without ``adapt`` stays torch-free); the :class:`OnlineAdapt
 from __future__ import annotations
 
 from .adapter import OnlineAdapter
-from .files import atomic_copy, nets_only_checkpoint
+from .files import atomic_copy
 from .replay import MAX_GAP_S, FrameStore, Snippet, StoredFrame
 from .settings import ADAPTED_NOTE, AdaptationError, AdaptSettings, AdaptStats
 
 __all__ = ["ADAPTED_NOTE", "MAX_GAP_S", "AdaptSettings", "AdaptStats", "AdaptationError", "FrameStore", "OnlineAdapter",
-           "Snippet", "StoredFrame", "atomic_copy", "nets_only_checkpoint"]
+           "Snippet", "StoredFrame", "atomic_copy"]
