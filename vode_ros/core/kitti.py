@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .trajectory import ground_truth_rotations
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 LAYOUT_HINT = (
@@ -121,6 +123,11 @@ def load_sequence(root: str | Path, max_frames: int | None = None, first_frame: 
                                    f"{ids[-1]:06d}")
         poses = np.tile(np.eye(4), (len(ids), 1, 1))
         poses[:, :3, :] = raw[ids].reshape(-1, 3, 4)
+        try:     # real sources give rotations orthonormal to ~1e-4: projected onto SO(3), broken lines refused
+            poses[:, :3, :3] = ground_truth_rotations(poses[:, :3, :3], str(root / "poses.txt"),
+                                                      [i + 1 for i in ids])
+        except ValueError as exc:
+            raise KittiFormatError(str(exc)) from None
     depth = None
     if (root / "depth_0").is_dir():
         depth_by_id = {i: p for i, p in _numbered_images(root / "depth_0").items() if p.suffix == ".png"}

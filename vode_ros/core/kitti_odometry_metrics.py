@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .trajectory import umeyama_alignment
+from .trajectory import project_to_so3, umeyama_alignment
 
 KITTI_LENGTHS = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
 STEP_SIZE = 10
@@ -51,6 +51,13 @@ def _poses(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim != 3 or x.shape[1:] != (4, 4):
         raise ValueError(f"{name} must be (N, 4, 4) or (N, 3, 4) poses, got {x.shape}")
     return x
+
+
+def _on_so3(poses: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) -> a copy with each rotation block replaced by its nearest rotation."""
+    out = poses.copy()
+    out[:, :3, :3] = project_to_so3(poses[:, :3, :3])
+    return out
 
 
 def trajectory_distances(poses: np.ndarray) -> np.ndarray:
@@ -238,8 +245,10 @@ def evo_ape_rpe(est_poses: np.ndarray, gt_poses: np.ndarray, delta: int = 1) -> 
         from evo.core.trajectory import PosePath3D
     except ImportError:
         return None
-    est = _poses(est_poses, "est_poses")
-    gt = _poses(gt_poses, "gt_poses")
+    # evo refuses rotations not orthonormal to 1e-6; a long integrated estimate or a ground truth
+    # given with few digits is only near that: their nearest rotations (a no-op for exact ones).
+    est = _on_so3(_poses(est_poses, "est_poses"))
+    gt = _on_so3(_poses(gt_poses, "gt_poses"))
     ref = PosePath3D(poses_se3=list(gt))
     traj = PosePath3D(poses_se3=list(est))
     traj.align(ref, correct_scale=True)

@@ -10,10 +10,26 @@ camera-i pose in the camera-(i-1) frame, so ``W_i = W_{i-1} @ T_{i-1,i}``.
   code, see docs/methods.md): per snippet, positions relative to the snippet's first
   frame, one least-squares scale ``s = Σ gt·p / Σ p²``, error ``sqrt(Σ‖s p − gt‖²) / N``
   (divided by N, not √N); mean ± (population) std over all snippets.
+- :func:`ground_truth_rotations`: rotation blocks of a ground truth read from text, projected
+  onto SO(3) where they are only nearly orthonormal (real sources give them to ~1e-4), refused
+  with the file and line where they are not rotations at all.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+# Deviation max|RᵀR - I| (and |det R - 1|) below which a rotation is taken as it is: evo's own
+# tolerance, so everything that passes here passes evo. Between this and SO3_MAX_DEVIATION the
+# block is a rotation written with few digits or re-orthonormalised by nobody (7-Scenes: ~3e-4)
+# and is replaced by the nearest rotation; beyond it the line is broken (a typo, a column shift,
+# a scaled matrix), and no projection would say what was meant.
+SO3_EXACT_TOLERANCE = 1e-6
+SO3_MAX_DEVIATION = 1e-2
+
+_log = logging.getLogger("vode_ros.ground_truth")
+_reported: set[str] = set()         # sources already said to be projected (said once per source)
 
 
 def _positions(x: np.ndarray) -> np.ndarray:
@@ -173,3 +189,54 @@ def path_length(poses_or_positions: np.ndarray) -> float:
     if len(p) < 2:
         return 0.0
     return float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+
+
+def so3_deviation(rotations: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) -> (N,) how far each block is from a rotation: max(max|RᵀR - I|, |det R - 1|); inf where not finite."""
+    r = np.asarray(rotations, dtype=np.float64)
+    finite = np.isfinite(r).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], r, 0.0)
+    gram = np.abs(np.transpose(safe, (0, 2, 1)) @ safe - np.eye(3)).max(axis=(1, 2))
+    dev = np.maximum(gram, np.abs(np.linalg.det(safe) - 1.0))
+    return np.where(finite, dev, np.inf)
+
+
+def project_to_so3(rotations: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) -> (N, 3, 3) the nearest rotations in the Frobenius norm (SVD: U diag(1, 1, det UVᵀ) Vᵀ)."""
+    u, _, vt = np.linalg.svd(np.asarray(rotations, dtype=np.float64))
+    d = np.ones(u.shape[:2])
+    d[:, 2] = np.sign(np.linalg.det(u @ vt))
+    return (u * d[:, None, :]) @ vt
+
+
+def ground_truth_rotations(rotations: np.ndarray, source: str, line_numbers=None) -> np.ndarray:
+    """Rotation blocks (N, 3, 3) of a ground truth read from ``source`` -> (N, 3, 3) rotations.
+
+    Blocks within SO3_EXACT_TOLERANCE are kept; those within SO3_MAX_DEVIATION are projected onto
+    SO(3) (said once per source on the ``vode_ros.ground_truth`` logger); a worse one raises
+    ValueError naming ``source`` and its line (``line_numbers[i]``, 1-based; default i + 1)."""
+    r = np.asarray(rotations, dtype=np.float64)
+    if r.ndim != 3 or r.shape[1:] != (3, 3):
+        raise ValueError(f"rotations must be (N, 3, 3), got {r.shape}")
+    lines = np.arange(1, len(r) + 1) if line_numbers is None else np.asarray(line_numbers)
+    dev = so3_deviation(r)
+    bad = np.flatnonzero(dev > SO3_MAX_DEVIATION)
+    if bad.size:
+        i = int(bad[0])
+        what = ("numbers that are not finite" if not np.isfinite(dev[i])
+                else f"a rotation block that is no rotation (max|RᵀR - I|, |det R - 1| = {dev[i]:.2g}, "
+                     f"more than {SO3_MAX_DEVIATION:g})")
+        more = f" ({bad.size - 1} more such lines)" if bad.size > 1 else ""
+        raise ValueError(f"{source}, line {int(lines[i])}: {what}{more}; each line must be a 3x4 row-major "
+                         f"pose [R | t] with R a rotation: fix or remove the line")
+    if not (dev > SO3_EXACT_TOLERANCE).any():
+        return r.copy()
+    if source not in _reported:
+        _reported.add(source)
+        n = int((dev > SO3_EXACT_TOLERANCE).sum())
+        _log.warning("%s: %d of %d rotation blocks orthonormal only to %.1g; projected onto SO(3) (nearest "
+                     "rotation, SVD)", source, n, len(r), float(dev.max()))
+    out = r.copy()
+    fix = dev > SO3_EXACT_TOLERANCE
+    out[fix] = project_to_so3(r[fix])
+    return out
