@@ -14,6 +14,7 @@ import sys
 
 from vode_ros.bag import topics as T
 from vode_ros.cli import bag_playback
+from vode_ros.cli.output_paths import declare_outputs
 
 EXIT_BAD_INPUT = 2
 
@@ -43,6 +44,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     fk.add_argument("--max-frames", type=int, default=None, metavar="N", help="convert only the first N frames")
     fk.add_argument("--quiet", action="store_true", help="no progress bar")
     fk.set_defaults(func=run)
+    declare_outputs(fk, ("out", "OUT", True))
 
     info = sub.add_parser("info", help="topics, types, counts and duration of a bag",
                           description="Print topics, types, message counts and duration of a rosbag2.")

@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from vode_ros.cli.output_paths import declare_outputs
+
 EXIT_BAD_INPUT = 2
 EXIT_NOT_DONE = 1
 # After a reader has matched the writer, the reader's side of the discovery needs a moment too:
@@ -65,6 +67,7 @@ def register(sub) -> None:
                      help="seconds to wait for a publisher of every topic, to learn its type (default 10)")
     rec.add_argument("--quiet", action="store_true", help="print only errors")
     rec.set_defaults(func=run_record)
+    declare_outputs(rec, ("out", "OUT", True))
 
 
 def _fail(msg: str, code: int = EXIT_BAD_INPUT) -> int:

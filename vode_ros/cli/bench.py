@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from vode_ros.cli.output_paths import declare_outputs
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -51,6 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "calibration / 4 accuracy frames, 1 s node window, max-rate feed only (explicit "
                         "options still win)")
     p.set_defaults(func=run)
+    declare_outputs(p, ("keep", "--keep", True), ("json", "--json", False))
     sub = p.add_subparsers(dest="bench_command", metavar="{soak,train}")
     soak = sub.add_parser("soak", help="the clip in a loop through the nodes (`vode run`) for minutes: drops, "
                                        "latency, memory (vode_ros.tools.soak)",
@@ -64,6 +67,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                       help="camera resolution to publish, e.g. 416x128 (default: the clip's own, K scaled alike)")
     soak.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     soak.set_defaults(func=run_soak)
+    declare_outputs(soak, ("json", "--json", False))
     train = sub.add_parser("train", help="a training recipe's step with each SSIM formulation, round-robin in one "
                                          "run (vode_ros.tools.bench.train_step)",
                            description="Times the training step of --config on the same batches with SSIM's window "
@@ -79,6 +83,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     train.add_argument("--size", default=None, metavar="WxH", help="training size (default: the recipe's)")
     train.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     train.set_defaults(func=run_train)
+    declare_outputs(train, ("json", "--json", False))
     return p
 
 
@@ -106,7 +111,10 @@ def run_train(args) -> int:
         return 2
     print(format_train_step(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        from vode_ros.core.atomic_file import atomic_write
+
+        with atomic_write(args.json) as fh:
+            fh.write(json.dumps(report, indent=2))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("compare", help="train every method on a split, score it on the held-out sequences")
@@ -28,6 +29,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="continue the compare in --out: skip finished methods, resume a stage from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of progress bars")
     p.set_defaults(func=run)
+    declare_outputs(p, ("out", "--out", True))
     return p
 
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
     from vode_ros.tools.demo import DEFAULT_DATA, DEFAULT_MODE, DEFAULT_OUT, DEFAULT_POSE_SOURCE
@@ -25,6 +26,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pose-source", choices=("net", "geometric", "hybrid"), default=DEFAULT_POSE_SOURCE,
                    help=f"the odometry node's pose source (default: {DEFAULT_POSE_SOURCE})")
     p.set_defaults(func=run)
+    declare_outputs(p, ("out", "--out", True))
     return p
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.output_paths import declare_outputs
 
 def _lengths(text: str) -> tuple[float, ...]:
     try:
@@ -58,6 +59,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--stride", type=int, default=1, help="every N-th frame (long sequences)")
     d.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     d.set_defaults(func=run, eval_task="depth")
+    declare_outputs(d, ("json", "--json", False), ("plots", "--plots", True))
     q = sub.add_parser("pose", help="trajectory metrics (needs poses.txt)")
     _common(q)
     q.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
@@ -83,6 +85,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="start at this frame, the ground truth rebased to it (KITTI 00: 14, its first poses are "
                         "a constant-velocity fill)")
     q.set_defaults(func=run, eval_task="pose")
+    declare_outputs(q, ("json", "--json", False), ("plots", "--plots", True))
     p.set_defaults(func=_usage(p))
     return p
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -18,6 +19,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `vode train`")
     p.add_argument("--out", required=True, help="folder for depth.onnx / pose.onnx")
     p.set_defaults(func=run)
+    declare_outputs(p, ("out", "--out", True))
     return p
 
 

@@ -35,7 +35,7 @@ def run_subcommand(name: str, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vode")
     importlib.import_module(f"vode_ros.cli.{name}").register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([name] + (sys.argv[1:] if argv is None else argv))
-    return int(args.func(args) or 0)
+    return _run_checked(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return _run_checked(args)
+
+
+def _run_checked(args) -> int:
+    """Run the parsed verb once its outputs are known to be writable (before any work starts)."""
+    from vode_ros.cli.output_paths import EXIT_BAD_OUTPUT, declared_output_problem
+
+    problem = declared_output_problem(args)
+    if problem:
+        verb = " ".join(v for v in (args.command, getattr(args, "bag_command", None),
+                                    getattr(args, "eval_task", None), getattr(args, "bench_command", None)) if v)
+        print(f"vode {verb}: {problem}", file=sys.stderr)
+        return EXIT_BAD_OUTPUT
     return int(args.func(args) or 0)
 
 

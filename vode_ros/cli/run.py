@@ -90,6 +90,7 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
 
 
 def run(args) -> int:
+    from vode_ros.nodes.base import topic_name_problem
     from vode_ros.nodes.runner import run_nodes
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
@@ -97,6 +98,15 @@ def run(args) -> int:
     if bad:
         print(f"vode run: unknown node(s) {bad}; choose from depth, odometry", file=sys.stderr)
         return 2
+    if args.rate < 0:
+        print(f"vode run: --rate must be 0 (as fast as possible) or positive, not {args.rate:g}", file=sys.stderr)
+        return 2
+    for option in ("image_topic", "camera_info_topic", "right_image_topic", "right_camera_info_topic"):
+        value = getattr(args, option)
+        problem = topic_name_problem(value) if value is not None else None
+        if problem:
+            print(f"vode run: --{option.replace('_', '-')}: {problem}", file=sys.stderr)
+            return 2
     if args.bag and args.no_autostart:
         print("vode run: --bag needs nodes that take images: drop --no-autostart (or play the bag yourself "
               "once a lifecycle manager has activated them)", file=sys.stderr)

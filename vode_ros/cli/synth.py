@@ -13,6 +13,8 @@ import argparse
 import sys
 import time
 
+from vode_ros.cli.output_paths import declare_outputs
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -30,6 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--supersample", type=int, default=1, help="s x s rays per pixel (anti-aliased edges)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+    declare_outputs(p, ("out", "OUT", True))
     return p
 
 

@@ -28,6 +28,8 @@ import os
 import sys
 from pathlib import Path
 
+from vode_ros.cli.output_paths import declare_outputs, output_problem
+
 DEFAULT_CONFIG = ("config", "train", "sfmlearner.yaml")
 
 
@@ -42,6 +44,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, dotted key, YAML value (repeatable): --set train.steps=50")
     p.add_argument("--out", default=None, help="run folder (default runs/<config or bag name>)")
+    declare_outputs(p, ("out", "--out", True))
     p.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue from this checkpoint (weights, optimiser, RNG states, data order)")
     p.add_argument("--bag", default=None, metavar="BAG", help="train from this rosbag2 (folder, or .mcap/.db3)")
@@ -120,6 +123,10 @@ def run(args) -> int:
         return 2
     name = Path(args.config).stem if args.config else (Path(args.bag).stem if args.bag else cfg["method"])
     out = Path(args.out) if args.out else Path("runs") / name
+    problem = output_problem(out, "--out", folder=True)     # the default run folder too, before any work
+    if problem:
+        print(f"vode train: {problem}", file=sys.stderr)
+        return 2
     if os.environ.get("RANK", "0") == "0":
         from vode_training.data import describe_data
 

@@ -46,8 +46,27 @@ class FrameRejected(Exception):
         self.reason = reason
 
 
-def _topic_problem(value: str) -> str | None:
-    return None if value.strip() else "give a topic name"
+def topic_name_problem(name: str) -> str | None:
+    """Why `name` is not a usable ROS 2 topic name (rcl's own rules), in one line, or None."""
+    from rclpy.expand_topic_name import expand_topic_name
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+    from rclpy.validate_topic_name import validate_topic_name
+
+    if not name.strip():
+        return "give a topic name"
+    try:
+        validate_topic_name(name)
+        # Relative and ~ names are checked as the node would expand them ('/a//b' passes the first check).
+        validate_full_topic_name(expand_topic_name(name, "vode_node", "/"))
+    except Exception as exc:  # noqa: BLE001 - InvalidTopicNameException, or rcl's ValueError from expansion
+        why = str(exc).splitlines()[0].rstrip(":").replace("Invalid topic name: ", "")
+        why = why.split(", at /")[0]        # rcl appends its C source location
+        return (f"{name!r} is not a valid ROS 2 topic name ({why}); use letters, digits, '_' and '/' "
+                "separators, e.g. /camera/left/image_raw")
+    return None
+
+
+_topic_problem = topic_name_problem
 
 
 class VodeNodeBase(LifecycleNode):
@@ -65,6 +84,7 @@ class VodeNodeBase(LifecycleNode):
         super().__init__(name, **kwargs)
         self.model: OnnxModel | None = None
         self.configure_error: BaseException | None = None
+        self.activate_error: BaseException | None = None
         self._unconfigured_entities: list | None = None   # what the node had before configure
         self.inputs: CameraInput | None = None             # made at configure
         try:
@@ -80,7 +100,12 @@ class VodeNodeBase(LifecycleNode):
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 self.destroy_node()
                 raise self.configure_error or RuntimeError(f"{name}: configure failed")
-            self.trigger_activate()
+            # A subscription that cannot be made (rclpy refuses it) leaves the node in ErrorProcessing
+            # and back to unconfigured, without a word: raise instead of spinning a node that never takes images.
+            if self.trigger_activate() != TransitionCallbackReturn.SUCCESS or self.lifecycle_state != "active":
+                error = self.activate_error
+                self.destroy_node()
+                raise error or RuntimeError(f"{name}: activate failed (see the log above)")
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -98,7 +123,14 @@ class VodeNodeBase(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.inputs.subscribe(self.stereo)
+        try:
+            self.inputs.subscribe(self.stereo)
+        except Exception as exc:  # noqa: BLE001 - reported; the node stays inactive, unsubscribed
+            self.activate_error = ValueError(f"cannot subscribe to the camera: {exc}")
+            self._unsubscribe_inputs()
+            self.get_logger().error(str(self.activate_error))
+            return TransitionCallbackReturn.FAILURE
+        self.activate_error = None
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

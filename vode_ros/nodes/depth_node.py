@@ -110,9 +110,12 @@ class DepthNode(VodeNodeBase):
         if self.requested_scale_mode == "auto" and decision.source != self.scaler.mode:
             self.scaler = ScaleEstimator(decision.source, camera_height=self.scaler.camera_height,
                                          smoothing=self.scaler.smoothing)
-        log = self.get_logger().info if decision.trusted or self.requested_scale_mode != "auto" else \
-            self.get_logger().warning
-        log(f"scale: {decision.source} ({decision.reason})")
+        # One call per severity: rclpy refuses a call site whose severity changes between calls.
+        message = f"scale: {decision.source} ({decision.reason})"
+        if decision.trusted or self.requested_scale_mode != "auto":
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(message)
 
     @property
     def adapter(self):

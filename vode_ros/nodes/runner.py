@@ -137,7 +137,8 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
         threading.Thread(target=play_then_stop, daemon=True).start()
     log(f"running {', '.join(n.get_name() for n in created)} with {params_file} (Ctrl-C to stop)")
-    waiting = [n.get_fully_qualified_name() for n in created if n.lifecycle_state == "unconfigured"]
+    waiting = [n.get_fully_qualified_name() for n in created
+               if n.lifecycle_state == "unconfigured" and not n.params.value("autostart")]
     if waiting:
         log(f"{', '.join(waiting)} wait unconfigured (autostart false): `ros2 lifecycle set <node> configure`, "
             "then `activate`, or a lifecycle manager")
