@@ -51,6 +51,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "preload": True,                 # frames in RAM at the training size (false: read per item)
         "flip": False,                   # mirror half the snippets left-right (augment; K, stereo, poses follow)
         "depth_hints": False,            # SGBM depth of each stereo item as item["hint"] (loss.hint_weight)
+        "sensor_depth": False,           # depth_0/ sensor depth of each target as item["sensor_depth"]
+                                         # (loss.sensor_depth_weight; RGB-D footage)
         "synthetic": {},                 # synthetic: SynthConfig fields (frames, seed, speed, ...)
     },
     "train": {
@@ -93,6 +95,12 @@ def poses_give_scale(loss: dict[str, Any]) -> bool:
     """Whether a run's loss pulls its motions to ground-truth poses in metres (loss.pose_weight or
     loss.speed_weight): with them, a sequence that has poses teaches metric scale, stereo or not."""
     return float(loss.get("pose_weight", 0.0)) > 0 or float(loss.get("speed_weight", 0.0)) > 0
+
+
+def sensor_depth_gives_scale(cfg: dict[str, Any]) -> bool:
+    """Whether a run pulls its depth to a depth sensor's metres (data.sensor_depth with
+    loss.sensor_depth_weight): then a sequence with depth_0/ teaches metric scale."""
+    return bool(cfg["data"].get("sensor_depth")) and float(cfg.get("loss", {}).get("sensor_depth_weight", 0.0)) > 0
 
 
 def defaults_for(method: str) -> dict[str, Any]:

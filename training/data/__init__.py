@@ -17,7 +17,8 @@ Common options: data.static_filter (none | flow | diff) + data.static_threshold 
 camera stood still (static_frames.py); data.scale_crop (SfMLearner's random scale + crop, K
 adjusted), data.brightness / contrast / saturation / hue (colour jitter of the network inputs);
 data.preload (frames in RAM at the training size, else read per item); data.depth_hints (an SGBM
-depth of each stereo item, ``depth_hints.py``, for loss.hint_weight).
+depth of each stereo item, ``depth_hints.py``, for loss.hint_weight); data.sensor_depth (the folder's
+depth_0/ sensor depth of each target, ``sensor_depth.py``, for loss.sensor_depth_weight).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ KINDS = ("kitti_odometry", "kitti_raw", "image_folder", "rosbag", "synthetic")
 def _options(d: dict[str, Any]) -> dict[str, Any]:
     return {"scale_crop": d["scale_crop"], "saturation": d["saturation"], "hue": d["hue"],
             "static_filter": d["static_filter"], "static_threshold": d["static_threshold"], "preload": d["preload"],
-            "depth_hints": d.get("depth_hints", False), "flip": d.get("flip", False)}
+            "depth_hints": d.get("depth_hints", False), "flip": d.get("flip", False),
+            "sensor_depth": d.get("sensor_depth", False)}
 
 
 def is_rosbag(path: str | Path) -> bool:
@@ -134,15 +136,16 @@ def load_frames(root: str | Path, max_frames: int | None = None, stereo: bool = 
 def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The cameras a config trains on: per sequence its name, frames, focal length at the training
     size (``fx``, pixels), horizontal field of view (degrees) and ``metric``: whether the run has a
-    scale source there (its stereo pair, or its ground-truth poses pulled on by loss.pose_weight /
-    speed_weight); a camera without one teaches no metres. Empty where the data kind does not say
-    (rosbags, synthetic scenes not yet rendered): the export then records no camera."""
+    scale source there (its stereo pair, its ground-truth poses pulled on by loss.pose_weight /
+    speed_weight, or its sensor depth pulled on by loss.sensor_depth_weight); a camera without one
+    teaches no metres. Empty where the data kind does not say (rosbags, synthetic scenes not yet
+    rendered): the export then records no camera."""
     import math
 
     from vode_ros.core.geometry import scale_intrinsics
     from vode_ros.core.kitti import KittiFormatError, load_sequence
 
-    from ..config import poses_give_scale
+    from ..config import poses_give_scale, sensor_depth_gives_scale
 
     d, loss = cfg["data"], cfg.get("loss", {})
     if d.get("kind", "kitti_odometry") not in ("kitti_odometry", "synthetic"):
@@ -155,7 +158,8 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         k = scale_intrinsics(seq.k, seq.image_size, (d["width"], d["height"]))
         metric = (bool(d["stereo"]) and seq.right is not None and bool(seq.baseline)) or (
-            seq.poses is not None and poses_give_scale(loss))
+            seq.poses is not None and poses_give_scale(loss)) or (
+            bool(seq.depth) and any(p is not None for p in seq.depth) and sensor_depth_gives_scale(cfg))
         out.append({"name": Path(path).name, "frames": len(seq), "fx": float(k[0, 0]),
                     "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0]))),
                     "metric": metric})

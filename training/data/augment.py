@@ -16,9 +16,12 @@ import torch
 import torch.nn.functional as F
 
 
-def random_scale_crop(images: list[torch.Tensor], k: torch.Tensor, max_extra: float
-                      ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """images: tensors (..., C, H, W) of one snippet (same H, W); k (3, 3) -> (scaled-cropped images, new K)."""
+def random_scale_crop(images: list[torch.Tensor], k: torch.Tensor, max_extra: float,
+                      nearest: list[torch.Tensor] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """images: tensors (..., C, H, W) of one snippet (same H, W); k (3, 3) -> (scaled-cropped images, new K).
+
+    ``nearest``: maps with the same geometry that must not be blended (sensor depth, where 0 means
+    no reading): scaled by nearest neighbour and appended to the returned images, values kept."""
     height, width = images[0].shape[-2:]
     sx, sy = (1.0 + torch.rand(2) * max_extra).tolist()
     h2, w2 = max(height, int(round(height * sy))), max(width, int(round(width * sx)))
@@ -29,6 +32,10 @@ def random_scale_crop(images: list[torch.Tensor], k: torch.Tensor, max_extra: fl
         flat = x.reshape(-1, *x.shape[-3:])
         big = F.interpolate(flat, size=(h2, w2), mode="bilinear", align_corners=False)
         out.append(big[..., oy:oy + height, ox:ox + width].reshape(x.shape).clamp(0, 1))
+    for x in nearest:
+        flat = x.reshape(-1, *x.shape[-3:])
+        big = F.interpolate(flat, size=(h2, w2), mode="nearest")
+        out.append(big[..., oy:oy + height, ox:ox + width].reshape(x.shape))
     ax, ay = w2 / width, h2 / height                       # the factors actually applied
     k2 = k.clone()
     k2[0, 0] = k[0, 0] * ax

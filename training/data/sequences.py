@@ -34,6 +34,7 @@ class FrameSequence:
     poses: np.ndarray | None = None            # (N, 4, 4) left-camera poses (KITTI convention)
     times: np.ndarray | None = None            # (N,) seconds
     frame_ids: list[int] = field(default_factory=list)   # original frame numbers (after filtering)
+    depth: list[Any] | None = None             # sensor depth per frame (Path of a depth_0 PNG, or None)
 
     def __post_init__(self):
         if not self.frame_ids:
@@ -51,7 +52,8 @@ class FrameSequence:
             right=[self.right[i] for i in keep] if self.right is not None else None,
             poses=self.poses[keep] if self.poses is not None else None,
             times=self.times[keep] if self.times is not None else None,
-            frame_ids=[self.frame_ids[i] for i in keep])
+            frame_ids=[self.frame_ids[i] for i in keep],
+            depth=[self.depth[i] for i in keep] if self.depth is not None else None)
 
     def head(self, n: int | None) -> "FrameSequence":
         return self if not n or n >= len(self) else self.subset(list(range(n)))
@@ -71,7 +73,8 @@ def kitti_odometry(root: str | Path, max_frames: int | None = None) -> FrameSequ
 
     seq = load_sequence(root, max_frames=max_frames or None)
     return FrameSequence(Path(root).name, list(seq.left), seq.k, seq.image_size, list(seq.right) if seq.right else None,
-                         seq.baseline, seq.poses, seq.times, list(seq.frame_ids or []))
+                         seq.baseline, seq.poses, seq.times, list(seq.frame_ids or []),
+                         list(seq.depth) if seq.depth else None)
 
 
 def _numbers(text: str) -> list[float]:

@@ -8,6 +8,8 @@ Each item is a dict of tensors (C = 1 for grey, 3 for rgb; images float32 in [0,
     right      (C, H, W)      right image at t (only when stereo)
     right_src  (S, C, H, W)   right images of the sources (only when stereo)
     hint       (1, H, W)      SGBM depth of (tgt, right) in metres, 0 = none (only with depth_hints)
+    sensor_depth (1, H, W)    the depth sensor's reading of frame t in metres, 0 = none (only with
+                              sensor_depth; all 0 for sequences without depth_0/)
     K          (3, 3)         intrinsics at (W, H) (after the scale-crop augmentation when on)
     baseline   ()             metres (0 when mono)
     gt_src_tgt (S, 4, 4)      ground-truth T_src_tgt when a sequence has poses (identity where it has none)
@@ -36,6 +38,7 @@ from vode_ros.core.geometry import invert_se3, scale_intrinsics
 
 from .augment import ColourJitter, mirror_motion, mirror_snippet, random_scale_crop
 from .depth_hints import stereo_hint
+from .sensor_depth import prepare_depth
 from .sequences import FrameSequence, read_frame
 from .static_frames import keep_moving
 
@@ -76,7 +79,7 @@ class SnippetDataset(Dataset):
                  targets: Sequence[Sequence[int] | None] | None = None, scale_crop: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0, static_filter: str = "none",
                  static_threshold: float = 1.0, preload: bool = True, stereo_optional: bool = False,
-                 depth_hints: bool = False, flip: bool = False):
+                 depth_hints: bool = False, flip: bool = False, sensor_depth: bool = False):
         if not sequences:
             raise ValueError("no frame sequences")
         self.width, self.height, self.color = int(width), int(height), color
@@ -94,6 +97,7 @@ class SnippetDataset(Dataset):
         if depth_hints and not stereo:
             raise ValueError("depth_hints need stereo: true (the hint is the stereo pair's SGBM depth)")
         self.depth_hints = bool(depth_hints)
+        self.sensor_depth = bool(sensor_depth)
         self.flip = bool(flip)
         seqs = []
         for seq in sequences:
@@ -119,6 +123,11 @@ class SnippetDataset(Dataset):
             if self.stereo:
                 self.right = torch.stack([prepare_frame(read_frame(f), color, self.width, self.height)
                                           for s in seqs for f in s.right])
+        # Sensor depth at the training size, kept in RAM as float16 (metres; a few mm of rounding).
+        self.depths = None
+        if self.sensor_depth:
+            self.depths = torch.stack([prepare_depth(d, self.width, self.height).half()
+                                       for s in seqs for d in (s.depth or [None] * len(s))])   # (N, 1, H, W)
         lo, hi_off = -min(0, min(self.offsets)), max(0, max(self.offsets))
         self.items: list[tuple[int, int]] = []
         for i, s in enumerate(seqs):
@@ -178,15 +187,22 @@ class SnippetDataset(Dataset):
             right = self._frame(seq_i, t, right=True).float() / 255.0
             # Right images of the sources too: stereo-temporal methods (UnDeepVO, Deep-VO-Feat).
             right_src = torch.stack([self._frame(seq_i, t + o, right=True) for o in offsets]).float() / 255.0
+        depth = self.depths[self.starts[seq_i] + t].float() if self.depths is not None else None   # (1, H, W)
         if self.augment and self.scale_crop > 0:
             imgs = [tgt, src] + ([right, right_src] if self.stereo else [])
-            imgs, k = random_scale_crop(imgs, k, self.scale_crop)
+            imgs, k = random_scale_crop(imgs, k, self.scale_crop, nearest=[depth] if depth is not None else [])
             tgt, src = imgs[0], imgs[1]
             if self.stereo:
                 right, right_src = imgs[2], imgs[3]
+            if depth is not None:
+                depth = imgs[-1]
         flipped = self.augment and self.flip and bool(torch.rand(()) < 0.5)
         if flipped:
             tgt, src, k, right, right_src = mirror_snippet(tgt, src, k, right, right_src)
+            if depth is not None:
+                # A stereo mirror swaps the cameras: the target is then the right image, which the
+                # left sensor's depth does not describe.
+                depth = torch.zeros_like(depth) if self.stereo else depth.flip(-1)
         item = {"tgt": tgt, "src": src, "K": k,
                 "baseline": torch.tensor(self.baselines[seq_i], dtype=torch.float32),
                 "index": torch.tensor(seq.frame_ids[t]), "stride": torch.tensor(stride)}
@@ -194,6 +210,8 @@ class SnippetDataset(Dataset):
             item["right"], item["right_src"] = right, right_src
         if self.depth_hints:
             item["hint"] = stereo_hint(tgt, right, k, self.baselines[seq_i])
+        if depth is not None:
+            item["sensor_depth"] = depth
         if self.augment:
             jit = ColourJitter(self.brightness, self.contrast, self.saturation, self.hue)
             item["tgt_in"] = jit(tgt)

@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import poses_give_scale
+from ..config import poses_give_scale, sensor_depth_gives_scale
 from ..geometry import disp_to_depth, inverse_warp, pose_vec2mat, rescale_intrinsics, stereo_transform
 from ..losses.depth_hints import hint_error, hint_loss
 from ..losses.explainability import explainability_regulariser, explained_photometric
@@ -58,6 +58,7 @@ from ..nets.posexpnet import PoseExpNet
 from . import LossTerm, Method, register
 from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, PairwisePose, build_depth, build_pose, normalisation_info
 from .export_wrappers import FinestInvDepth
+from .supervised_terms import PoseSupervisionTerm, SensorDepthTerm, SpeedTerm
 
 STYLES = ("monodepth2", "sfmlearner")
 
@@ -99,61 +100,6 @@ class PhotometricTerm(LossTerm):
             masks = [valid[i] * k for i, k in zip(use, keep)]
             losses.append(reprojection_loss(errors, masks, self.min_reprojection, identity))
         return torch.stack(losses).mean()
-
-
-def _mean_over_posed(err: torch.Tensor, batch) -> torch.Tensor:
-    """Mean of per-source errors (B, S) over the samples whose sequence has poses (``gt_valid``)."""
-    valid = batch.get("gt_valid", torch.ones_like(err[:, 0])).view(-1, 1).expand_as(err)
-    return (err * valid).sum() / valid.sum().clamp(min=1.0)
-
-
-class SpeedTerm(LossTerm):
-    """Weak speed supervision (PackNet-SfM's velocity loss): |‖t_pred‖ - ‖t_gt‖| per source.
-
-    Where a training sequence has ground-truth poses (odometer, GNSS/INS, motion capture), the
-    length of each predicted translation is pulled to the true one. That gives a monocular
-    sequence metric scale without a stereo pair; the direction of motion stays self-supervised.
-    Samples without poses (``gt_valid`` 0) do not count.
-    """
-
-    name = "speed"
-
-    def compute(self, out, batch):
-        if "gt_src_tgt" not in batch or out["poses"] is None:
-            return batch["tgt"].new_zeros(())
-        n_src = batch["gt_src_tgt"].shape[1]
-        pred = torch.stack([t[:, :3, 3] for t in out["transforms"][:n_src]], 1).norm(dim=-1)    # (B, S)
-        true = batch["gt_src_tgt"][:, :, :3, 3].norm(dim=-1)                                    # (B, S)
-        return _mean_over_posed((pred - true).abs(), batch)
-
-
-class PoseSupervisionTerm(LossTerm):
-    """Weak supervision of the whole motion where a training sequence has ground-truth poses:
-    ‖t_pred - t_gt‖ + rot_weight · ‖R_pred - R_gt‖_F per source, mean over samples with poses.
-
-    Why: with the photometric loss alone the driving pose net settled, from any initialisation
-    tried, in a spurious minimum (a constant motion ~45° off the heading, ATE-5 1.1 m on held-out
-    KITTI 06) although the ground-truth motion scores half its photometric error on the same
-    batches. Where poses exist (KITTI's, a robot's wheel or GNSS odometry) they pin the motion;
-    the depth net stays self-supervised (stereo + temporal photometric). Samples without poses
-    (``gt_valid`` 0) do not count, so mono footage without poses trains as before.
-    """
-
-    name = "pose_supervision"
-
-    def __init__(self, weight: float, rot_weight: float = 10.0):
-        super().__init__(weight)
-        self.rot_weight = float(rot_weight)
-
-    def compute(self, out, batch):
-        if "gt_src_tgt" not in batch or out["poses"] is None:
-            return batch["tgt"].new_zeros(())
-        n_src = batch["gt_src_tgt"].shape[1]
-        pred = torch.stack(out["transforms"][:n_src], 1)                                   # (B, S, 4, 4)
-        gt = batch["gt_src_tgt"]                                                            # (B, S, 4, 4)
-        err = (pred[..., :3, 3] - gt[..., :3, 3]).norm(dim=-1) \
-            + self.rot_weight * (pred[..., :3, :3] - gt[..., :3, :3]).flatten(-2).norm(dim=-1)   # (B, S)
-        return _mean_over_posed(err, batch)
 
 
 class DepthHintTerm(LossTerm):
@@ -328,6 +274,7 @@ class SfMLearner(PairwisePose, Method):
             "pose_weight": 0.0,          # weak supervision of the whole motion by those poses (PoseSupervisionTerm)
             "pose_rot_weight": 10.0,     # rotation share of it: ‖ΔR‖_F per metre of translation error
             "hint_weight": 0.0,          # Depth Hints: SGBM depth where it reprojects better (needs data.depth_hints)
+            "sensor_depth_weight": 0.0,  # |log d - log d_sensor| where a depth sensor reads (needs data.sensor_depth)
         },
     }
 
@@ -385,6 +332,10 @@ class SfMLearner(PairwisePose, Method):
             if not (self.stereo and cfg["data"].get("depth_hints")):
                 raise ValueError("loss.hint_weight > 0 needs data.stereo: true and data.depth_hints: true")
             self.terms.append(DepthHintTerm(lo["hint_weight"], lo["photometric"], lo["ssim_weight"]))
+        if float(lo["sensor_depth_weight"]) > 0:
+            if not cfg["data"].get("sensor_depth"):
+                raise ValueError("loss.sensor_depth_weight > 0 needs data.sensor_depth: true (depth_0/ of the folders)")
+            self.terms.append(SensorDepthTerm(lo["sensor_depth_weight"], self.min_depth, self.max_depth))
 
 
     def _poses(self, batch) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
@@ -483,6 +434,6 @@ class SfMLearner(PairwisePose, Method):
 
     def export_info(self):
         lo = self.cfg["loss"]
-        metric = self.stereo or poses_give_scale(lo)
+        metric = self.stereo or poses_give_scale(lo) or sensor_depth_gives_scale(self.cfg)
         return {**normalisation_info(self.cfg["model"], self.channels), "metric_scale": metric,
                 "min_depth": self.min_depth, "max_depth": self.max_depth}

@@ -139,7 +139,7 @@ def test_normalised_smoothness_and_mean_normalisation():
 
 @pytest.mark.needs_data
 def test_two_steps_of_both_stages_and_export(tmp_path, repo_dir, tiny_train):
-    from vode_ros.runtime.inference import DepthEstimator, load_models
+    from vode_ros.runtime.inference import DepthNet, load_models
     from vode_training.config import load_config
     from vode_training.export import export_checkpoint
     from vode_training.checkpoint import load_checkpoint
@@ -168,4 +168,4 @@ def test_two_steps_of_both_stages_and_export(tmp_path, repo_dir, tiny_train):
     assert depth.meta.method == "lkvo" and not depth.meta.metric_scale
     inv = depth.run(np.zeros((1, 1, 64, 128), np.float32) + 0.1)
     assert inv.mean() == pytest.approx(1.0, rel=1e-4)                   # mean-normalised inverse depth
-    assert DepthEstimator(depth)(np.zeros((1, 64, 128), np.float32)).shape == (64, 128)
+    assert DepthNet(depth)(np.zeros((1, 64, 128), np.float32)).shape == (64, 128)

@@ -220,7 +220,7 @@ def test_undeepvo_rejects_mono_data():
 @pytest.mark.needs_stereo_data
 def test_config_trains_two_steps_and_exports(tmp_path, repo_dir, kitti_dir, tiny_train, capsys):
     from vode_ros.cli.main import main
-    from vode_ros.runtime.inference import DepthEstimator, PoseEstimator, load_models
+    from vode_ros.runtime.inference import DepthNet, PoseNet, load_models
     from vode_ros.core.kitti import load_sequence, read_image
 
     run = tmp_path / "run"
@@ -238,7 +238,7 @@ def test_config_trains_two_steps_and_exports(tmp_path, repo_dir, kitti_dir, tiny
     assert (depth_model.meta.width, depth_model.meta.height) == (128, 64)
     seq = load_sequence(kitti_dir, max_frames=2)
     prev, cur = (depth_model.preprocess(read_image(p), "mono8") for p in seq.left[:2])
-    depth = DepthEstimator(depth_model)(cur)
+    depth = DepthNet(depth_model)(cur)
     assert depth.shape == (64, 128) and np.isfinite(depth).all() and (depth > 0).all()
-    mat = PoseEstimator(pose_model)(cur, prev)
+    mat = PoseNet(pose_model)(cur, prev)
     assert mat.shape == (4, 4) and np.isfinite(mat).all()

@@ -6,7 +6,7 @@ import math
 import torch
 
 from vode_training.geometry import pose_vec2mat
-from vode_training.methods.sfmlearner import PoseSupervisionTerm, SpeedTerm
+from vode_training.methods.supervised_terms import PoseSupervisionTerm, SpeedTerm
 
 
 def _batch(gt: torch.Tensor, valid: list[float]) -> dict[str, torch.Tensor]:

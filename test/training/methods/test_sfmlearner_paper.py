@@ -167,8 +167,8 @@ def test_paper_config_two_steps_and_export(tmp_path):
     assert [(o.name, o.shape) for o in sess.get_outputs()] == [("pose", [1, 6]), ("confidence", [1, 1, 64, 128])]
     pose, conf = sess.run(None, {"frames": np.zeros((1, 6, 64, 128), np.float32)})
     assert pose.shape == (1, 6) and ((conf > 0) & (conf < 1)).all()
-    from vode_ros.runtime.inference import OnnxModel, PoseEstimator
+    from vode_ros.runtime.inference import OnnxModel, PoseNet
 
     model = OnnxModel(tmp_path / "models" / "pose.onnx", expected_kind="pose")
-    t = PoseEstimator(model)(np.zeros((3, 64, 128), np.float32), np.zeros((3, 64, 128), np.float32))
+    t = PoseNet(model)(np.zeros((3, 64, 128), np.float32), np.zeros((3, 64, 128), np.float32))
     assert t.shape == (4, 4)
