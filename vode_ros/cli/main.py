@@ -4,6 +4,7 @@
     vode run [--bag BAG]           the nodes of launch/vode.launch.py in one process
     vode bag from-kitti DIR OUT    KITTI odometry folder -> rosbag2 (mcap / sqlite3)
     vode train --config FILE       self-supervised training (PyTorch)
+    vode adapt --bag BAG           fine-tune on a recording; install only if better on its held-out end
     vode export --checkpoint F     Depth + Pose nets -> ONNX with metadata, parity-checked
     vode eval depth|pose --data D  Eigen depth metrics / ATE-5, t_err, r_err -> JSON
     vode synth OUT                 synthetic scenes with exact ground truth (KITTI layout)
@@ -18,7 +19,7 @@ import sys
 
 # Sub-command modules, each with register(subparsers); imported lazily so `vode run`
 # never imports torch.
-SUBCOMMANDS = ("demo", "run", "bag", "train", "export", "eval", "synth", "bench", "compare")
+SUBCOMMANDS = ("demo", "run", "bag", "train", "adapt", "export", "eval", "synth", "bench", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

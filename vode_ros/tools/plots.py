@@ -10,6 +10,8 @@ depth colouring itself is :mod:`vode_ros.core.colormap`.
 - :func:`plot_curve`: one per-frame error curve (depth Abs Rel, trajectory error).
 - :func:`plot_depth_breakdown`: depth Abs Rel by image band and by ground-truth depth range.
 - :func:`plot_compare`: the `vode compare` table as bars.
+- :func:`plot_adaptation`: held-out frames before / after an adaptation, beside the reference,
+  and the trajectories.
 """
 from __future__ import annotations
 
@@ -223,3 +225,69 @@ def plot_depth_breakdown(out_png: str | os.PathLike, breakdown: dict, headline: 
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return _save_atomic(fig, out_png, dpi=100)
+
+
+def own_range(depth: np.ndarray) -> tuple[float, float]:
+    """(near, far) metres of one depth map's own 5th / 95th percentile of valid pixels, so a map
+    far off in scale still shows its structure (its colour bar says how far off it is)."""
+    good = np.asarray(depth, np.float32)
+    good = good[np.isfinite(good) & (good > 0)]
+    if good.size == 0:
+        return 1.0, 80.0
+    lo, hi = (float(v) for v in np.percentile(good, [5.0, 95.0]))
+    return lo, max(hi, lo * 1.01 + 1e-6)
+
+
+def _depth_axis(fig, ax, depth: np.ndarray, title: str) -> None:
+    """Inverse depth in 'magma' on the map's own range, colour bar in metres; 0 = black."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import FuncFormatter
+
+    vmin, vmax = own_range(depth)
+    valid = np.isfinite(depth) & (depth > 0)
+    inv = np.ma.masked_array(np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0), mask=~valid)
+    im = ax.imshow(inv, cmap=colormaps["magma"].with_extremes(bad="black"), vmin=1.0 / vmax, vmax=1.0 / vmin,
+                   interpolation="nearest", aspect="auto")
+    ax.set_title(title, fontsize=8)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01)
+    cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{1.0 / v:.3g}" if v > 0 else ""))
+    cbar.ax.tick_params(labelsize=6)
+
+
+def plot_adaptation(images: Sequence[np.ndarray], before: Sequence[np.ndarray], after: Sequence[np.ndarray],
+                    references: Sequence[np.ndarray | None], out_png: str | os.PathLike, headline: str,
+                    trajectories: dict[str, np.ndarray] | None = None, dpi: int = 100) -> Path:
+    """One row per held-out frame: image | depth before | depth after | reference (each depth
+    panel on its own colour range, titled with its median depth); a last row with the top
+    view of the trajectories (ground truth, before, after) where the recording has them."""
+    from matplotlib.figure import Figure
+
+    rows = len(images) + (1 if trajectories else 0)
+    fig = Figure(figsize=(14, 2.2 * rows + 0.6), dpi=dpi, layout="constrained")
+    grid = fig.add_gridspec(rows, 4)
+    fig.suptitle(headline, fontsize=9)
+    for r, (img, b, a, ref) in enumerate(zip(images, before, after, references)):
+        ax = fig.add_subplot(grid[r, 0])
+        ax.imshow(img, cmap="gray" if np.asarray(img).ndim == 2 else None, aspect="auto")
+        ax.set_title("held-out frame", fontsize=8)
+        panels = [(b, "before"), (a, "after")] + ([(ref, "reference")] if ref is not None else [])
+        for c, (depth, name) in enumerate(panels, start=1):
+            depth = np.asarray(depth, np.float32)
+            good = depth[np.isfinite(depth) & (depth > 0)]
+            med = f"median {float(np.median(good)):.2f} m" if good.size else "no valid depth"
+            _depth_axis(fig, fig.add_subplot(grid[r, c]), depth, f"{name}: {med}")
+    if trajectories:
+        ax = fig.add_subplot(grid[rows - 1, :2])
+        for name, traj in trajectories.items():
+            p = _as_positions(traj)
+            ax.plot(p[:, 0], p[:, 2], label=name, lw=1.2)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("z [m]")
+        ax.set_title("held-out trajectory, top view (camera frame of its first frame)", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in fig.axes:
+        if ax.get_title() and "trajectory" not in ax.get_title():
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return _save_atomic(fig, out_png, dpi)

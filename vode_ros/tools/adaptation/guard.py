@@ -1,0 +1,60 @@
+"""The held-out guard: a new model replaces the old one only when it is better on frames neither
+was trained on. One rule for the offline ``vode adapt`` and the online adapter of the depth node.
+
+Scores are dicts of errors (lower is better) on the same held-out frames, e.g.
+``{"photometric": 0.121, "depth_abs_rel": 0.18, "pose_ate5": 0.031}``. The candidate must lower
+the photometric reprojection error (always measured: it needs no reference), must not raise the
+depth error where a reference (stereo, a depth topic) was measured, and must not make the pose
+worse than ``pose_tolerance`` (relative) where the bag has odometry or ground truth.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+PRIMARY = "photometric"        # the error that must fall
+DEPTH_KEYS = ("depth_abs_rel",)
+POSE_KEYS = ("pose_ate5",)
+POSE_TOLERANCE = 0.05          # ATE-5 may move within 5 % (frame-to-frame noise of a short held-out stretch)
+
+
+@dataclass
+class Verdict:
+    install: bool
+    reasons: list[str] = field(default_factory=list)    # why (one line each), for logs and the report
+
+    @property
+    def summary(self) -> str:
+        return ("install: " if self.install else "keep the old model: ") + "; ".join(self.reasons)
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def judge(before: dict[str, float], after: dict[str, float], pose_tolerance: float = POSE_TOLERANCE,
+          depth_tolerance: float = 0.0) -> Verdict:
+    """Install the candidate (``after``) over the model in use (``before``)? See the module doc."""
+    reasons, ok = [], True
+    b, a = before.get(PRIMARY), after.get(PRIMARY)
+    if not _finite(a):
+        return Verdict(False, [f"the candidate's held-out {PRIMARY} error is {a} (not finite)"])
+    if not _finite(b):
+        return Verdict(False, [f"the old model's held-out {PRIMARY} error is {b}: nothing to compare with"])
+    if a < b:
+        reasons.append(f"held-out {PRIMARY} error fell {b:.4f} -> {a:.4f} ({(a - b) / b:+.1%})")
+    else:
+        ok = False
+        reasons.append(f"held-out {PRIMARY} error did not fall: {b:.4f} -> {a:.4f} ({(a - b) / b:+.1%})")
+    for keys, tol, what in ((DEPTH_KEYS, depth_tolerance, "depth"), (POSE_KEYS, pose_tolerance, "pose")):
+        for key in keys:
+            vb, va = before.get(key), after.get(key)
+            if not _finite(vb) or key not in after:
+                continue               # not measured on this recording
+            if not _finite(va) or va > vb * (1.0 + tol) + 1e-12:
+                ok = False
+                reasons.append(f"{what} got worse on held-out frames: {key} {vb:.4f} -> {va:.4f} "
+                               f"({(va - vb) / max(vb, 1e-12):+.1%}, tolerance {tol:.0%})")
+            else:
+                reasons.append(f"{key} {vb:.4f} -> {va:.4f} ({(va - vb) / max(vb, 1e-12):+.1%})")
+    return Verdict(ok, reasons)
