@@ -215,11 +215,16 @@ def recording_qos(node: Node, topic: str) -> QoSProfile:
 class BagRecorder(Node):
     """Records topics (raw CDR) into a new rosbag2; the bag appears only when complete.
 
-    ``qos`` maps topics to subscription QoS (default: reliable, /tf_static transient-local).
+    ``topics`` maps topic -> message type; a type of None is learnt from the topic's first
+    publisher: such a topic is subscribed as soon as a publisher appears (checked every
+    ``discovery_period`` s), with a QoS that matches it (:func:`recording_qos`), so recording
+    starts at once and one topic that comes late does not hold up the others. ``qos`` maps
+    topics to subscription QoS for the typed ones (default: reliable, /tf_static transient-local).
     """
 
-    def __init__(self, out: str | Path, topics: dict[str, str], storage: str = "mcap",
-                 name: str = "vode_bag_recorder", qos: dict[str, QoSProfile] | None = None, **node_kwargs):
+    def __init__(self, out: str | Path, topics: dict[str, str | None], storage: str = "mcap",
+                 name: str = "vode_bag_recorder", qos: dict[str, QoSProfile] | None = None,
+                 discovery_period: float = 0.05, **node_kwargs):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         super().__init__(name, **node_kwargs)
@@ -237,14 +242,37 @@ class BagRecorder(Node):
         self.writer.open()
         self.lock = threading.Lock()
         self.counts = {t: 0 for t in topics}
-        store = vode_typestore()
+        self.types: dict[str, str] = {}             # topic -> type, once subscribed
+        self._store = vode_typestore()
+        self._qos = dict(qos or {})
         self.subs = []
         for topic, msgtype in topics.items():
-            conn = self.writer.add_connection(topic, msgtype, typestore=store)
-            profile = (qos or {}).get(topic) or playback_qos(topic)
-            self.subs.append(self.create_subscription(
-                ros_type(msgtype), topic, lambda raw, c=conn, t=topic: self._on_raw(c, t, raw),
-                profile, raw=True))
+            if msgtype is not None:
+                self._subscribe(topic, msgtype, self._qos.get(topic) or playback_qos(topic))
+        self.waiting = [t for t, msgtype in topics.items() if msgtype is None]
+        self._discovery = self.create_timer(discovery_period, self._subscribe_new) if self.waiting else None
+
+    def _subscribe(self, topic: str, msgtype: str, profile: QoSProfile) -> None:
+        with self.lock:
+            conn = self.writer.add_connection(topic, msgtype, typestore=self._store)
+        self.types[topic] = msgtype
+        self.subs.append(self.create_subscription(
+            ros_type(msgtype), topic, lambda raw, c=conn, t=topic: self._on_raw(c, t, raw), profile, raw=True))
+
+    def _subscribe_new(self) -> None:
+        """Subscribe to every waiting topic that has a publisher now (its type and QoS from that publisher)."""
+        for topic in list(self.waiting):
+            infos = self.get_publishers_info_by_topic(topic)
+            if not infos:
+                continue
+            try:
+                self._subscribe(topic, infos[0].topic_type, recording_qos(self, topic))
+            except BagReadError as exc:           # a type this environment cannot import: said once, left out
+                self.get_logger().error(str(exc))
+            self.waiting.remove(topic)
+        if not self.waiting and self._discovery is not None:
+            self.destroy_timer(self._discovery)
+            self._discovery = None
 
     def _on_raw(self, conn, topic: str, raw: bytes) -> None:
         now = time.time_ns()
@@ -253,6 +281,14 @@ class BagRecorder(Node):
                 return
             self.writer.write(conn, now, raw)
             self.counts[topic] += 1
+
+    def discard(self) -> None:
+        """Close without keeping anything: no bag at `out`, no temporary folder."""
+        with self.lock:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+        shutil.rmtree(self.tmp_parent, ignore_errors=True)
 
     def close(self) -> Path:
         with self.lock:

@@ -14,6 +14,7 @@ import sys
 
 from vode_ros.bag import topics as T
 from vode_ros.cli import bag_playback
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 EXIT_BAD_INPUT = 2
@@ -35,11 +36,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     fk.add_argument("out", metavar="OUT", help="bag folder to create")
     fk.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage plugin (default mcap)")
     fk.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    fk.add_argument("--mount-xyz", nargs=3, type=float, metavar=("X", "Y", "Z"), default=list(T.DEFAULT_MOUNT_XYZ),
+    fk.add_argument("--mount-xyz", nargs=3, type=number(float), metavar=("X", "Y", "Z"), default=list(T.DEFAULT_MOUNT_XYZ),
                     help="camera position on base_link in metres (default %(default)s: KITTI, 1.65 m up)")
-    fk.add_argument("--mount-rpy", nargs=3, type=float, metavar=("R", "P", "Y"), default=list(T.DEFAULT_MOUNT_RPY),
+    fk.add_argument("--mount-rpy", nargs=3, type=number(float), metavar=("R", "P", "Y"), default=list(T.DEFAULT_MOUNT_RPY),
                     help="camera roll/pitch/yaw on base_link in radians (default %(default)s)")
-    fk.add_argument("--stamp-offset", type=float, default=0.0, metavar="S",
+    fk.add_argument("--stamp-offset", type=number(float), default=0.0, metavar="S",
                     help="seconds added to times.txt for the message stamps (default 0)")
     fk.add_argument("--max-frames", type=int, default=None, metavar="N", help="convert only the first N frames")
     fk.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -77,7 +78,8 @@ def _from_kitti(args) -> int:
     except BagExistsError:
         return _fail(f"{args.out} exists already; pass --overwrite to replace it, or choose another OUT")
     except KittiFormatError as exc:
-        return _fail(f"{exc}. Fix: point KITTI_DIR at a folder in that layout")
+        # A damaged line names its own fix; a missing part of the layout gets the way out here.
+        return _fail(str(exc) if "fix" in str(exc).lower() else f"{exc}. Fix: point KITTI_DIR at a folder in that layout")
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
     extras = []

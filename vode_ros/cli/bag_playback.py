@@ -12,11 +12,13 @@ KEEP_LAST reader whose callback is slower than the player overwrites samples it 
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
 from pathlib import Path
 
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 EXIT_BAD_INPUT = 2
@@ -55,16 +57,18 @@ def register(sub) -> None:
 
     rec = sub.add_parser(
         "record", help="record topics into a new bag until Ctrl-C",
-        description="Record topics (raw CDR) into a new rosbag2 until Ctrl-C or --duration. The "
-                    "subscription QoS follows the publishers (best-effort publishers are recorded "
-                    "best effort). The bag folder appears only when the recording is closed.")
+        description="Record topics (raw CDR) into a new rosbag2 until Ctrl-C or --duration. Recording "
+                    "starts at once; each topic is subscribed when its first publisher appears, with a QoS "
+                    "that follows the publishers (best-effort publishers are recorded best effort). The bag "
+                    "folder appears only when the recording is closed.")
     rec.add_argument("out", metavar="OUT", help="bag folder to create (must not exist)")
     rec.add_argument("--topics", nargs="+", metavar="TOPIC", required=True, help="topics to record")
     rec.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage plugin (default mcap)")
-    rec.add_argument("--duration", type=float, default=0.0, metavar="S",
+    rec.add_argument("--duration", type=number(float, low=0.0), default=0.0, metavar="S",
                      help="stop after S seconds (default 0: until Ctrl-C)")
-    rec.add_argument("--discovery-timeout", type=float, default=10.0, metavar="S",
-                     help="seconds to wait for a publisher of every topic, to learn its type (default 10)")
+    rec.add_argument("--discovery-timeout", type=number(float, above=0.0), default=10.0, metavar="S",
+                     help="warn when a topic has had no publisher for this long (default 10); recording "
+                          "goes on, and the topic is recorded from its first publisher on")
     rec.add_argument("--quiet", action="store_true", help="print only errors")
     rec.set_defaults(func=run_record)
     declare_outputs(rec, ("out", "OUT", True))
@@ -108,9 +112,9 @@ def run_play(args) -> int:
     from vode_ros.bag.play_record import BagPlayer
     from vode_ros.bag.reader import BagReadError
 
-    if args.rate < 0:
+    if not args.rate >= 0 or math.isinf(args.rate):        # NaN fails the comparison
         return _fail(f"--rate must be 0 (as fast as possible) or positive, not {args.rate}")
-    if args.wait_timeout <= 0:
+    if not args.wait_timeout > 0 or math.isinf(args.wait_timeout):
         return _fail(f"--wait-timeout must be positive, not {args.wait_timeout}")
     ros = _Ros()
     player = None
@@ -201,70 +205,62 @@ def _play(player, args) -> int:
     return 0
 
 
-def _discover_types(node, topics: list[str], timeout: float) -> tuple[dict[str, str], list[str]]:
-    """Topic -> type of every topic with a publisher, waiting up to `timeout` for all of them."""
-    end = time.monotonic() + timeout
-    found: dict[str, str] = {}
-    while True:
-        for name, types in node.get_topic_names_and_types():
-            if name in topics and types and node.count_publishers(name) > 0:
-                found[name] = types[0]
-        if len(found) == len(topics) or time.monotonic() > end:
-            return found, [t for t in topics if t not in found]
-        time.sleep(0.1)
-
-
 def run_record(args) -> int:
-    from rclpy.node import Node
-
-    from vode_ros.bag.play_record import BagRecorder, recording_qos
+    from vode_ros.bag.play_record import BagRecorder
     from vode_ros.bag.reader import BagReadError
+    from vode_ros.nodes.base import topic_name_problem
 
     out = Path(args.out)
     if out.exists():
         return _fail(f"{out} exists already; choose another OUT or delete it")
+    for topic in args.topics:
+        problem = topic_name_problem(topic)
+        if problem:
+            return _fail(f"--topics: {problem}")
     topics = [t if t.startswith("/") else "/" + t for t in dict.fromkeys(args.topics)]
-    if args.duration < 0:
-        return _fail(f"--duration must be 0 (until Ctrl-C) or positive, not {args.duration}")
     ros = _Ros()
     recorder = None
-    probe = Node("vode_bag_record_discovery", context=ros.context)
     try:
-        if not args.quiet:
-            print(f"looking for publishers of {', '.join(topics)} (up to {args.discovery_timeout:g} s)", flush=True)
+        # Recording starts at once: each topic is subscribed as soon as a publisher of it appears
+        # (its type and QoS learnt from that publisher), so nothing a node publishes after this
+        # point waits on another topic's publisher.
         try:
-            types, missing = _discover_types(probe, topics, args.discovery_timeout)
-        except KeyboardInterrupt:
-            return _fail("interrupted before recording started", EXIT_NOT_DONE)
-        if missing:
-            return _fail(f"no publisher of {', '.join(missing)} within {args.discovery_timeout:g} s, so its "
-                         "message type is unknown. Fix: start the publisher first (same ROS_DOMAIN_ID), check "
-                         "the topic name, or raise --discovery-timeout", EXIT_NOT_DONE)
-        qos = {t: recording_qos(probe, t) for t in topics}
-        try:
-            recorder = BagRecorder(out, types, storage=args.storage, qos=qos, context=ros.context)
-        except BagReadError as exc:
+            recorder = BagRecorder(out, dict.fromkeys(topics), storage=args.storage, context=ros.context)
+        except (BagReadError, OSError) as exc:
             return _fail(str(exc))
         ros.spin(recorder)
         return _record_until_stopped(recorder, args)
     finally:
         if recorder is not None and recorder.writer is not None:
             recorder.close()
-        ros.close(probe, *([recorder] if recorder is not None else []))
+        ros.close(*([recorder] if recorder is not None else []))
 
 
 def _record_until_stopped(recorder, args) -> int:
     if not args.quiet:
         until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
-        print(f"recording {', '.join(recorder.counts)} into {recorder.out} {until}", flush=True)
+        print(f"recording {', '.join(recorder.counts)} into {recorder.out} {until} (each topic from its first "
+              "publisher on)", flush=True)
     t0 = time.monotonic()
+    warned = False
     try:
         while not args.duration or time.monotonic() - t0 < args.duration:
             time.sleep(0.1)
+            if not warned and recorder.waiting and time.monotonic() - t0 > args.discovery_timeout:
+                warned = True
+                if len(recorder.waiting) == len(recorder.counts):     # nothing to record at all: no bag
+                    recorder.discard()
+                    return _fail(f"no publisher of {', '.join(recorder.waiting)} within {args.discovery_timeout:g} "
+                                 "s, nothing recorded. Fix: start the publisher (same ROS_DOMAIN_ID), check the "
+                                 "topic name, or raise --discovery-timeout", EXIT_NOT_DONE)
+                print(f"vode bag record: no publisher of {', '.join(recorder.waiting)} after "
+                      f"{args.discovery_timeout:g} s; still recording the others and waiting for it (check the "
+                      "topic name and ROS_DOMAIN_ID)", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     path = recorder.close()
     if not args.quiet:
         counts = ", ".join(f"{t} x{n}" for t, n in recorder.counts.items())
-        print(f"wrote {path} ({time.monotonic() - t0:.1f} s): {counts}")
+        never = f"; no publisher ever seen on {', '.join(recorder.waiting)}" if recorder.waiting else ""
+        print(f"wrote {path} ({time.monotonic() - t0:.1f} s): {counts}{never}")
     return 0

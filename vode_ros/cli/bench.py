@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 
@@ -59,8 +60,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                                        "latency, memory (vode_ros.tools.soak)",
                           description="Camera, nodes and probe in three processes; frames in/out, drops, latency "
                                       "stamp -> receipt and the nodes' resident memory over time.")
-    soak.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
-    soak.add_argument("--rate", type=float, default=20.0, help="camera rate in Hz (default 20)")
+    soak.add_argument("--minutes", type=number(float, above=0.0), default=10.0, help="duration (default 10)")
+    soak.add_argument("--rate", type=number(float, above=0.0), default=20.0, help="camera rate in Hz (default 20)")
     soak.add_argument("--data", type=Path, default=None, help="KITTI-layout clip (default: the embedded one)")
     soak.add_argument("--model-dir", type=Path, default=None, help="models for the nodes (default: shipped)")
     soak.add_argument("--size", default=None, metavar="WxH",
@@ -122,6 +123,7 @@ def run_soak(args) -> int:
     import json
 
     from vode_ros.tools.bench import DEFAULT_DATA
+    from vode_ros.core.kitti import KittiFormatError
     from vode_ros.tools.soak import parse_size, run_soak as soak
 
     try:
@@ -132,7 +134,7 @@ def run_soak(args) -> int:
     try:
         result = soak(args.minutes, args.rate, args.data or DEFAULT_DATA, args.model_dir, args.json,
                       log=lambda m: print(f"vode bench {m}", file=sys.stderr, flush=True), size=size)
-    except RuntimeError as exc:
+    except (RuntimeError, KittiFormatError) as exc:
         print(f"vode bench soak: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({k: v for k, v in result.items() if k != "rss_samples"}, indent=2))
@@ -180,9 +182,11 @@ def run(args) -> int:
         print(f"vode bench: clip {cfg.data_dir} not found (calibration and node frames come from it)", file=sys.stderr)
         return 2
     cfg.log = lambda msg: print(f"vode bench: {msg}", file=sys.stderr, flush=True)
+    from vode_ros.core.kitti import KittiFormatError
+
     try:
         report = run_bench(cfg)
-    except RuntimeError as exc:
+    except (RuntimeError, KittiFormatError) as exc:
         print(f"vode bench: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))

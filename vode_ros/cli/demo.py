@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"KITTI layout folder (default: {DEFAULT_DATA})")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
     p.add_argument("--model-dir", type=Path, default=None, help="depth.onnx + pose.onnx (default: shipped)")
-    p.add_argument("--rate", type=float, default=1.0, help="playback rate of the clip (1 = real time)")
+    p.add_argument("--rate", type=number(float, low=0.0), default=1.0, help="playback rate of the clip (1 = real time)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--mode", choices=("mono", "stereo"), default=DEFAULT_MODE,
                    help="stereo: the right images go to the nodes (SGBM depth for the pose geometry); mono: the "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 def _lengths(text: str) -> tuple[float, ...]:
@@ -32,7 +33,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", default=None,
                    help="folder with depth.onnx / pose.onnx (default: the shipped models/)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write figures (PNG) into this folder")
-    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
+    p.add_argument("--max-frames", type=number(int, low=1), default=None, help="only the first N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -53,10 +54,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="per-image median scaling (default: on unless the model is metric)")
     d.add_argument("--garg-crop", action=argparse.BooleanOptionalAction, default=None,
                    help="Garg/Eigen crop (default: on for Velodyne GT only)")
-    d.add_argument("--min-depth", type=float, default=1e-3)
-    d.add_argument("--max-depth", type=float, default=None,
+    d.add_argument("--min-depth", type=number(float, above=0.0), default=1e-3)
+    d.add_argument("--max-depth", type=number(float, above=0.0), default=None,
                    help="depth cap in metres (default: the domain's, 80 outdoors, 10 indoors)")
-    d.add_argument("--stride", type=int, default=1, help="every N-th frame (long sequences)")
+    d.add_argument("--stride", type=number(int, low=1), default=1, help="every N-th frame (long sequences)")
     d.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     d.set_defaults(func=run, eval_task="depth")
     declare_outputs(d, ("json", "--json", False), ("plots", "--plots", True))
@@ -77,11 +78,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--essential", default="auto", choices=("auto", "on", "off"),
                    help="the odometry node's essential parameter: rotation and direction from the essential matrix, "
                         "the length from PnP (auto: with the depth net's depth)")
-    q.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
+    q.add_argument("--length-smoothing", type=number(float, high=0.999), default=-1.0, metavar="A",
                    help="the odometry node's length_smoothing parameter: the speed filtered over frames "
                         "(alpha-beta, gain 1 - A), A in [0, 1) (negative = auto: 0.7 with the depth net's depth, "
                         "else 0)")
-    q.add_argument("--first-frame", type=int, default=0,
+    q.add_argument("--first-frame", type=number(int, low=0), default=0,
                    help="start at this frame, the ground truth rebased to it (KITTI 00: 14, its first poses are "
                         "a constant-velocity fill)")
     q.set_defaults(func=run, eval_task="pose")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vode_ros.cli.arg_types import number
 from vode_ros.runtime.scale import NODE_MODES as SCALE_MODES
 
 
@@ -47,7 +48,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-autostart", action="store_true",
                    help="leave the (lifecycle) nodes unconfigured for a lifecycle manager or `ros2 lifecycle set`")
     p.add_argument("--bag", type=Path, default=None, help="play this rosbag2 into the nodes, then exit")
-    p.add_argument("--rate", type=float, default=1.0, help="bag playback rate (0 = as fast as possible)")
+    p.add_argument("--rate", type=number(float), default=1.0, help="bag playback rate (0 = as fast as possible)")
     p.set_defaults(func=run)
     return p
 

@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 
+from vode_ros.cli.arg_types import number
 from vode_ros.cli.output_paths import declare_outputs
 
 
@@ -22,13 +23,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Ray-cast textured street scenes (ground, walls, boxes) along a forward "
                     "trajectory with small turns; deterministic given --seed.")
     p.add_argument("out", metavar="OUT", help="output folder (created)")
-    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--frames", type=number(int, low=1), default=30)
     p.add_argument("--width", type=int, default=416)
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--color", choices=("gray", "rgb"), default="gray")
-    p.add_argument("--baseline", type=float, default=0.54, help="stereo baseline in metres")
-    p.add_argument("--speed", type=float, default=1.0, help="metres per frame")
+    p.add_argument("--baseline", type=number(float, above=0.0), default=0.54, help="stereo baseline in metres")
+    p.add_argument("--speed", type=number(float, low=0.0), default=1.0, help="metres per frame")
     p.add_argument("--supersample", type=int, default=1, help="s x s rays per pixel (anti-aliased edges)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

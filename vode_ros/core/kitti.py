@@ -64,6 +64,44 @@ def parse_calib(path: Path) -> dict[str, np.ndarray]:
     return mats
 
 
+def read_number_table(path: Path, columns: int, layout: str) -> np.ndarray:
+    """(N, columns) finite float64 from a whitespace-separated text file; KittiFormatError naming the file,
+    the line and what is wrong (numpy's loadtxt names neither the file nor the fix). Blank lines are
+    skipped, as loadtxt does."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except UnicodeDecodeError:
+        raise KittiFormatError(f"{path}: not a text file ({layout})") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path} line {number}"
+        if len(fields) != columns:
+            raise KittiFormatError(f"{where}: {len(fields)} numbers, expected {columns} ({layout}); fix or "
+                                   "remove the line")
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            bad = next(f for f in fields if not _is_number(f))
+            raise KittiFormatError(f"{where}: {bad!r} is not a number ({layout}); fix the line") from None
+        if not all(np.isfinite(values)):
+            raise KittiFormatError(f"{where}: {line.strip()!r} is not finite (NaN or Inf); fix the line")
+        rows.append(values)
+    if not rows:
+        raise KittiFormatError(f"{path}: empty, expected {layout}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_sequence(root: str | Path, max_frames: int | None = None, first_frame: int = 0) -> KittiSequence:
     """Load a KITTI-odometry-format folder; raises KittiFormatError naming what is missing.
 
@@ -110,14 +148,20 @@ def load_sequence(root: str | Path, max_frames: int | None = None, first_frame: 
     times_path = root / "times.txt"
     if not times_path.is_file():
         raise KittiFormatError(f"{root}: times.txt not found; {LAYOUT_HINT}")
-    all_times = np.loadtxt(times_path, dtype=np.float64).reshape(-1)
+    all_times = read_number_table(times_path, 1, "one time in seconds per line").reshape(-1)
+    back = np.flatnonzero(np.diff(all_times) <= 0)
+    if len(back):
+        line = int(back[0]) + 2
+        raise KittiFormatError(f"{times_path} line {line}: {all_times[line - 1]:.6f} s does not come after line "
+                               f"{line - 1}'s {all_times[line - 2]:.6f} s: the times of a sequence must increase; "
+                               "fix or regenerate times.txt")
     if len(all_times) <= ids[-1]:
         raise KittiFormatError(f"{times_path}: {len(all_times)} stamps, but the images go up to frame "
                                f"{ids[-1]:06d} (line {ids[-1] + 1} needed)")
     times = all_times[ids]
     poses = None
     if (root / "poses.txt").is_file():
-        raw = np.loadtxt(root / "poses.txt", dtype=np.float64).reshape(-1, 12)
+        raw = read_number_table(root / "poses.txt", 12, "a 3x4 row-major pose per line")
         if len(raw) <= ids[-1]:
             raise KittiFormatError(f"{root / 'poses.txt'}: {len(raw)} poses, but the images go up to frame "
                                    f"{ids[-1]:06d}")
