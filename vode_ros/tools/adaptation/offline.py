@@ -179,6 +179,7 @@ def adapt_bag(opts: AdaptOptions) -> dict[str, Any]:
 
     from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
     from vode_training.config import ConfigError, load_config, poses_give_scale
+    from vode_ros.bag.reader import BagReadError
     from vode_training.data.rosbag_frames import BagDataError
 
     from .bag_data import load_adapt_data
@@ -196,7 +197,7 @@ def adapt_bag(opts: AdaptOptions) -> dict[str, Any]:
     try:
         data = load_adapt_data(opts.bag, opts.image_topic, opts.right_topic, opts.depth_topic, opts.odometry_topic,
                                color=base_cfg["data"]["color"])
-    except BagDataError as exc:
+    except (BagDataError, BagReadError) as exc:
         raise AdaptError(str(exc)) from None
     seq = data.seq
     try:

@@ -1,0 +1,47 @@
+"""The held-out guard (one rule for `vode adapt` and the online adapter): a candidate replaces the
+model in use only when its held-out photometric error fell, its depth error did not rise and its
+pose did not get worse; each refusal says why."""
+from __future__ import annotations
+
+import math
+
+from vode_ros.tools.adaptation.guard import judge
+from vode_ros.tools.adaptation.split import nearest_stamps, time_split
+
+
+def test_better_everywhere_is_installed():
+    v = judge({"photometric": 0.2, "depth_abs_rel": 0.3, "pose_ate5": 0.05},
+              {"photometric": 0.18, "depth_abs_rel": 0.25, "pose_ate5": 0.049})
+    assert v.install and "fell" in v.summary
+
+
+def test_each_failure_keeps_the_old_model_with_its_reason():
+    assert not judge({"photometric": 0.2}, {"photometric": 0.21}).install
+    v = judge({"photometric": 0.2, "depth_abs_rel": 0.3}, {"photometric": 0.1, "depth_abs_rel": 0.31})
+    assert not v.install and "depth got worse" in v.summary
+    v = judge({"photometric": 0.2, "pose_ate5": 0.05}, {"photometric": 0.1, "pose_ate5": 0.06})
+    assert not v.install and "pose got worse" in v.summary
+    assert judge({"photometric": 0.2, "pose_ate5": 0.05}, {"photometric": 0.1, "pose_ate5": 0.052}).install  # within 5 %
+    assert not judge({"photometric": 0.2}, {"photometric": math.nan}).install
+    assert not judge({"photometric": 0.2, "depth_abs_rel": 0.3}, {"photometric": 0.1, "depth_abs_rel": math.nan}).install
+
+
+def test_scores_measured_on_one_side_only_are_not_compared():
+    assert judge({"photometric": 0.2}, {"photometric": 0.1, "pose_ate5": 9.0}).install
+
+
+def test_time_split_holds_out_the_end():
+    train, held = time_split(51, 0.2)
+    assert train == list(range(41)) and held == list(range(41, 51))
+    assert time_split(10, 0.2)[1] == [7, 8, 9]          # at least three held out
+    import pytest
+
+    with pytest.raises(ValueError, match="too few"):
+        time_split(5, 0.2)
+
+
+def test_nearest_stamps_within_tolerance():
+    import numpy as np
+
+    idx = nearest_stamps(np.array([0, 100, 200, 1000]), np.array([5, 96, 260]), 30)
+    assert idx.tolist() == [0, 1, -1, -1]
