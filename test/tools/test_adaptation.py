@@ -120,6 +120,7 @@ def test_rollback_of_a_worse_candidate_and_acceptance_of_a_better_one(tiny, tmp_
     assert adapter.check() == "rolled back"
     s = adapter.stats
     assert s.rollbacks == 1 and s.swaps == 0 and s.heldout_after > s.heldout_before
+    assert "did not fall" in s.last_reason          # the held-out guard of `vode adapt` judged it
     assert all(torch.equal(v, good[k]) for k, v in adapter.method.state_dict().items())
     assert all(torch.equal(v, good[k]) for k, v in adapter.accepted.state_dict().items())
     assert not accepted_dirs
@@ -130,6 +131,7 @@ def test_rollback_of_a_worse_candidate_and_acceptance_of_a_better_one(tiny, tmp_
     adapter._prod_cache = None
     assert adapter.check() == "accepted"
     assert s.swaps == 1 and s.version == 1 and s.heldout_after < s.heldout_before
+    assert s.last_reason.startswith("install: held-out photometric error fell")
     assert accepted_dirs == [adapter.live_dir]
     assert {p.name for p in adapter.live_dir.iterdir()} == {"depth.onnx", "pose.onnx", "checkpoint.pt"}
     assert all(torch.equal(v, adapter.method.state_dict()[k]) for k, v in adapter.accepted.state_dict().items())

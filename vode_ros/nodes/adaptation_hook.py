@@ -183,7 +183,7 @@ class AdaptationHook:
         if s.failed:
             level, message = ERROR, f"adaptation {s.failed}"
         elif s.last_check == "rolled back":
-            level, message = WARN, (f"rolled back: held-out loss {s.heldout_before:.5f} -> {s.heldout_after:.5f} "
+            level, message = WARN, (f"rolled back: {s.last_reason or 'held-out loss did not fall'} "
                                     f"({s.rollbacks} rollbacks, {s.swaps} swaps)")
         else:
             level, message = OK, f"{s.state}: {s.steps} steps, {s.swaps} swaps, {s.rollbacks} rollbacks"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .files import atomic_copy
+from .guard import PRIMARY, judge
 from .replay import FrameStore, Snippet
 from .settings import ADAPTED_NOTE, AdaptationError, AdaptSettings, AdaptStats
 
@@ -198,7 +198,9 @@ class OnlineAdapter:
         self.stats.checks += 1
         self.stats.heldout_before, self.stats.heldout_after = prod, cand
         self.stats.last_check_time = time.monotonic()
-        if math.isfinite(cand) and cand < prod:
+        verdict = judge({PRIMARY: prod}, {PRIMARY: cand})    # the rule of `vode adapt` too
+        self.stats.last_reason = verdict.summary
+        if verdict.install:
             self._accept(prod, cand)
             self._prod_cache = (version, self.stats.version, cand)
             return "accepted"
@@ -212,7 +214,7 @@ class OnlineAdapter:
         self.optimizer = self._new_optimizer()          # drop the moments that led there
         self.stats.rollbacks += 1
         self.stats.last_check = "rolled back"
-        self.log.warning(f"adaptation: held-out photometric loss {prod:.5f} -> {cand:.5f} (candidate not better); "
+        self.log.warning(f"adaptation: held-out photometric loss {prod:.5f} -> {cand:.5f} ({self.stats.last_reason}); "
                          f"rolled back to accepted version {self.stats.version} "
                          f"({self.stats.rollbacks} rollbacks, step {self.stats.steps})")
 
@@ -348,6 +350,7 @@ class OnlineAdapter:
                 ("adapt_version", str(s.version)), ("adapt_export_failures", str(s.export_failures)),
                 ("adapt_heldout_loss_before", f"{s.heldout_before:.5f}"),
                 ("adapt_heldout_loss_after", f"{s.heldout_after:.5f}"), ("adapt_last_check", s.last_check),
+                ("adapt_last_reason", s.last_reason),
                 ("adapt_train_loss", f"{s.last_loss:.5f}"), ("adapt_steps_per_second", f"{self.steps_per_second:.2f}"),
                 ("adapt_buffer_frames", str(len(self.store))), ("adapt_heldout_snippets", str(len(self.store.holdout))),
                 ("adapt_stereo", str(self.use_stereo)), ("adapt_checkpoint", str(self.settings.checkpoint)),

@@ -37,6 +37,7 @@ class AdaptStats:
     heldout_before: float = float("nan")   # production (accepted) weights, last check
     heldout_after: float = float("nan")    # candidate weights, last check
     last_check: str = ""                   # accepted | rolled back | ""
+    last_reason: str = ""                  # the held-out guard's verdict at the last check
     last_check_time: float = 0.0
     version: int = 0                       # accepted versions exported
     state: str = "starting"
