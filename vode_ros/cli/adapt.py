@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.output_paths import declare_outputs
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -52,6 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="override a value of the model's training config (advanced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+    declare_outputs(p, ("out", "--out", True))      # checked writable before any work (cli.output_paths)
     return p
 
 
