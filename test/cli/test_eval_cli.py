@@ -274,8 +274,8 @@ def test_oracle_depth_and_pose_give_zero_error(synth_seq, synth_dir, tmp_path, m
             return synth_seq.relative(frames[current.tobytes()], frames[previous.tobytes()])
 
     monkeypatch.setattr(run_eval, "_load_model", lambda model_dir, kind: _OracleModel(kind))
-    monkeypatch.setattr(inference, "DepthEstimator", Depth)
-    monkeypatch.setattr(inference, "PoseEstimator", Pose)
+    monkeypatch.setattr(inference, "DepthNet", Depth)
+    monkeypatch.setattr(inference, "PoseNet", Pose)
     d = run_eval.evaluate_depth(synth_dir, median_scaling=True, progress=False)
     assert d["metrics"]["abs_rel"] == pytest.approx(0.0, abs=1e-6) and d["metrics"]["a1"] == 1.0
     assert d["scale"]["scale_median"] == pytest.approx(2.0, rel=1e-5)        # undoes the 0.5

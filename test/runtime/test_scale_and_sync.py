@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vode_ros.runtime.scale import ScaleEstimator, ground_height, median_ratio, stereo_depth
+from vode_ros.core.stereo_depth import pair_depth
+from vode_ros.runtime.scale import ScaleEstimator, ground_height, median_ratio
 from vode_ros.runtime.stereo_sync import StereoPairer
 
 
@@ -42,7 +43,7 @@ def test_stereo_depth_and_ratio_on_a_shifted_texture():
     d = 12
     right = np.zeros_like(left)
     right[:, :-d] = left[:, d:]            # constant disparity d
-    depth = stereo_depth(left, right, fx=200.0, baseline=0.5, num_disparities=32)
+    depth = pair_depth(left, right, fx=200.0, baseline=0.5)          # the run time's preset: one SGBM
     valid = depth > 0
     assert valid.mean() > 0.5
     assert np.median(depth[valid]) == pytest.approx(200 * 0.5 / d, rel=0.02)

@@ -60,7 +60,7 @@ def test_scores_beside_constant_and_domain_cap(tmp_path, monkeypatch):
             return np.where(depth > 0, depth, 1.0) * 2.0
 
     monkeypatch.setattr(run_eval, "_load_model", lambda model_dir, kind: _Model())
-    monkeypatch.setattr(inference, "DepthEstimator", _TwiceAsFar)
+    monkeypatch.setattr(inference, "DepthNet", _TwiceAsFar)
     r = run_eval.evaluate_depth(root, progress=False, plots=tmp_path / "plots")
     assert r["gt_source"] == "png" and r["settings"]["max_depth"] == 10.0      # indoor cap
     assert r["scores"]["median_scaled"]["abs_rel"] == pytest.approx(0.0, abs=1e-3)

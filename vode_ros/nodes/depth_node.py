@@ -9,6 +9,9 @@ Publishes, with the input image's header (same stamp and optical frame):
   vode/status        vode_ros_msgs/VodeStatus per frame (with the scale in use); /diagnostics 1 Hz
 Service ~/reload_model (std_srvs/Trigger) swaps in the model found in model_dir.
 
+The per-frame work (preprocessing, inference, scale) is runtime.depth_pipeline.DepthPipeline; this
+node turns messages and parameters into its inputs and its depth into messages.
+
 Online adaptation (parameter adapt, off by default; vode_ros.tools.adaptation): the frames also feed
 a replay buffer; a background thread fine-tunes the model's training method on them and swaps
 improved weights in (held-out guard with rollback). Service ~/save_adapted (std_srvs/Trigger)
@@ -20,26 +23,27 @@ counters go to /diagnostics as a second status, "vode_ros: depth_node adaptation
 from __future__ import annotations
 
 
-import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vode_ros.nodes.adaptation_hook import AdaptationHook
 from vode_ros.nodes.base import VodeNodeBase
 from vode_ros.nodes.camera_input import Frame
+from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, rectified_camera_info, stamp_to_ns
 from vode_ros.nodes.shutdown import run_single
-from vode_ros.runtime.inference import DepthEstimator
-from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, rectified_camera_info, stamp_to_ns, stamp_to_sec
-from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
-from vode_ros.runtime.scale import NODE_MODES, ScaleEstimator, median_ratio, relative_because, stereo_depth
+from vode_ros.runtime.depth_pipeline import DepthPipeline, DepthSettings
+from vode_ros.runtime.scale import NODE_MODES
+from vode_ros.runtime.stereo_share import StereoDepthShare
 
 
 class DepthNode(VodeNodeBase):
     role = "depth"
 
-    def __init__(self, depth_cache=None, **kwargs):
+    def __init__(self, depth_cache=None, stereo_share: StereoDepthShare | None = None, **kwargs):
         # depth_cache (runtime.pose.depth_input.DepthCache): an odometry node in the same process
-        # takes the depth from here instead of from depth/image (vode run).
+        # takes the depth from here instead of from depth/image (vode run). stereo_share: the SGBM
+        # maps of the pairs, shared with that odometry node (one match per pair); None: its own.
         self.depth_sink = depth_cache
+        self.stereo_share = stereo_share or StereoDepthShare()
         self.adaptation: AdaptationHook | None = None     # made at configure
         super().__init__("depth_node", **kwargs)
 
@@ -62,18 +66,12 @@ class DepthNode(VodeNodeBase):
 
     def build(self) -> None:
         p = self.params.value
-        self.requested_scale_mode = p("scale_mode")
-        self.scale_decision: ScaleDecision | None = None
-        self._decision_key: tuple | None = None
-        self.scaler = ScaleEstimator("none" if self.requested_scale_mode == "auto" else self.requested_scale_mode,
-                                     camera_height=float(p("camera_height")), smoothing=float(p("scale_smoothing")))
+        settings = DepthSettings(p("scale_mode"), str(p("domain")), float(p("camera_height")),
+                                 float(p("scale_smoothing")), have_stereo=p("mode") == "stereo")
+        self.pipeline = DepthPipeline(self.model, settings, self.stereo_share)
         self.params.on_change(["scale_mode", "domain"], self._set_scale_mode)
-        self.params.on_change(["camera_height"], lambda v: setattr(self.scaler, "camera_height",
-                                                                    float(v["camera_height"])))
-        self.params.on_change(["scale_smoothing"], lambda v: setattr(self.scaler, "smoothing",
-                                                                      float(v["scale_smoothing"])))
-        self.estimator = DepthEstimator(self.model)
-        self._last_stamp: float | None = None
+        self.params.on_change(["camera_height"], lambda v: self._set_scaler("camera_height", float(v["camera_height"])))
+        self.params.on_change(["scale_smoothing"], lambda v: self._set_scaler("smoothing", float(v["scale_smoothing"])))
         # Reliable depth 5: consumers (recorders, mapping) should not lose depth frames.
         qos = self.output_qos(5)
         self.depth_pub = self.create_publisher(Image, "depth/image", qos)
@@ -82,6 +80,11 @@ class DepthNode(VodeNodeBase):
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", qos)
         self.adaptation = AdaptationHook(self)      # adapt_* parameters, ~/save_adapted; off unless adapt:=true
 
+    @property
+    def scaler(self):
+        """The scale estimator in use (runtime.scale.ScaleEstimator)."""
+        return self.pipeline.scaler
+
     def check_parameters(self, values) -> str | None:
         if values.get("scale_mode") in ("stereo", "stereo_start") and values.get("mode") != "stereo":
             return (f"scale_mode '{values['scale_mode']}' needs mode:=stereo (the right camera); "
@@ -89,33 +92,14 @@ class DepthNode(VodeNodeBase):
         return None
 
     def _set_scale_mode(self, values) -> None:
-        """A new scale source starts from scratch (a stereo scale must not leak into camera_height)."""
-        self.requested_scale_mode = values.get("scale_mode", self.requested_scale_mode)
-        self._decision_key = None                  # auto decides again on the next frame
-        mode = "none" if self.requested_scale_mode == "auto" else self.requested_scale_mode
-        self.scaler = ScaleEstimator(mode, camera_height=self.scaler.camera_height, smoothing=self.scaler.smoothing)
+        mode = values.get("scale_mode", self.pipeline.settings.scale_mode)
+        domain = str(values.get("domain", self.pipeline.settings.domain))
+        with self.model_lock:                     # between frames
+            self.pipeline.set_scale_mode(mode, domain)
 
-    def _resolve_scale(self, frame: Frame) -> None:
-        """scale_mode auto: decide, per model and camera, whether the model's metres hold (metric_trust)."""
-        width = frame.image.shape[1]
-        hfov = horizontal_fov_deg(frame.k, width)
-        domain = str(self.get_parameter("domain").value)
-        key = (id(self.model), round(hfov, 1), domain, self.requested_scale_mode)
-        if key == self._decision_key:
-            return
-        self._decision_key = key
-        decision = choose_scale_source(self.requested_scale_mode, self.model.meta.raw, hfov, domain,
-                                       have_stereo=self.get_parameter("mode").value == "stereo")
-        self.scale_decision = decision
-        if self.requested_scale_mode == "auto" and decision.source != self.scaler.mode:
-            self.scaler = ScaleEstimator(decision.source, camera_height=self.scaler.camera_height,
-                                         smoothing=self.scaler.smoothing)
-        # One call per severity: rclpy refuses a call site whose severity changes between calls.
-        message = f"scale: {decision.source} ({decision.reason})"
-        if decision.trusted or self.requested_scale_mode != "auto":
-            self.get_logger().info(message)
-        else:
-            self.get_logger().warning(message)
+    def _set_scaler(self, field: str, value: float) -> None:
+        setattr(self.pipeline.settings, "scale_smoothing" if field == "smoothing" else field, value)
+        setattr(self.pipeline.scaler, field, value)
 
     @property
     def adapter(self):
@@ -128,32 +112,20 @@ class DepthNode(VodeNodeBase):
             self.adaptation = None
 
     def on_model_swapped(self) -> None:
-        self.estimator = DepthEstimator(self.model)
-        self._decision_key = None                  # another model: auto decides again
+        self.pipeline.set_model(self.model)
 
     def scale_info(self) -> tuple[str, float]:
-        if self.scaler.mode == "model" and not self.model.meta.metric_scale:
-            return relative_because("the model is not metric"), self.scaler.scale
-        if self.requested_scale_mode == "auto" and self.scale_decision is not None:
-            d = self.scale_decision
-            label = "model (metric)" if d.source == "model" else self.scaler.source()
-            return f"auto: {label}; {d.reason}", self.scaler.scale
-        return self.scaler.source(), self.scaler.scale
+        return self.pipeline.scale_info()
 
     def process(self, frame: Frame) -> None:
-        stamp = stamp_to_sec(frame.header.stamp)
-        if self.model.recurrent and self._last_stamp is not None and stamp < self._last_stamp:
-            self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
-        self._last_stamp = stamp
-        self._resolve_scale(frame)
-        net_in = self.model.preprocess(frame.image, frame.encoding)
-        k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
-        depth = self.estimator(net_in, fx=float(k_net[0, 0]))
-        if frame.right is not None and not self.scaler.frozen:
-            self.scaler.observe(self._stereo_ratio(frame, depth))
-        elif self.scaler.mode == "camera_height":
-            self.scaler.observe_depth(depth, k_net)
-        depth = depth * np.float32(self.scaler.scale)
+        out = self.pipeline.step(frame.image, frame.encoding, stamp_to_ns(frame.header.stamp), frame.k,
+                                 right=frame.right, baseline=frame.baseline)
+        for level, message in out.notes:          # one call site per severity (rclpy keeps it per site)
+            if level == "warning":
+                self.get_logger().warning(message)
+            else:
+                self.get_logger().info(message)
+        depth, k_net = out.depth, out.k_net
         self.depth_pub.publish(image_to_msg(depth, "32FC1", frame.header))
         if self.depth_sink is not None:
             self.depth_sink.put(stamp_to_ns(frame.header.stamp), depth)
@@ -167,20 +139,8 @@ class DepthNode(VodeNodeBase):
         if self.get_parameter("publish_points").value:
             self.points_pub.publish(pointcloud_msg(depth, k_net, int(self.get_parameter("points_stride").value),
                                                    frame.header))
-        self.adaptation.add_frame(net_in, k_net, stamp, frame.right, frame.baseline)   # after publishing
-
-    def _stereo_ratio(self, frame: Frame, depth: np.ndarray) -> float | None:
-        """Stereo depth / network depth at the network resolution (SGBM on the resized pair)."""
-        import cv2
-
-        from vode_ros.core.image_codec import to_gray
-
-        h, w = depth.shape
-        left = cv2.resize(to_gray(frame.image, frame.encoding), (w, h), interpolation=cv2.INTER_AREA)
-        right = cv2.resize(frame.right, (w, h), interpolation=cv2.INTER_AREA)
-        fx = frame.k[0, 0] * w / frame.image.shape[1]
-        ref = stereo_depth(left, right, fx, frame.baseline, num_disparities=32)
-        return median_ratio(ref, depth)
+        self.adaptation.add_frame(out.net_input, k_net, stamp_to_ns(frame.header.stamp) * 1e-9, frame.right,
+                                  frame.baseline)   # after publishing
 
 
 def main(args=None) -> int:

@@ -14,10 +14,13 @@ resolution; otherwise the depth node's depth/image (metric), paired by exact sta
 directly when both nodes share a process, `vode run`). Only mode stereo with stereo depth uses the
 right image: in every other case a silent right camera never stalls this node.
 
-The motion (current camera in the previous camera's optical frame) goes through the mount into
+The per-frame work is runtime.odometry_pipeline.OdometryPipeline (the same as `vode eval pose`):
+this node turns messages and parameters into its inputs and its OdometryStep into messages. The
+motion (current camera in the previous camera's optical frame) goes through the mount into
 base_link and is integrated from the first frame (odom origin); its covariance from the estimator
 goes with it (twist covariance in base_link, pose covariance accumulated along the trajectory).
-A stamp older than the last one (a bag looping) resets the trajectory with a log line.
+A stamp older than the last one (a bag looping) resets the trajectory with a log line; a forward
+gap is bridged at the last velocity or skipped (docs/odometry.md).
 """
 from __future__ import annotations
 
@@ -27,16 +30,17 @@ import numpy as np
 from nav_msgs.msg import Odometry
 
 from vode_ros.core.frames import mount_transform
-from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
-from vode_ros.runtime.inference import DepthEstimator, OnnxModel, PoseEstimator, default_model_dir
 from vode_ros.nodes.base import FrameRejected, VodeNodeBase
 from vode_ros.nodes.camera_input import Frame
-from vode_ros.nodes.shutdown import run_single
 from vode_ros.nodes.pose_params import PoseSourceParams
 from vode_ros.nodes.ros_bridges import TfOut
-from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_sec, transform_msg
-from vode_ros.runtime.odometry import OdometryIntegrator, diagonal_covariance
+from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_ns, transform_msg
+from vode_ros.nodes.shutdown import run_single
+from vode_ros.runtime.inference import OnnxModel, default_model_dir
+from vode_ros.runtime.odometry import diagonal_covariance
+from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, StampRejected
 from vode_ros.runtime.scale import RELATIVE
+from vode_ros.runtime.stereo_share import StereoDepthShare
 from vode_ros_msgs.msg import VodeStatus
 
 
@@ -56,10 +60,12 @@ class OdometryNode(VodeNodeBase):
     role = "pose"
     uses_right = False    # the pose net needs only the left image: a silent right camera never stalls it
 
-    def __init__(self, depth_cache=None, **kwargs):
+    def __init__(self, depth_cache=None, stereo_share: StereoDepthShare | None = None, **kwargs):
         # depth_cache (runtime.pose.depth_input.DepthCache): filled directly by a depth node in the
-        # same process (vode run); None: from depth/image.
+        # same process (vode run); None: from depth/image. stereo_share: the SGBM maps of the pairs,
+        # shared with a depth node in the same process (one match per pair); None: its own.
         self.shared_depth = depth_cache
+        self.stereo_share = stereo_share or StereoDepthShare()
         super().__init__("odometry_node", **kwargs)
 
     def declare(self) -> None:
@@ -84,7 +90,10 @@ class OdometryNode(VodeNodeBase):
                       "(vode_ros.runtime.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
         self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)", low=1, high=100)
         self._declare("max_frame_gap", 1.0, "a larger forward jump of the stamps (camera paused, stamps from 0) "
-                      "restarts the frame pair instead of integrating motion across it, s", low=0.01, high=3600.0)
+                      "is a gap: the frame pair restarts there, s", low=0.01, high=3600.0)
+        self._declare("max_bridge_gap", 3.0, "a gap (over max_frame_gap) up to this long is bridged at the last "
+                      "velocity with an inflated covariance; a longer one is not integrated (0 = never bridge), s",
+                      low=0.0, high=3600.0)
         PoseSourceParams.declare(self)                 # pose_source, geometry_depth, estimator tuning
 
     def build(self) -> None:
@@ -92,21 +101,22 @@ class OdometryNode(VodeNodeBase):
         p = self.params.value
         self.odom_frame, self.base_frame, self.camera_frame = p("odom_frame"), p("base_frame"), p("camera_frame")
         self.t_base_cam = mount_transform(list(p("mount_xyz")), list(p("mount_rpy")))
-        # The scale multiplies the pose net's translations before the estimator (a geometric
-        # motion is already in the depth's metres): the integrator itself adds none.
-        self.net_scale = float(p("scale"))
-        self.integrator = OdometryIntegrator(self.t_base_cam)
         self._set_covariance({})
         self.scale_mode = p("scale_mode")
         self.depth_scale_source = "waiting for the depth node's scale"
         self._status_sub = None
         if self.scale_mode == "from_depth":
             self._status_sub = self.create_subscription(VodeStatus, "vode/status", self._on_status, 10)
-        self.estimator = PoseEstimator(self.model)
-        self.previous: np.ndarray | None = None
-        self.refine = bool(p("refine_pose"))
-        self.previous_depth: np.ndarray | None = None
-        self.depth_estimator = self._load_depth() if self.refine else None
+        refine = bool(p("refine_pose"))
+        # The scale multiplies the pose net's translations before the estimator (a geometric
+        # motion is already in the depth's metres): the integration itself adds none.
+        settings = OdometrySettings(self.pose_params.config({}), self.pose_params.geometry, self.t_base_cam,
+                                    net_scale=float(p("scale")), refine_net=refine,
+                                    refine_iters=int(p("refine_iters")), max_frame_gap=float(p("max_frame_gap")),
+                                    max_bridge_gap=float(p("max_bridge_gap")), depth_wait_s=float(p("depth_wait")))
+        self.pipeline = OdometryPipeline(self.model, settings, self.pose_params.cache, self.stereo_share,
+                                         depth_model=self._load_depth() if refine else None)
+        self.pose_params.log_choice()
         reliable = self.output_qos(10)
         self.odom_pub = self.create_publisher(Odometry, "odom", reliable)
         self.tf_out = TfOut(self)     # tf2_ros broadcasters where installed, else plain /tf, /tf_static
@@ -116,6 +126,7 @@ class OdometryNode(VodeNodeBase):
         self.params.on_change(["pose_std_xyz", "pose_std_rpy"], self._set_covariance)
         self.params.on_change(["scale", "scale_mode"], self._set_scale)
         self.params.on_change(["refine_pose"], self._set_refine)
+        self.params.on_change(["refine_iters", "max_frame_gap", "max_bridge_gap"], self._set_settings)
 
     # -- live parameter changes (checked values; called from the parameter callback) ------
     def _publish_mount(self) -> None:
@@ -128,7 +139,8 @@ class OdometryNode(VodeNodeBase):
         t_base_cam = mount_transform(list(p["mount_xyz"]), list(p["mount_rpy"]))
         with self.model_lock:       # not in the middle of a frame
             self.odom_frame, self.base_frame, self.camera_frame = p["odom_frame"], p["base_frame"], p["camera_frame"]
-            self.t_base_cam = self.integrator.t_base_cam = t_base_cam
+            self.t_base_cam = t_base_cam
+            self.pipeline.set_mount(t_base_cam)
             self._warned_frame = False
         self._publish_mount()
 
@@ -149,20 +161,28 @@ class OdometryNode(VodeNodeBase):
             self._status_sub = None
         self.scale_mode = mode
         if mode != "from_depth":
-            self.net_scale = float(values.get("scale", self.params.value("scale")))
+            self.pipeline.settings.net_scale = float(values.get("scale", self.params.value("scale")))
 
     def _set_refine(self, values) -> None:
         on = bool(values["refine_pose"])
         depth = self._load_depth() if on else None      # ModelLoadError / ValueError: refused with it
         with self.model_lock:
-            self.refine, self.depth_estimator, self.previous_depth = on, depth, None
+            self.pipeline.settings.refine_net = on
+            self.pipeline.set_depth_model(depth)
+
+    def _set_settings(self, values) -> None:
+        s = self.pipeline.settings
+        with self.model_lock:
+            s.refine_iters = int(values.get("refine_iters", s.refine_iters))
+            s.max_frame_gap = float(values.get("max_frame_gap", s.max_frame_gap))
+            s.max_bridge_gap = float(values.get("max_bridge_gap", s.max_bridge_gap))
 
     def _on_status(self, msg: VodeStatus) -> None:
         if msg.node == "depth" and msg.scale > 0 and np.isfinite(msg.scale):
-            self.net_scale = float(msg.scale)
+            self.pipeline.settings.net_scale = float(msg.scale)
             self.depth_scale_source = f"depth node: {msg.scale_source}"
 
-    def _load_depth(self) -> DepthEstimator:
+    def _load_depth(self) -> OnnxModel:
         """depth.onnx next to pose.onnx: the previous frame's depth for refine_pose."""
         p = self.params.value
         model = OnnxModel(Path(p("model_dir") or default_model_dir()) / "depth.onnx", list(p("providers")),
@@ -171,21 +191,28 @@ class OdometryNode(VodeNodeBase):
         if (model.meta.width, model.meta.height, model.meta.color) != (pm.width, pm.height, pm.color):
             raise ValueError(f"refine_pose: {model.path} and {self.model.path} differ in input size or colour; "
                              "use a depth.onnx and pose.onnx exported from one checkpoint")
-        return DepthEstimator(model)
+        return model
 
     def on_model_swapped(self) -> None:
-        self.estimator = PoseEstimator(self.model)
-        self.previous = None    # the new net may normalise differently: restart the pair
-        self.previous_depth = None
-        if self.refine:
-            self.depth_estimator = self._load_depth()
+        # The new net may normalise differently: the pair restarts.
+        self.pipeline.set_pose_model(self.model, self._load_depth() if self.pipeline.settings.refine_net else None)
+
+    @property
+    def net_scale(self) -> float:
+        """The factor on the pose net's translations in use (parameter scale, or the depth node's)."""
+        return self.pipeline.settings.net_scale
 
     def scale_info(self) -> tuple[str, float]:
+        scale = self.pipeline.settings.net_scale
         if self.scale_mode == "from_depth":
-            return self.depth_scale_source, self.net_scale
-        return super().scale_info()[0] if self.scale_mode == "model" else RELATIVE, self.net_scale
+            return self.depth_scale_source, scale
+        return super().scale_info()[0] if self.scale_mode == "model" else RELATIVE, scale
 
     def check_parameters(self, values) -> str | None:
+        odom, base = values.get("odom_frame"), values.get("base_frame")
+        if odom is not None and odom == base:
+            return (f"odom_frame and base_frame are both '{odom}': odometry is the motion of base_frame in "
+                    "odom_frame, two frames (REP-105); give them different names")
         return PoseSourceParams.check(values)
 
     def fill_status(self, msg: VodeStatus) -> None:
@@ -194,72 +221,28 @@ class OdometryNode(VodeNodeBase):
     def diagnostic_values(self) -> list:
         return self.pose_params.diagnostic_values()
 
-    def _check_stamp(self, stamp: float) -> None:
-        """Refuse a repeated stamp; restart the pair (keeping the pose) across a forward jump."""
-        last = self.integrator.last_stamp
-        if last is None or stamp < last:
-            return
-        if stamp == last:
-            raise FrameRejected("duplicate_stamp", f"stamp {stamp:.9f} s repeats the previous frame's: a motion "
-                                "over zero time cannot be integrated (the driver must stamp each image anew)")
-        gap = stamp - last
-        if self.previous is not None and gap > float(self.params.value("max_frame_gap")):
-            self.problem("stamp_gap", f"stamps jump forward {gap:.3f} s ({last:.3f} -> {stamp:.3f} s, over "
-                         "max_frame_gap): motion across the gap is not integrated, odometry goes on from the last pose")
-            self.previous = None
-            self.previous_depth = None
-
     def process(self, frame: Frame) -> None:
-        stamp = stamp_to_sec(frame.header.stamp)
-        self._check_stamp(stamp)
         if frame.header.frame_id and frame.header.frame_id != self.camera_frame and not self._warned_frame:
             self._warned_frame = True
             self.get_logger().warning(
                 f"images are in frame '{frame.header.frame_id}' but camera_frame is '{self.camera_frame}': "
                 "set the camera_frame parameter so TF connects them")
-        net_in = self.model.preprocess(frame.image, frame.encoding)
-        if self.integrator.time_went_backwards(stamp):
-            self.get_logger().warning(
-                f"time jumped back ({self.integrator.last_stamp:.3f} -> {stamp:.3f} s; bag loop?): odometry reset")
-            self.integrator.reset()
-            self.previous = None
-        if self.previous is None:
-            self.integrator.start(stamp)
-            self.pose_params.frontend.restart()
-            self.estimator.start(net_in)      # recurrent pose models: reset the state, feed frame 0
-            motion = None
-        elif self.pose_params.frontend.needs_net:
-            motion = self.estimator(net_in, self.previous)
-            if self.refine and self.previous_depth is not None:
-                m = self.model.meta
-                k_net = self.model.intrinsics_for_net(frame.k, (frame.image.shape[1], frame.image.shape[0]))
-                motion, _ = refine_pose(gray_from_net_input(self.previous, m.mean, m.std),
-                                        gray_from_net_input(net_in, m.mean, m.std), self.previous_depth, k_net,
-                                        motion, iters=int(self.params.value("refine_iters")))
-            motion[:3, 3] *= self.net_scale
-        else:
-            motion = None
-        est = self.pose_params.step(frame, motion)
-        if est.source == "start":
-            state_pose, lin, ang = self.integrator.pose, np.zeros(3), np.zeros(3)
-            held = self.integrator.pose_covariance()      # after a gap: what the trajectory has gathered
-            pose_cov = held.reshape(-1).tolist() if held.any() else self.pose_cov
-            twist_cov = self.twist_cov
-        else:
-            state = self.integrator.update(stamp, est.t_prev_cur, est.covariance)
-            state_pose, lin, ang = state.pose, state.twist_linear, state.twist_angular
-            pose_cov = state.pose_covariance.reshape(-1).tolist()
-            twist_cov = state.twist_covariance.reshape(-1).tolist()
-        if self.refine:
-            dm = self.depth_estimator.model
-            same = (dm.meta.mean, dm.meta.std) == (self.model.meta.mean, self.model.meta.std)
-            depth_in = net_in if same else dm.preprocess(frame.image, frame.encoding)
-            self.previous_depth = self.depth_estimator(depth_in)    # no fx: the units the pose net was trained in
-        self.previous = net_in
-        self.odom_pub.publish(odometry_msg(state_pose, lin, ang, frame.header.stamp, self.odom_frame,
-                                           self.base_frame, pose_cov, twist_cov))
+        try:
+            out = self.pipeline.step(frame.image, frame.encoding, stamp_to_ns(frame.header.stamp), frame.k,
+                                     right=frame.right, baseline=frame.baseline)
+        except StampRejected as exc:
+            raise FrameRejected(exc.reason, str(exc)) from None
+        for reason, message in out.notes:
+            if reason == "time_back":
+                self.get_logger().warning(message)
+            else:
+                self.problem(reason, message)
+        pose_cov = out.pose_covariance.reshape(-1).tolist() if out.pose_covariance is not None else self.pose_cov
+        twist_cov = out.twist_covariance.reshape(-1).tolist() if out.twist_covariance is not None else self.twist_cov
+        self.odom_pub.publish(odometry_msg(out.pose, out.twist_linear, out.twist_angular, frame.header.stamp,
+                                           self.odom_frame, self.base_frame, pose_cov, twist_cov))
         if self.params.value("publish_tf"):
-            self.tf_out.send([transform_msg(state_pose, self.odom_frame, self.base_frame, frame.header.stamp)])
+            self.tf_out.send([transform_msg(out.pose, self.odom_frame, self.base_frame, frame.header.stamp)])
 
 
 def main(args=None) -> int:

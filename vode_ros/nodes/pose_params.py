@@ -12,13 +12,12 @@ Parameters (declared with ranges through nodes.params; the tuning ones apply liv
                        net's depth, 0 otherwise)
   min_inliers, ransac_threshold_px, max_features, work_width, keyframes, refine: the estimator's settings
 
-The per-frame logic is runtime.pose.frontend.PoseFrontEnd (no ROS); this module only turns ROS
-messages and parameters into its inputs.
+The per-frame logic is runtime.odometry_pipeline.OdometryPipeline (no ROS); this module turns
+parameters into its settings, the depth topic into its DepthCache, and its counters into status.
 """
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 from typing import Any
 
@@ -26,12 +25,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from vode_ros.core.image_codec import ImageDecodeError, to_gray
+from vode_ros.core.image_codec import ImageDecodeError
 from vode_ros.nodes.ros_msgs import depth_from_msg, stamp_to_ns
+from vode_ros.runtime.pose.config import POSE_SOURCES, PoseEstimatorConfig
 from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, GEOMETRY_DEPTHS, DepthCache,
                                                resolve_geometry_depth, resolve_length_smoothing, use_essential)
-from vode_ros.runtime.pose.estimator import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
-from vode_ros.runtime.pose.frontend import PoseFrontEnd
 
 # parameter -> PoseEstimatorConfig field
 TUNING = {"min_inliers": "min_inliers", "ransac_threshold_px": "ransac_threshold", "max_features": "max_features",
@@ -41,7 +39,7 @@ TUNING = {"min_inliers": "min_inliers", "ransac_threshold_px": "ransac_threshold
 
 class PoseSourceParams:
     """The pose source of the odometry node: :meth:`declare` declares its parameters (at the node's
-    construction), the instance (made at configure) builds the front end they describe."""
+    construction), the instance (made at configure) resolves them into the pipeline's settings."""
 
     @staticmethod
     def declare(node) -> None:
@@ -80,9 +78,9 @@ class PoseSourceParams:
         p = node.params.value
         self.geometry = resolve_geometry_depth(p("geometry_depth"), node.mode, p("pose_source"))
         self.essential = use_essential(p("essential"), self.geometry)
-        cache = None
+        self.cache: DepthCache | None = None
         if self.geometry == "depth_topic":
-            cache = node.shared_depth or DepthCache()
+            self.cache = node.shared_depth or DepthCache()
             if node.shared_depth is None:
                 # Own group: the depth must come in while an image callback waits on back-pressure.
                 node.create_subscription(Image, p("depth_topic"), self._on_depth,
@@ -90,11 +88,17 @@ class PoseSourceParams:
                                          callback_group=MutuallyExclusiveCallbackGroup())
         elif self.geometry == "stereo":
             node.uses_right = True          # this node now pairs the right image (subscribed at activation)
-        self.frontend = PoseFrontEnd(self._config({}), self.geometry, cache, float(p("depth_wait")))
-        self._lock = threading.Lock()
         self.depth_rejected = 0
         node.params.on_change(["pose_source", "essential", "length_smoothing", *TUNING], self._apply_live)
         node.params.on_change(["depth_wait"], lambda v: setattr(self.frontend, "depth_wait_s", float(v["depth_wait"])))
+
+    @property
+    def frontend(self):
+        """The pipeline's pose front end (made by the node after this object)."""
+        return self.node.pipeline.frontend
+
+    def log_choice(self) -> None:
+        node, p = self.node, self.node.params.value
         where = {"none": "none (the pose net alone)", "stereo": "SGBM of the stereo pair",
                  "depth_topic": "in-process depth node" if node.shared_depth else p("depth_topic")}[self.geometry]
         smoothing = self.frontend.config.length_smoothing
@@ -102,7 +106,7 @@ class PoseSourceParams:
                                + (", essential matrix for rotation and direction" if self.essential else "")
                                + (f", speed filtered (length_smoothing {smoothing:g})" if smoothing else ""))
 
-    def _config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
+    def config(self, values: dict[str, Any]) -> PoseEstimatorConfig:
         v = {n: values.get(n, self.node.params.value(n)) for n in ("pose_source", "essential", "length_smoothing",
                                                                     *TUNING)}
         return PoseEstimatorConfig(pose_source=v["pose_source"], essential=use_essential(v["essential"], self.geometry),
@@ -115,9 +119,9 @@ class PoseSourceParams:
         if source != "net" and self.geometry == "none":
             raise ValueError(f"pose_source {source} needs a depth input the node did not set up (it started with "
                              f"pose_source net): restart it with pose_source:={source}")
-        config = self._config(values)
+        config = self.config(values)
         with self.node.model_lock:            # between frames
-            self.frontend.reconfigure(replace(config, pose_source=source))
+            self.node.pipeline.reconfigure(replace(config, pose_source=source))
 
     @staticmethod
     def check(values: dict[str, Any]) -> str | None:
@@ -143,13 +147,7 @@ class PoseSourceParams:
             rectifier = self.node.inputs.rectifier(cal, self.node.params.value("image_topic"))[0]
             if rectifier is not None:
                 depth = rectifier(depth, nearest=True)
-        self.frontend.cache.put(stamp_to_ns(msg.header.stamp), depth)
-
-    def step(self, frame, net_motion) -> PoseEstimate:
-        """One camera frame (nodes.base.Frame; right and baseline set in stereo) -> the estimate."""
-        grey = to_gray(frame.image, frame.encoding)
-        return self.frontend.step(grey, stamp_to_ns(frame.header.stamp), frame.k, net_t_prev_cur=net_motion,
-                                  right=frame.right, baseline=frame.baseline)
+        self.cache.put(stamp_to_ns(msg.header.stamp), depth)
 
     def fill_status(self, msg) -> None:
         e, st = self.frontend.last, self.frontend.stats

@@ -214,7 +214,7 @@ class OnnxModel:
         return scale_intrinsics(k, image_wh, (self.meta.width, self.meta.height))
 
 
-class DepthEstimator:
+class DepthNet:
     """image -> depth (network resolution, metres when the model is metric)."""
 
     def __init__(self, model: OnnxModel):
@@ -229,11 +229,13 @@ class DepthEstimator:
         depth = disp_to_depth(inv_depth, m.min_depth, m.max_depth)
         train_fx = float(m.raw.get("vode.train_fx", 0) or 0)
         if fx and train_fx > 0:
-            depth = depth * (fx / train_fx)
-        return depth.astype(np.float32)
+            # One float32 factor: a numpy float64 fx would make the product float64 and round it
+            # differently from a Python float's (the node and the evaluation must agree to the bit).
+            depth = depth * np.float32(float(fx) / train_fx)
+        return depth.astype(np.float32, copy=False)
 
 
-class PoseEstimator:
+class PoseNet:
     """(current, previous) net inputs -> T_prev_cur, the current camera in the previous one.
 
     A recurrent pose model (RNN-MVOD) sees only the current frame: the previous ones live in its

@@ -124,6 +124,13 @@ def diagonal_covariance(std_xyz: float, std_rpy: float) -> list[float]:
     return cov.reshape(-1).tolist()
 
 
-def relative_motion(pose_a: np.ndarray, pose_b: np.ndarray) -> np.ndarray:
-    """T_a_b from two absolute poses."""
-    return invert_se3(pose_a) @ pose_b
+def scale_motion(t_prev_cur: np.ndarray, ratio: float) -> np.ndarray:
+    """The motion of ``ratio`` times as long at the same twist: rotation angle and translation
+    times ``ratio`` (first order in the coupling of the two, as constant velocity needs). (4, 4) -> (4, 4)."""
+    import cv2
+
+    rvec = cv2.Rodrigues(np.asarray(t_prev_cur[:3, :3], np.float64))[0]
+    out = np.eye(4)
+    out[:3, :3] = cv2.Rodrigues(rvec * ratio)[0]
+    out[:3, 3] = np.asarray(t_prev_cur[:3, 3], np.float64) * ratio
+    return out

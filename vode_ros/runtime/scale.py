@@ -4,8 +4,8 @@ A monocular net's depth and translation share one unknown scale. Sources of the 
 that maps them to metres:
 - model:         the model was trained with stereo (metadata vode.metric_scale) -> 1.
 - none:          relative scale, 1, labelled as such.
-- stereo:        median ratio of stereo (SGBM, baseline from the right CameraInfo) depth to
-                 network depth, smoothed over frames.
+- stereo:        median ratio of stereo depth (the pair's SGBM map, core.stereo_depth.pair_depth,
+                 baseline from the right CameraInfo) to network depth, smoothed over frames.
 - stereo_start:  the same for the first `warmup` frames, then frozen (a stereo start, then mono).
 - camera_height: fit the ground plane to the lower image part of the network depth; the
                  known mounting height over the ground divided by the fitted one.
@@ -21,23 +21,6 @@ import numpy as np
 MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
 # What the nodes accept: ``auto`` resolves to one of MODES per camera (vode_ros.runtime.metric_trust).
 NODE_MODES = ("auto",) + MODES
-
-
-def stereo_depth(left: np.ndarray, right: np.ndarray, fx: float, baseline: float,
-                 num_disparities: int = 64) -> np.ndarray:
-    """SGBM depth (m, 0 = invalid) of the left image of a rectified grey pair."""
-    import cv2
-
-    bs = 5
-    sgbm = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disparities, blockSize=bs,
-                                 P1=8 * bs * bs, P2=32 * bs * bs, uniquenessRatio=10,
-                                 speckleWindowSize=100, speckleRange=2, disp12MaxDiff=1)
-    disp = sgbm.compute(left, right).astype(np.float32) / 16.0
-    depth = np.zeros_like(disp)
-    ok = disp > 0.5
-    depth[ok] = fx * baseline / disp[ok]
-    depth[:, :num_disparities] = 0   # no disparity search possible at the left border
-    return depth
 
 
 def median_ratio(reference: np.ndarray, depth: np.ndarray, max_depth: float = 40.0,

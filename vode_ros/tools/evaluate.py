@@ -24,11 +24,11 @@ The depth cap is the one of the domain: 80 m when the GT reaches past 20 m (driv
 indoors (``max_depth=None``, the default; the median GT depth of the first frames decides).
 The Garg crop defaults to on for Velodyne GT only (it describes the LiDAR's coverage).
 
-Pose (:func:`evaluate_pose`): the odometry node's ``runtime.pose.PoseEstimator`` with the same
-pose source (net | geometric | hybrid) and depth for the geometry (depth net, stereo SGBM at half
-resolution as the node, or the folder's sensor depth), through ``tools.pose_bench``'s prepare /
-run_source (one loop for the benchmark, the evaluation and, frame by frame, the node) ->
-``T_{i-1,i}``, integrated ``W_i = W_{i-1} T_{i-1,i}``; against ``poses.txt``:
+Pose (:func:`evaluate_pose`): the odometry node's per-frame work,
+``runtime.odometry_pipeline.OdometryPipeline``, with the same pose source (net | geometric |
+hybrid) and depth for the geometry (depth net, stereo SGBM at about 416 px wide as the node, or
+the folder's sensor depth), through ``tools.pose_bench``'s prepare / run_source (one pipeline for
+the benchmark, the evaluation and the node) -> the camera trajectory; against ``poses.txt``:
 ATE-5 (SfMLearner protocol, snippets of the integrated trajectory),
 full-trajectory ATE after Sim(3) and SE(3), KITTI t_err / r_err after 'none', 'scale' and
 'sim3' alignment (lengths: the devkit's that fit, else multiples of 10 m, or 1 m, that fit), RPE
@@ -148,7 +148,7 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
     median-scaled unless the model is metric); all three are in the result.
     """
     from vode_ros.core.kitti import read_image
-    from vode_ros.runtime.inference import DepthEstimator
+    from vode_ros.runtime.inference import DepthNet
 
     seq = _load_sequence(data, max_frames)
     try:
@@ -157,7 +157,7 @@ def evaluate_depth(data: str | Path, model_dir: str | Path | None = None, gt: st
     except DepthTruthError as exc:
         raise EvalInputError(str(exc)) from exc
     model = _load_model(model_dir, "depth")
-    estimator = DepthEstimator(model)     # recurrent models: frames in order, state carried by model.run
+    estimator = DepthNet(model)     # recurrent models: frames in order, state carried by model.run
     if median_scaling is None:
         median_scaling = not model.meta.metric_scale
     if garg_crop is None:
@@ -264,10 +264,10 @@ def pose_depth_mode(seq, pose_source: str, depth: str) -> str:
 def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", model_dir=None,
                        progress: bool | None = None, keyframes: bool = False, essential: str = "auto",
                        length_smoothing: float = -1.0) -> tuple[np.ndarray, dict, dict]:
-    """The odometry node's PoseEstimator over the sequence (pose_bench's prepare / run_source).
+    """The odometry node's OdometryPipeline over the sequence (pose_bench's prepare / run_source).
 
     -> (absolute (N, 4, 4) with frame 0 at the origin, estimator statistics, the models used)."""
-    from vode_ros.runtime.pose.estimator import PoseEstimatorConfig
+    from vode_ros.runtime.pose.config import PoseEstimatorConfig
     from vode_ros.tools.pose_bench import NetRunner, prepare, run_source
 
     models = {}
@@ -289,7 +289,8 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
              "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
              "inlier_ratio_median": float(np.median(st["inlier_ratio"])) if st["inlier_ratio"] else None,
              "rmse_px_median": float(np.nanmedian(st["rmse_px"])) if st["rmse_px"] else None,
-             "ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * frames["t_net"],
+             "ms": {"depth": 1e3 * frames["t_depth"],
+                    "pose_net": float(np.mean(st["net_ms"])) if st["net_ms"] and pose_source != "geometric" else 0.0,
                     "estimator": float(np.mean(st["ms"][1:])) if len(st["ms"]) > 1 else 0.0}}
     return out["poses"], stats, models
 
@@ -305,7 +306,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
     depth, auto (stereo where the folder has right images, else the depth net) | net | stereo | gt;
     keyframes, essential, length_smoothing: the odometry node's parameters of those names; first_frame: start there,
     the ground truth rebased to it."""
-    from vode_ros.runtime.pose.estimator import POSE_SOURCES
+    from vode_ros.runtime.pose.config import POSE_SOURCES
 
     if pose_source not in POSE_SOURCES:
         raise EvalInputError(f"--pose-source must be one of {', '.join(POSE_SOURCES)}, got {pose_source!r}")
@@ -362,7 +363,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "depth": {"none": "none (the pose net alone)", "mono": "depth net", "stereo": "stereo SGBM (about 416 px wide)",
                   "rgbd": "sensor depth (depth_0/)"}[depth_mode],
         "estimator": stats,
-        "settings": {"pairs": "consecutive (previous, current) -> T_prev_cur (runtime.pose.PoseEstimator)",
+        "settings": {"pairs": "consecutive (previous, current) -> T_prev_cur (runtime.odometry_pipeline.OdometryPipeline)",
                      "integration": "W_i = W_{i-1} @ T_{i-1,i}", "step_size": km.STEP_SIZE,
                      "metric_scale_model": models["pose"].meta.metric_scale if "pose" in models else None},
         "model": _model_info(models["pose"]) if "pose" in models else None,

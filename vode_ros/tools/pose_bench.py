@@ -4,8 +4,9 @@
         [--modes mono,stereo,rgbd] [--models-dir models] [--json OUT] [--max-frames N]
 
 For every folder of the data root with poses.txt (KITTI odometry layout), every depth mode the
-folder supports and every pose source, the trajectory integrated from the frame-to-frame motions
-of ``vode_ros.runtime.pose.PoseEstimator`` is scored against the ground truth:
+folder supports and every pose source, the trajectory of the odometry node's own per-frame work
+(``vode_ros.runtime.odometry_pipeline.OdometryPipeline``, with this folder's depth per frame) is
+scored against the ground truth:
 
 - ATE-5: SfMLearner's 5-frame snippets, scale fitted per snippet (metres);
 - ATE after Sim(3) and after SE(3) alignment of the whole trajectory (metres);
@@ -31,9 +32,10 @@ import numpy as np
 from vode_ros.core.kitti import KittiFormatError, load_sequence, read_depth, read_image
 from vode_ros.core.kitti_odometry_metrics import fitting_lengths, kitti_errors
 from vode_ros.core.trajectory import ate5, ate_rmse, path_length
-from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, resolve_length_smoothing, stereo_geometry_depth,
-                                               use_essential)
-from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
+from vode_ros.core.stereo_depth import pair_depth
+from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, integrate_sequence
+from vode_ros.runtime.pose.config import PoseEstimatorConfig
+from vode_ros.runtime.pose.depth_input import ESSENTIAL_CHOICES, resolve_length_smoothing, use_essential
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
 MODES = ("mono", "stereo", "rgbd")
@@ -44,12 +46,6 @@ def find_sequences(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "poses.txt").is_file() and (p / "image_0").is_dir())
 
 
-def _gray(img: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-
-
 def _encoding(img: np.ndarray) -> str:
     return "rgb8" if img.ndim == 3 else "mono8"
 
@@ -58,11 +54,10 @@ class NetRunner:
     """The depth and / or pose net (ONNX Runtime) for ``prepare``; either may be None (not needed)."""
 
     def __init__(self, depth_model=None, pose_model=None):
-        from vode_ros.runtime.inference import DepthEstimator, PoseEstimator as PoseNet
+        from vode_ros.runtime.inference import DepthNet
 
         self.depth_model, self.pose_model = depth_model, pose_model
-        self.depth = DepthEstimator(depth_model) if depth_model is not None else None
-        self.pose = PoseNet(pose_model) if pose_model is not None else None
+        self.depth = DepthNet(depth_model) if depth_model is not None else None
 
     @classmethod
     def load(cls, models_dir: Path, threads: int = 0) -> "NetRunner":
@@ -80,21 +75,19 @@ class NetRunner:
         depth = self.depth(x, fx=k_net[0, 0])
         return depth if scale is None else depth * scale.observe_depth(depth, k_net)
 
-    def pose_inputs(self, img: np.ndarray) -> np.ndarray:
-        return self.pose_model.preprocess(img, _encoding(img))
-
 
 def _sgbm(left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, div: int | None = None) -> np.ndarray:
-    """The odometry node's stereo geometry depth (runtime.pose.depth_input): SGBM at 1/div (None: its default)."""
-    return stereo_geometry_depth(left, right, float(k[0, 0]), baseline, div=div)
+    """The odometry node's stereo geometry depth (core.stereo_depth.pair_depth, preset run_time):
+    SGBM at 1/div (None: the preset's, about 416 px wide)."""
+    return pair_depth(left, right, float(k[0, 0]), baseline, "run_time", div=div)
 
 
 def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, progress: bool = True,
             sgbm_div: int | None = None, camera_height: float | None = None) -> dict:
-    """Images, the mode's depth per frame and the pose net's motions, with their times (s).
+    """Images and the mode's depth per frame, with its time (s); the pose net for run_source.
 
     mode: mono (depth net), stereo (SGBM), rgbd (the folder's depth_0/), none (no depth: the net
-    source). The pose net runs where ``nets.pose`` is given. ``camera_height`` (metres): in mono,
+    source). The pose net is ``nets.pose_model`` (run in the pipeline). ``camera_height`` (metres): in mono,
     scale the depth net's depth by the camera height over the fitted ground (the nodes'
     ``scale_mode: camera_height``) instead of trusting the model's metres."""
     from vode_ros.runtime.scale import ScaleEstimator
@@ -102,10 +95,7 @@ def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, prog
     from tqdm import tqdm
 
     n = len(seq) if max_frames is None else min(len(seq), max_frames)
-    use_pose = nets is not None and nets.pose is not None
-    images, depths, net_motion = [], [], [None]
-    t_depth, t_net = [], []
-    prev_in = None
+    images, depths, t_depth = [], [], []
     scale = ScaleEstimator("camera_height", camera_height=camera_height) if camera_height else None
     for i in tqdm(range(n), desc=f"{seq.root.name} {mode}: depth", unit="frame", disable=None if progress else True,
                   leave=False):
@@ -120,20 +110,10 @@ def prepare(seq, mode: str, nets: NetRunner | None, max_frames: int | None, prog
         else:
             d = None
         t_depth.append(time.perf_counter() - t0)
-        if use_pose:
-            t0 = time.perf_counter()
-            cur_in = nets.pose_inputs(img)
-            if prev_in is not None:
-                net_motion.append(nets.pose(cur_in, prev_in))
-            else:
-                nets.pose.start(cur_in)        # a recurrent pose net starts its state on frame 0
-            prev_in = cur_in
-            t_net.append(time.perf_counter() - t0)
         images.append(img)
         depths.append(d)
-    return {"images": images, "depths": depths, "net": net_motion if use_pose else [None] * n,
-            "t_depth": float(np.mean(t_depth)) if mode in ("mono", "stereo") else 0.0,
-            "t_net": float(np.mean(t_net)) if t_net else 0.0}
+    return {"images": images, "depths": depths, "pose_model": nets.pose_model if nets is not None else None,
+            "t_depth": float(np.mean(t_depth)) if mode in ("mono", "stereo") else 0.0}
 
 
 def config_for(source: str, base: PoseEstimatorConfig) -> PoseEstimatorConfig:
@@ -143,27 +123,36 @@ def config_for(source: str, base: PoseEstimatorConfig) -> PoseEstimatorConfig:
 
 
 def run_source(seq, frames: dict, source: str, base: PoseEstimatorConfig, progress: bool = True) -> dict:
-    """Integrate the estimator's motions -> (N, 4, 4) trajectory, per-frame statistics, time."""
+    """The odometry node's pipeline over the frames -> (N, 4, 4) camera trajectory, per-frame
+    statistics, times (the pose net's and the estimator's, ms)."""
     from tqdm import tqdm
 
-    est = PoseEstimator(config_for(source, base))
-    poses = [np.eye(4)]
-    stats = {"fallback": 0, "refined": 0, "inliers": [], "inlier_ratio": [], "rmse_px": [], "ms": []}
-    for i, (img, depth, net) in enumerate(tqdm(zip(frames["images"], frames["depths"], frames["net"]),
-                                               total=len(frames["images"]), desc=f"  {source}", unit="frame",
-                                               disable=None if progress else True, leave=False)):
-        e = est.step(img, seq.times[i], seq.k, depth=depth, net_t_prev_cur=net)
+    config = config_for(source, base)
+    model = frames["pose_model"] if config.pose_source != "geometric" else None
+    pipeline = OdometryPipeline(model, OdometrySettings(config, geometry_depth="given"))
+    stamps = [int(round(float(t) * 1e9)) for t in seq.times[:len(frames["images"])]]
+    inputs = [{"image": img, "encoding": _encoding(img), "stamp_ns": ns, "k": seq.k, "depth": depth}
+              for img, depth, ns in zip(frames["images"], frames["depths"], stamps)]
+    stats = {"fallback": 0, "refined": 0, "inliers": [], "inlier_ratio": [], "rmse_px": [], "ms": [], "net_ms": []}
+
+    def each(items):
+        for f in tqdm(items, desc=f"  {source}", unit="frame", disable=None if progress else True, leave=False):
+            yield f
+            stats["net_ms"].append(float(getattr(model, "last_ms", 0.0) or 0.0))
+
+    poses, steps = integrate_sequence(pipeline, inputs, progress=each)
+    for i, s in enumerate(steps):
+        e = s.estimate
         stats["ms"].append(e.time_ms)
         if i == 0:
             continue
-        poses.append(poses[-1] @ e.t_prev_cur)
         stats["fallback"] += e.source == "fallback"
         stats["refined"] += e.refined
         if e.source in ("geometric", "hybrid"):
             stats["inliers"].append(e.inliers)
             stats["inlier_ratio"].append(e.inlier_ratio)
             stats["rmse_px"].append(e.rmse_px)
-    return {"poses": np.array(poses), "stats": stats}
+    return {"poses": poses, "stats": stats}
 
 
 def score(est: np.ndarray, gt: np.ndarray) -> dict:
@@ -272,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 out = run_source(seq, frames, source, mode_cfg)
                 st = out["stats"]
                 ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
-                uses_net = source != "geometric"
-                fps = 1.0 / max(frames["t_depth"] + (frames["t_net"] if uses_net else 0.0) + ms, 1e-9)
+                t_net = float(np.mean(st["net_ms"])) / 1e3 if st["net_ms"] and source != "geometric" else 0.0
+                fps = 1.0 / max(frames["t_depth"] + t_net + ms, 1e-9)
                 row = {"sequence": folder.name, "first_frame": args.first_frame,
                        "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else "")
                        + ("+essential" if mode_cfg.essential else "")
@@ -281,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                        "source": source,
                        "frames": n,
                        **score(out["poses"], gt[:n]), "fps": fps,
-                       "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * frames["t_net"],
+                       "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * t_net,
                                    "estimator": 1e3 * ms},
                        "stats": {"fallback": int(st["fallback"]), "refined": int(st["refined"]),
                                  "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,

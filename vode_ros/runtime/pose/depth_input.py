@@ -1,12 +1,7 @@
-"""Where the pose estimator's depth comes from at run time: SGBM of the stereo pair, or the depth
-node's published depth paired with the camera images by exact stamp.
+"""Where the pose estimator's depth comes from at run time: SGBM of the stereo pair
+(core.stereo_depth.pair_depth, shared through runtime.stereo_share), or the depth node's published
+depth paired with the camera images by exact stamp, and the parameters that choose between them.
 
-- :func:`stereo_geometry_depth`: SGBM on the rectified pair downscaled by a whole factor to about
-  416 px wide, a third of KITTI's resolution (the pose benchmark: ~15x faster than full
-  resolution on KITTI and as accurate for the motion, ATE-5
-  0.0095 / 0.0156 m on the 06 / 00 clips vs 0.0100 / 0.0157 at half resolution; matching only the
-  tracked corners along the row by LK instead was cheaper but worse, 0.0119 m and 1.3 % end drift
-  on 06 vs 0.49 %: corners sit on depth edges, where a window's disparity is a blend).
 - :class:`DepthCache`: depth maps keyed by their image's stamp (integer nanoseconds, copied from
   the input header by the depth node, so equality is exact). The odometry node asks for the depth
   of the frame it stepped last; the depth node (over DDS, or directly when both nodes share a
@@ -24,9 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vode_ros.core.stereo_depth import sgbm_depth
-
-SGBM_WIDTH = 416         # SGBM at about this width (see module docstring)
 GEOMETRY_DEPTHS = ("auto", "depth_topic", "stereo")
 
 
@@ -78,32 +70,6 @@ def resolve_length_smoothing(value: float, geometry: str) -> float:
     if value < 0:
         return MONO_LENGTH_SMOOTHING if geometry in ("depth_topic", "mono") else 0.0
     return value
-
-
-def sgbm_divisor(width: int) -> int:
-    """Whole downscale factor that brings an image ``width`` px wide to about SGBM_WIDTH (>= 1)."""
-    return max(1, round(width / SGBM_WIDTH))
-
-
-def stereo_geometry_depth(left: np.ndarray, right: np.ndarray, fx: float, baseline: float,
-                          div: int | None = None) -> np.ndarray:
-    """(H, W) grey uint8 rectified pair (fx in px at (W, H), baseline m) -> (H/div, W/div) metres, 0 = none.
-
-    div: downscale factor; None: :func:`sgbm_divisor` of the width."""
-    import cv2
-
-    from vode_ros.core.image_codec import to_gray
-
-    if left.ndim == 3:
-        left = to_gray(left, "rgb8")
-    if right.ndim == 3:
-        right = to_gray(right, "rgb8")
-    h, w = left.shape[:2]
-    div = sgbm_divisor(w) if div is None else int(div)
-    wh = (w // div, h // div)
-    l_s = cv2.resize(left, wh, interpolation=cv2.INTER_AREA)
-    r_s = cv2.resize(right, wh, interpolation=cv2.INTER_AREA)
-    return sgbm_depth(l_s, r_s, fx * wh[0] / w, baseline, num_disparities=128 // div)
 
 
 @dataclass(frozen=True)

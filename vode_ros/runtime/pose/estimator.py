@@ -23,177 +23,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
 from vode_ros.runtime.direct_refine import refine_pose
-from vode_ros.runtime.pose.essential import essential_motion, translation_parallax
-from vode_ros.runtime.pose.pnp import PnpConfig, inflate_for_inlier_ratio, solve_pnp
-from vode_ros.runtime.pose.tracking import (TrackingConfig, backproject, detect_corners, project, sample_depth,
-                                            track)
-from vode_ros.runtime.pose.two_view import refine_two_view
+from vode_ros.runtime.pose.config import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
+from vode_ros.runtime.pose.length_filter import SpeedFilter
+from vode_ros.runtime.pose.motion_choice import essential_choice, two_view_choice
+from vode_ros.runtime.pose.pnp import inflate_for_inlier_ratio, solve_pnp
+from vode_ros.runtime.pose.tracking import backproject, detect_corners, project, sample_depth, track
+from vode_ros.runtime.pose.validators import check_depth, check_image, check_k, check_motion, rotation_angle
 
-POSE_SOURCES = ("net", "geometric", "hybrid")
-
-
-@dataclass(frozen=True)
-class PoseEstimatorConfig:
-    pose_source: str = "hybrid"          # net | geometric | hybrid
-    work_width: int = 640                # tracking resolution (images wider are downscaled); 0 = as given
-    # 400 corners and no forward-backward round trip (fb_threshold 0; RANSAC rejects the bad tracks):
-    # as accurate as 600 with the check (KITTI 06 / 00 stereo ATE-5 0.0095 / 0.0155 m vs 0.0095 /
-    # 0.0156; TUM fr1_xyz 300 frames Sim(3) 0.036 vs 0.037 m) at about 60 % of the time.
-    max_features: int = 400
-    # LK window at the working resolution, px. 15 rather than OpenCV's 21: on the KITTI 06 / 00 clips
-    # (stereo) as accurate (ATE-5 0.0095 / 0.0156 m vs 0.0102 / 0.0160) and ~30 % faster.
-    lk_window: int = 15
-    lk_levels: int = 3                   # LK pyramid levels above the base
-    fb_threshold: float = 0.0            # px at the working resolution (LK forward-backward check); 0 = off
-    ransac_threshold: float = 1.5        # px at the working resolution
-    ransac_iterations: int = 100
-    min_inliers: int = 30                # fewer: fall back to the net
-    min_inlier_ratio: float = 0.25       # lower: fall back to the net
-    min_depth: float = 0.1               # m: depth outside [min_depth, max_depth] is not used
-    max_depth: float = 80.0
-    net_flow_guess: bool = True          # hybrid: where unguided LK loses half the corners, retry from the net
-    # Keyframes: track the corners of a reference frame kept while it tracks well, instead of the
-    # previous frame's, so a camera that stays over the same scene does not add up the error of
-    # every frame pair. A new reference when the inliers fall below keyframe_min_ratio of those
-    # of the first frame tracked from it (or below 2 x min_inliers), and after a fallback.
-    # Measured (pose_bench, geometric): TUM fr1_xyz with Kinect depth, Sim(3) ATE 0.064 -> 0.028 m
-    # (ratio 0.5: 0.046, 0.3: 0.040); KITTI 06 stereo worse, ATE-5 0.0095 -> 0.0215 m, 7 fallbacks
-    # (driving forward, old corners leave the view and the far ones lose precision): off by
-    # default, on for a camera that hovers over one scene (handheld, indoor).
-    keyframes: bool = False
-    keyframe_min_ratio: float = 0.2
-    # Stereo / RGB-D (depth given with the step): refine on both directions of the inlier
-    # correspondences, each frame's points into the other image (see two_view.py). Off: measured
-    # within noise (KITTI 00 0-99 stereo ATE-5 0.0161 -> 0.0160 m, KITTI 06 0.0107 -> 0.0104 m,
-    # TUM fr1_xyz Sim(3) ATE 0.072 -> 0.073 m): the depth of one frame is not what limits the motion.
-    two_view: bool = False
-    two_view_huber_px: float = 1.0       # px at the working resolution
-    # Monocular (the depth net's depth): rotation and direction of travel from the essential
-    # matrix of the tracked corners (essential.py, DF-VO), the length from PnP on the depth, where
-    # the translation gives at least essential_min_parallax_px of parallax and the rotation agrees
-    # with PnP's within essential_max_rot_diff_deg; else the PnP motion. Measured (pose_bench, mono
-    # geometric, the shipped model's depth), ATE-5 PnP -> essential: held-out KITTI 06 0.125 ->
-    # 0.053 m, KITTI 07 0.029 -> 0.019, KITTI 00 100-199 0.030 -> 0.025; end drift unchanged
-    # (9.7 -> 9.3, 3.9 -> 3.8, 10.9 -> 11.5 %: the length is the depth's either way). Scaling by
-    # the median ratio of the depth to the triangulated depth instead (DF-VO's) gave 4.0, 11.0,
-    # 16.9 %: shorter on every sequence, so the 06 figure was a cancellation, not a fix.
-    essential: bool = False
-    essential_threshold_px: float = 0.5  # px at the working resolution (robust estimator, Sampson distance)
-    essential_min_parallax_px: float = 2.0
-    essential_max_rot_diff_deg: float = 2.0
-    # Monocular: the length of each geometric motion comes from the depth net's depth of one frame,
-    # whose scale wobbles from frame to frame. length_smoothing = a in (0, 1): the speed (length / dt)
-    # goes through an alpha-beta filter (speed and its rate of change; gain alpha = 1 - a, beta =
-    # alpha^2 / (2 - alpha), Benedict-Bordner), and the motion keeps its direction and rotation with
-    # length speed * dt. The rate term is why not a plain running average: that lags behind a car
-    # that brakes (0.23 s at a = 0.7, metres too far at every stop: KITTI 07 Sim(3) ATE 0.36 -> 0.74
-    # m), the filter follows a steady change of speed without lag (0.43 m). 0 = off (stereo and
-    # sensor depth measure the length well).
-    length_smoothing: float = 0.0
-    refine: bool = False                 # hybrid / fallback: direct photometric refinement after
-    refine_width: int = 416              # resolution of the direct refinement
-    refine_max_points: int = 3000
-    # Covariance of the net's motion (std), used for 'net' and 'fallback': the pose net has no
-    # uncertainty output; these say "dead reckoning at best" to a fusion filter.
-    net_std_xyz: float = 0.5             # m per frame
-    net_std_rpy: float = 0.05            # rad per frame
-    cov_floor_xyz: float = 0.01          # m, added to the PnP covariance (depth errors, see pnp.py)
-    cov_floor_rpy: float = 0.001         # rad
-
-    def __post_init__(self):
-        if self.pose_source not in POSE_SOURCES:
-            raise ValueError(f"pose_source must be one of {', '.join(POSE_SOURCES)}, got {self.pose_source!r}")
-        if self.min_inliers < 6:
-            raise ValueError(f"min_inliers must be >= 6 (PnP has 6 unknowns), got {self.min_inliers}")
-        if not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
-        if not 0 <= self.length_smoothing < 1:
-            raise ValueError(f"length_smoothing must be in [0, 1), got {self.length_smoothing}")
-
-    def tracking(self) -> TrackingConfig:
-        return TrackingConfig(max_features=self.max_features, fb_threshold=self.fb_threshold, win_size=self.lk_window,
-                              levels=self.lk_levels)
-
-    def pnp(self) -> PnpConfig:
-        return PnpConfig(ransac_threshold=self.ransac_threshold, ransac_iterations=self.ransac_iterations,
-                         min_inliers=self.min_inliers, cov_floor_xyz=self.cov_floor_xyz,
-                         cov_floor_rpy=self.cov_floor_rpy)
-
-    def net_covariance(self) -> np.ndarray:
-        return np.diag([self.net_std_xyz ** 2] * 3 + [self.net_std_rpy ** 2] * 3)
-
-
-@dataclass
-class PoseEstimate:
-    stamp: float
-    t_prev_cur: np.ndarray               # (4, 4) current camera in the previous camera (metres)
-    covariance: np.ndarray               # (6, 6) x y z roll pitch yaw, current camera frame
-    source: str                          # start | net | geometric | hybrid | fallback
-    tracked: int = 0                     # corners tracked (forward-backward consistent)
-    with_depth: int = 0                  # of those, with valid depth (the PnP input)
-    inliers: int = 0
-    inlier_ratio: float = 0.0            # inliers / with_depth
-    rmse_px: float = float("nan")        # inlier reprojection RMSE at the working resolution
-    refined: bool = False                # direct refinement accepted
-    reason: str = ""                     # why a fallback happened
-    dt: float = 0.0                      # s since the previous frame
-    time_ms: float = 0.0                 # time spent in step()
-    extra: dict = field(default_factory=dict)
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    if img.ndim != 2 or min(img.shape) < 16:
-        raise ValueError(f"image must be (H, W) grey or (H, W, 3) RGB of at least 16x16, got shape {img.shape}")
-    return np.ascontiguousarray(img)
-
-
-def _check_k(k: np.ndarray) -> np.ndarray:
-    k = np.asarray(k, np.float64)
-    if k.shape != (3, 3) or not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ValueError(f"K must be a finite (3, 3) pinhole matrix with fx, fy > 0, got {k.tolist()}")
-    return k
-
-
-def _check_depth(depth: np.ndarray | None) -> np.ndarray | None:
-    if depth is None:
-        return None
-    d = np.asarray(depth)
-    if d.ndim == 3 and d.shape[0] == 1:
-        d = d[0]
-    if d.ndim == 3 and d.shape[2] == 1:
-        d = d[:, :, 0]
-    if d.ndim != 2 or min(d.shape) < 2 or not np.issubdtype(d.dtype, np.number):
-        raise ValueError(f"depth must be a numeric (H, W) map in metres, got shape {d.shape}, dtype {d.dtype}")
-    return d.astype(np.float32, copy=False)
-
-
-def _check_motion(t: np.ndarray | None) -> np.ndarray | None:
-    if t is None:
-        return None
-    t = np.asarray(t, np.float64)
-    if t.shape != (4, 4) or not np.all(np.isfinite(t)):
-        raise ValueError(f"net_t_prev_cur must be a finite (4, 4) transform, got shape {t.shape}")
-    return t
-
-
-def rotation_angle(t: np.ndarray) -> float:
-    """Rotation angle (rad) of a (4, 4) or (3, 3)."""
-    return float(np.arccos(np.clip((np.trace(t[:3, :3]) - 1) / 2, -1.0, 1.0)))
+__all__ = ["POSE_SOURCES", "PoseEstimate", "PoseEstimator", "PoseEstimatorConfig"]
 
 
 class PoseEstimator:
@@ -220,8 +62,7 @@ class PoseEstimator:
         self._prev_size: tuple[int, int] | None = None  # (W, H) of the caller's image
         self._prev_full: np.ndarray | None = None       # (H, W) uint8 grey at the caller's resolution
         self._last_motion = np.eye(4)                  # constant-velocity stand-in without a net
-        self._speed: float | None = None               # length_smoothing: filtered speed, m/s
-        self._speed_rate = 0.0                         # and its rate of change, m/s^2
+        self._speed = SpeedFilter(self.config.length_smoothing)   # length_smoothing
         # The reference frame the corners come from (_prev_gray, _prev_pts, _prev_depth, _prev_full):
         # the previous frame, or with keyframes an older one. _t_ref_prev: the previous frame's pose
         # in it (identity when the reference is the previous frame).
@@ -249,7 +90,7 @@ class PoseEstimator:
         that frame is the reference the next step tracks from."""
         if self._prev_stamp is None or stamp != self._prev_stamp or stamp != self._ref_stamp:
             return False
-        self._prev_depth = _check_depth(depth)
+        self._prev_depth = check_depth(depth)
         return True
 
     def reconfigure(self, config: PoseEstimatorConfig) -> None:
@@ -298,46 +139,6 @@ class PoseEstimator:
                               max_points=self.config.refine_max_points)
         return t, info.used
 
-    def _essential(self, uv_prev: np.ndarray, uv_cur: np.ndarray, k_w: np.ndarray, p3_inliers: np.ndarray,
-                   t_pnp: np.ndarray, est: PoseEstimate) -> np.ndarray | None:
-        """Tracked corners (N, 2) in both frames and the PnP solution (its inlier points (M, 3),
-        T_cur_prev) -> T_cur_prev with the essential matrix's rotation and direction and PnP's
-        length, or None where PnP's motion is kept (see essential.py)."""
-        cfg = self.config
-        parallax = translation_parallax(p3_inliers, t_pnp, k_w)
-        est.extra["parallax_px"] = parallax
-        if parallax < cfg.essential_min_parallax_px:
-            return None
-        res = essential_motion(uv_prev, uv_cur, k_w, cfg.essential_threshold_px, cfg.min_inliers)
-        if res is None:
-            return None
-        out = np.eye(4)
-        out[:3, :3] = res.rotation
-        out[:3, 3] = res.direction * np.linalg.norm(t_pnp[:3, 3])
-        if math.degrees(rotation_angle(invert_se3(out) @ t_pnp)) > cfg.essential_max_rot_diff_deg:
-            return None
-        est.extra["essential_inliers"] = int(res.inliers.sum())
-        return out
-
-    def _two_view(self, p3_prev: np.ndarray, uv_prev: np.ndarray, uv_cur: np.ndarray, depth_cur: np.ndarray,
-                  k_w: np.ndarray, t_cur_prev: np.ndarray, est: PoseEstimate) -> np.ndarray | None:
-        """PnP inliers (N, 3) lifted in the previous frame and their (N, 2) pixels in both frames,
-        with this frame's depth -> T_prev_cur refined on both directions, or None (too few)."""
-        cfg = self.config
-        z1, has1 = sample_depth(depth_cur, uv_cur, (self._prev_gray.shape[1], self._prev_gray.shape[0]),
-                                cfg.min_depth, cfg.max_depth)
-        t_prev_cur = invert_se3(t_cur_prev)
-        p3_cur = backproject(uv_cur[has1], z1[has1], k_w)
-        # The current depth is a new measurement RANSAC never saw: gate it at the PnP pose.
-        uv_b, zb = project(p3_cur, t_prev_cur, k_w)
-        ok = (zb > 1e-3) & (np.linalg.norm(uv_b - uv_prev[has1], axis=1) < cfg.ransac_threshold)
-        est.extra["two_view_points"] = int(ok.sum())
-        if ok.sum() < cfg.min_inliers:
-            return None
-        t, _ = refine_two_view(t_prev_cur, p3_prev, uv_cur, p3_cur[ok], uv_prev[has1][ok], k_w,
-                               huber_px=cfg.two_view_huber_px)
-        return t if np.all(np.isfinite(t)) else None
-
     # ------------------------------------------------------------------ main entry
     def step(self, image: np.ndarray, stamp: float, k: np.ndarray, depth: np.ndarray | None = None,
              net_t_prev_cur: np.ndarray | None = None) -> PoseEstimate:
@@ -353,10 +154,10 @@ class PoseEstimator:
         stamp = float(stamp)
         if not math.isfinite(stamp):
             raise ValueError(f"stamp must be finite seconds, got {stamp}")
-        gray_full = _check_image(image)
-        k = _check_k(k)
-        depth = _check_depth(depth)
-        net = _check_motion(net_t_prev_cur)
+        gray_full = check_image(image)
+        k = check_k(k)
+        depth = check_depth(depth)
+        net = check_motion(net_t_prev_cur)
         size = (gray_full.shape[1], gray_full.shape[0])
         if cfg.pose_source == "net" and net is None and self.started:
             raise ValueError("pose_source 'net' needs net_t_prev_cur on every frame after the first")
@@ -365,7 +166,7 @@ class PoseEstimator:
         if (not self.started or self._prev_size != size
                 or (self._prev_stamp is not None and stamp < self._prev_stamp)):
             est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
-            self._speed, self._speed_rate = None, 0.0     # a new sequence: no speed carried over
+            self._speed.reset()                          # a new sequence: no speed carried over
         else:
             est = self._estimate(gray, gray_full, k, k_w, net, depth)
             est.stamp, est.dt = stamp, stamp - self._prev_stamp
@@ -387,27 +188,13 @@ class PoseEstimator:
     def _smooth_length(self, est: PoseEstimate) -> None:
         """length_smoothing on a geometric motion (see the config). Not with keyframes: there the
         motion is a difference of two poses in the reference frame, not one measurement."""
-        a = self.config.length_smoothing
-        if a <= 0 or self.config.keyframes or est.source not in ("geometric", "hybrid") or est.dt <= 0:
+        cfg = self.config
+        if cfg.length_smoothing <= 0 or cfg.keyframes or est.source not in ("geometric", "hybrid"):
             return
-        t = est.t_prev_cur[:3, 3]
-        length = float(np.linalg.norm(t))
-        if length < 1e-9:
-            return
-        measured = length / est.dt
-        if self._speed is None:
-            self._speed, self._speed_rate = measured, 0.0
-        else:
-            alpha = 1.0 - a
-            beta = alpha * alpha / (2.0 - alpha)
-            predicted = self._speed + self._speed_rate * est.dt
-            residual = measured - predicted
-            self._speed = predicted + alpha * residual
-            self._speed_rate += beta * residual / est.dt
-            if self._speed < 0.0:                  # braked to a stop: no speed below zero, no rate left
-                self._speed, self._speed_rate = 0.0, 0.0
-        est.t_prev_cur[:3, 3] = t * (self._speed * est.dt / length)
-        est.extra["length_measured_m"] = length
+        self._speed.a = cfg.length_smoothing
+        measured = self._speed.filter_length(est.t_prev_cur, est.dt)
+        if measured is not None:
+            est.extra["length_measured_m"] = measured
 
     def _keeps_reference(self, est: PoseEstimate) -> bool:
         """Keyframes: whether the next step still tracks from the current reference frame."""
@@ -479,13 +266,15 @@ class PoseEstimator:
                         est.reason = f"inlier ratio {est.inlier_ratio:.2f} < {cfg.min_inlier_ratio}"
                         result = None
                     elif cfg.two_view and depth is not None:
-                        t_two = self._two_view(p3[result.inliers], pts0[use][result.inliers],
-                                               pts1[use][result.inliers], depth, k_w, result.t_cur_prev, est)
+                        t_two = two_view_choice(cfg, p3[result.inliers], pts0[use][result.inliers],
+                                                pts1[use][result.inliers], depth, gray.shape[::-1], k_w,
+                                                result.t_cur_prev, est.extra)
                         if t_two is not None:
                             result.t_cur_prev = invert_se3(t_two)
                     if result is not None and cfg.essential:
                         # The covariance stays PnP's: the same corners, and the length is PnP's.
-                        t_e = self._essential(pts0[ok], pts1[ok], k_w, p3[result.inliers], result.t_cur_prev, est)
+                        t_e = essential_choice(cfg, pts0[ok], pts1[ok], k_w, p3[result.inliers], result.t_cur_prev,
+                                               est.extra)
                         if t_e is not None:
                             result.t_cur_prev = t_e
         if result is not None:

@@ -6,7 +6,9 @@ the counters the node reports.
 
 geometry_depth (see depth_input.resolve_geometry_depth):
 - ``none``: the pose net alone (pose_source net);
-- ``stereo``: SGBM of this frame's rectified pair at about 416 px wide (a third on KITTI), computed here;
+- ``stereo``: SGBM of this frame's rectified pair at about 416 px wide (a third on KITTI), from a
+  :class:`~vode_ros.runtime.stereo_share.StereoDepthShare` (matched here, or by the depth node of the
+  same process for the same pair);
 - ``depth_topic``: the depth node's depth of the previous frame, taken from a :class:`DepthCache`
   (filled from depth/image, or directly by a depth node in the same process) just before the
   next step needs it, so the odometry of a frame never waits for that frame's own depth.
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vode_ros.runtime.pose.depth_input import DepthCache, stereo_geometry_depth
+from vode_ros.runtime.pose.depth_input import DepthCache
 from vode_ros.runtime.pose.estimator import PoseEstimate, PoseEstimator, PoseEstimatorConfig
+from vode_ros.runtime.stereo_share import StereoDepthShare
 
 
 @dataclass
@@ -30,7 +33,7 @@ class FrontEndStats:
 
 class PoseFrontEnd:
     def __init__(self, config: PoseEstimatorConfig, geometry_depth: str = "none", cache: DepthCache | None = None,
-                 depth_wait_s: float = 0.5):
+                 depth_wait_s: float = 0.5, stereo: StereoDepthShare | None = None):
         if geometry_depth not in ("none", "stereo", "depth_topic"):
             raise ValueError(f"geometry_depth must be none, stereo or depth_topic, got {geometry_depth!r}")
         if geometry_depth == "depth_topic" and cache is None:
@@ -39,6 +42,7 @@ class PoseFrontEnd:
         self.geometry_depth = geometry_depth
         self.cache = cache
         self.depth_wait_s = depth_wait_s
+        self.stereo = stereo or StereoDepthShare()
         self.stats = FrontEndStats()
         self.last: PoseEstimate | None = None
         self._prev_ns: int | None = None
@@ -67,16 +71,18 @@ class PoseFrontEnd:
         self.estimator.reset()
 
     def step(self, image: np.ndarray, stamp_ns: int, k: np.ndarray, net_t_prev_cur: np.ndarray | None = None,
-             right: np.ndarray | None = None, baseline: float | None = None) -> PoseEstimate:
+             right: np.ndarray | None = None, baseline: float | None = None,
+             depth: np.ndarray | None = None) -> PoseEstimate:
         """image (H, W) grey or (H, W, 3) RGB uint8, k (3, 3) at its size; right: the rectified partner
-        (grey, same size), baseline metres. -> the estimator's PoseEstimate (source 'start' first)."""
+        (grey, same size), baseline metres. depth (Hd, Wd) metres of this image where the caller has it
+        (geometry_depth none: offline evaluation, a sensor). -> the estimator's PoseEstimate (source
+        'start' first)."""
         stamp = stamp_ns * 1e-9
         if self._prev_ns is not None and stamp_ns < self._prev_ns:
             self.reset()                          # a bag loop: a new sequence, old depth is useless
-        depth = None
         if self.geometry_depth == "stereo":
             if right is not None and baseline is not None:
-                depth = stereo_geometry_depth(image, right, float(k[0, 0]), float(baseline))
+                depth = self.stereo.depth(stamp_ns, image, right, float(k[0, 0]), float(baseline))
             else:
                 self.stats.stereo_missing += 1
         elif self.geometry_depth == "depth_topic" and self.estimator.started \

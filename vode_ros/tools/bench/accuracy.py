@@ -14,7 +14,7 @@ def int8_accuracy(fp32_path: Path, cfg: BenchConfig, work: Path) -> dict[str, An
     from vode_ros.core.depth_metrics import compute_depth_metrics, mean_metrics
     from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.core.stereo_depth import sgbm_depth
-    from vode_ros.runtime.inference import DepthEstimator, OnnxModel
+    from vode_ros.runtime.inference import DepthNet, OnnxModel
 
     seq = load_sequence(cfg.data_dir)
     n = len(seq) if cfg.accuracy_frames <= 0 else min(cfg.accuracy_frames, len(seq))
@@ -29,8 +29,8 @@ def int8_accuracy(fp32_path: Path, cfg: BenchConfig, work: Path) -> dict[str, An
     lo, hi = max(m.min_depth, 1e-3), min(m.max_depth, 80.0)
     vs_fp32, vs_gt32, vs_gt8 = [], [], []
     for i in range(n):
-        d32 = DepthEstimator(fp32)(inputs[i])
-        d8 = DepthEstimator(int8)(inputs[i])
+        d32 = DepthNet(fp32)(inputs[i])
+        d8 = DepthNet(int8)(inputs[i])
         vs_fp32.append(compute_depth_metrics(d32, d8, lo, hi, garg_crop=False, median_scaling=False))
         if seq.right is not None and seq.baseline:
             gt = sgbm_depth(read_image(seq.left[i]), read_image(seq.right[i]), float(seq.k[0, 0]),

@@ -1,0 +1,145 @@
+"""One camera frame -> metric depth: the depth node's whole per-frame work without ROS.
+
+    pipeline = DepthPipeline(depth_model, DepthSettings(scale_mode="auto", domain="driving"))
+    out = pipeline.step(image, "rgb8", stamp_ns, k, right=right_grey, baseline=0.54)
+    out.depth, out.k_net, out.scale, out.notes
+
+Per frame: preprocessing (OnnxModel.preprocess), inference (DepthNet: inverse depth -> metres,
+focal-length rescaling for metric models), the scale (runtime.scale.ScaleEstimator: model | none |
+stereo | stereo_start | camera_height; ``auto`` decided per model and camera by
+runtime.metric_trust), and the depth times that scale. The stereo scale reads the pair's SGBM map
+from a StereoDepthShare: in `vode run` the odometry's geometry reads the same map, one match per pair.
+
+Where to plug in: depth fusion or another stereo-scale step goes in :meth:`DepthPipeline._scale`
+(it sees the net's depth, the pair's SGBM map and K at the net's resolution).
+
+numpy + OpenCV + ONNX Runtime; no ROS, no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vode_ros.runtime.inference import DepthNet, OnnxModel
+from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
+from vode_ros.runtime.scale import ScaleEstimator, median_ratio, relative_because
+from vode_ros.runtime.stereo_share import StereoDepthShare
+
+
+@dataclass
+class DepthSettings:
+    scale_mode: str = "auto"          # auto | model | none | stereo | stereo_start | camera_height
+    domain: str = ""                  # what the camera sees ('' = not said): metric_trust
+    camera_height: float = 1.65       # m, scale_mode camera_height
+    scale_smoothing: float = 0.9      # EMA weight of the previous scale estimate
+    have_stereo: bool = False         # a right camera is configured (mode stereo)
+
+
+@dataclass
+class DepthStep:
+    depth: np.ndarray                 # (h, w) float32 metres (or relative, see scale_source) at the net's size
+    k_net: np.ndarray                 # (3, 3) K at that size
+    net_input: np.ndarray             # (C, h, w) the net's input (the adaptation buffer keeps it)
+    scale: float
+    notes: list[tuple[str, str]] = field(default_factory=list)   # (info | warning, message) for the log
+
+
+class DepthPipeline:
+    """The per-frame depth (see the module docstring). One caller steps it; settings change between
+    steps through :meth:`set_scale_mode` and the scaler's fields."""
+
+    def __init__(self, model: OnnxModel, settings: DepthSettings, stereo: StereoDepthShare | None = None):
+        self.settings = settings
+        self.stereo = stereo or StereoDepthShare()
+        self.decision: ScaleDecision | None = None
+        self._decision_key: tuple | None = None
+        self._last_stamp_ns: int | None = None
+        self.set_model(model)
+        self.set_scale_mode(settings.scale_mode, settings.domain)
+
+    @property
+    def model(self) -> OnnxModel:
+        return self.net.model
+
+    def set_model(self, model: OnnxModel) -> None:
+        self.net = DepthNet(model)
+        self._decision_key = None                  # another model: auto decides again
+
+    def set_scale_mode(self, mode: str, domain: str | None = None) -> None:
+        """A new scale source starts from scratch (a stereo scale must not leak into camera_height)."""
+        s = self.settings
+        s.scale_mode = mode
+        if domain is not None:
+            s.domain = domain
+        self._decision_key = None
+        self.scaler = ScaleEstimator("none" if mode == "auto" else mode, camera_height=s.camera_height,
+                                     smoothing=s.scale_smoothing)
+
+    def scale_info(self) -> tuple[str, float]:
+        """(what vode/status says the scale is, the factor)."""
+        if self.scaler.mode == "model" and not self.model.meta.metric_scale:
+            return relative_because("the model is not metric"), self.scaler.scale
+        if self.settings.scale_mode == "auto" and self.decision is not None:
+            d = self.decision
+            label = "model (metric)" if d.source == "model" else self.scaler.source()
+            return f"auto: {label}; {d.reason}", self.scaler.scale
+        return self.scaler.source(), self.scaler.scale
+
+    def step(self, image: np.ndarray, encoding: str, stamp_ns: int, k: np.ndarray, right: np.ndarray | None = None,
+             baseline: float | None = None) -> DepthStep:
+        """image (H, W[, 3]) uint8 rectified in ``encoding``, k (3, 3) at its size; right (H, W) grey
+        rectified partner and baseline (m) in stereo."""
+        notes: list[tuple[str, str]] = []
+        if self.model.recurrent and self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
+        self._last_stamp_ns = int(stamp_ns)
+        self._resolve_scale(k, image.shape[1], notes)
+        net_in = self.model.preprocess(image, encoding)
+        k_net = self.model.intrinsics_for_net(k, (image.shape[1], image.shape[0]))
+        depth = self.net(net_in, fx=float(k_net[0, 0]))
+        scale = self._scale(depth, k_net, image, k, stamp_ns, right, baseline)
+        if scale != 1.0:
+            depth *= np.float32(scale)
+        return DepthStep(depth, k_net, net_in, scale, notes)
+
+    def _scale(self, depth: np.ndarray, k_net: np.ndarray, image: np.ndarray, k: np.ndarray, stamp_ns: int,
+               right: np.ndarray | None, baseline: float | None) -> float:
+        """The factor for this frame's depth (h, w): stereo ratio, camera height, or the fixed one."""
+        scaler = self.scaler
+        if right is not None and baseline is not None and scaler.needs_stereo and not scaler.frozen:
+            scaler.observe(self.stereo_ratio(image, right, k, baseline, stamp_ns, depth))
+        elif scaler.mode == "camera_height":
+            scaler.observe_depth(depth, k_net)
+        return float(scaler.scale)
+
+    def stereo_ratio(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
+                     depth: np.ndarray) -> float | None:
+        """median(SGBM depth / net depth) over pixels valid in both; the SGBM map (the pair's, shared)
+        is sampled at the net's pixels (nearest)."""
+        import cv2
+
+        from vode_ros.core.image_codec import to_gray
+
+        left = image if image.ndim == 2 else to_gray(image, "rgb8")
+        ref = self.stereo.depth(stamp_ns, left, right, float(k[0, 0]), float(baseline))
+        h, w = depth.shape
+        if ref.shape != (h, w):
+            ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_NEAREST)
+        return median_ratio(ref, depth)
+
+    def _resolve_scale(self, k: np.ndarray, width: int, notes: list) -> None:
+        """scale_mode auto: decide, per model and camera, whether the model's metres hold (metric_trust)."""
+        s = self.settings
+        hfov = horizontal_fov_deg(k, width)
+        key = (id(self.model), round(hfov, 1), s.domain, s.scale_mode)
+        if key == self._decision_key:
+            return
+        self._decision_key = key
+        decision = choose_scale_source(s.scale_mode, self.model.meta.raw, hfov, s.domain, have_stereo=s.have_stereo)
+        self.decision = decision
+        if s.scale_mode == "auto" and decision.source != self.scaler.mode:
+            self.scaler = ScaleEstimator(decision.source, camera_height=self.scaler.camera_height,
+                                         smoothing=self.scaler.smoothing)
+        level = "info" if decision.trusted or s.scale_mode != "auto" else "warning"
+        notes.append((level, f"scale: {decision.source} ({decision.reason})"))
