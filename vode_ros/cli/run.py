@@ -96,9 +96,20 @@ def run(args) -> int:
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     bad = [n for n in nodes if n not in ("depth", "odometry")]
-    if bad:
-        print(f"vode run: unknown node(s) {bad}; choose from depth, odometry", file=sys.stderr)
+    if bad or not nodes:
+        print(f"vode run: --nodes {args.nodes!r}: {f'unknown node(s) {bad}' if bad else 'no node'}; give a comma "
+              "list of depth, odometry", file=sys.stderr)
         return 2
+    if args.namespace.strip("/"):
+        from rclpy.validate_namespace import validate_namespace
+
+        try:
+            validate_namespace("/" + args.namespace.strip("/"))
+        except Exception as exc:  # noqa: BLE001 - InvalidNamespaceException; its first line says why
+            why = str(exc).splitlines()[0].rstrip(":").replace("Invalid namespace: ", "")
+            print(f"vode run: --namespace {args.namespace!r} is not a valid ROS 2 namespace ({why}); use letters, "
+                  "digits and '_', e.g. front_camera", file=sys.stderr)
+            return 2
     if args.rate < 0:
         print(f"vode run: --rate must be 0 (as fast as possible) or positive, not {args.rate:g}", file=sys.stderr)
         return 2
