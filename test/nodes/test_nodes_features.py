@@ -160,3 +160,24 @@ def test_odometry_with_direct_pose_refinement(models_dir, seq):
         assert np.isfinite(x) and x > 0.5      # the car drives forward along base_link x
     finally:
         h.close()
+
+
+def test_odom_frame_equal_to_base_frame_is_refused(models_dir):
+    """odom -> base_link needs two frames: the same name for both is refused live and at start-up,
+    with the reason, and the node keeps its frames."""
+    ensure_rclpy()
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    node = OdometryNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir))])
+    try:
+        (result,) = node.set_parameters([Parameter("odom_frame", value="base_link")])
+        assert not result.successful and "odom_frame and base_frame are both 'base_link'" in result.reason
+        (result,) = node.set_parameters([Parameter("base_frame", value="odom")])
+        assert not result.successful and "different names" in result.reason
+        assert (node.odom_frame, node.base_frame) == ("odom", "base_link")
+        assert node.set_parameters([Parameter("odom_frame", value="odom2")])[0].successful
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="both 'base_link'"):
+        OdometryNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir)),
+                                          Parameter("odom_frame", value="base_link")])
