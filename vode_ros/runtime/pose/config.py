@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vode_ros.runtime.pose.descriptor_matching import DESCRIPTORS, DescriptorConfig
+from vode_ros.runtime.pose.plausibility import PlausibilityConfig
 from vode_ros.runtime.pose.pnp import PnpConfig
 from vode_ros.runtime.pose.tracking import TrackingConfig
 
 POSE_SOURCES = ("net", "geometric", "hybrid")
+MATCHERS = ("auto", "lk", "descriptor")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,20 @@ class PoseEstimatorConfig:
     # m), the filter follows a steady change of speed without lag (0.43 m). 0 = off (stereo and
     # sensor depth measure the length well).
     length_smoothing: float = 0.0
+    # Correspondences (descriptor_matching.py): 'lk' tracks Shi-Tomasi corners by pyramidal LK (small
+    # motions, sub-pixel); 'descriptor' matches ORB / SIFT features guided by the motion prior (any
+    # motion the frames share a view across); 'auto' tracks by LK and matches descriptors where LK
+    # gives no motion or an implausible one (a turn or a dropped frame beyond LK's reach).
+    matcher: str = "auto"
+    descriptor: str = "orb"              # orb | sift
+    descriptor_features: int = 2000
+    descriptor_window_px: float = 40.0   # guided search radius at the working resolution
+    # A motion whose length disagrees with the recent speed beyond what the speed change, an
+    # acceleration of plausible_max_accel and 3 sigma of its own covariance allow is not taken
+    # (plausibility.py): another matcher is tried, else the frame falls back.
+    plausibility: bool = True
+    plausible_max_accel: float = 3.0     # m/s²
+    plausible_speed_change: float = 1.0  # relative change of speed between two frames
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
     refine_max_points: int = 3000
@@ -91,6 +108,10 @@ class PoseEstimatorConfig:
             raise ValueError(f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
         if not 0 <= self.length_smoothing < 1:
             raise ValueError(f"length_smoothing must be in [0, 1), got {self.length_smoothing}")
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
+        if self.descriptor not in DESCRIPTORS:
+            raise ValueError(f"descriptor must be one of {', '.join(DESCRIPTORS)}, got {self.descriptor!r}")
 
     def tracking(self) -> TrackingConfig:
         return TrackingConfig(max_features=self.max_features, fb_threshold=self.fb_threshold, win_size=self.lk_window,
@@ -100,6 +121,13 @@ class PoseEstimatorConfig:
         return PnpConfig(ransac_threshold=self.ransac_threshold, ransac_iterations=self.ransac_iterations,
                          min_inliers=self.min_inliers, cov_floor_xyz=self.cov_floor_xyz,
                          cov_floor_rpy=self.cov_floor_rpy)
+
+    def descriptors(self) -> DescriptorConfig:
+        return DescriptorConfig(kind=self.descriptor, max_features=self.descriptor_features,
+                                window_px=self.descriptor_window_px, min_guided=self.min_inliers)
+
+    def plausible(self) -> PlausibilityConfig:
+        return PlausibilityConfig(max_speed_change=self.plausible_speed_change, max_accel=self.plausible_max_accel)
 
     def net_covariance(self) -> np.ndarray:
         return np.diag([self.net_std_xyz ** 2] * 3 + [self.net_std_rpy ** 2] * 3)

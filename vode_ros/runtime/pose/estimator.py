@@ -11,6 +11,11 @@ Pose sources (``PoseEstimatorConfig.pose_source``):
   there) and offered to RANSAC as a hypothesis; falls back to the net where too few inliers
   remain (low texture, blur), optionally refined by direct photometric alignment (``refine``).
 
+Correspondences (``matcher``): LK tracks, descriptor matches guided by the motion prior (the
+net's motion, else constant velocity), or LK with descriptor matches where LK gives no motion or
+an implausible one (``auto``). Every geometric motion is judged against the recent speed and its
+covariance (plausibility.py); an implausible one is not taken (attempt.py chooses).
+
 Each ``step`` takes the current image, its depth (the depth net's /depth/image or SGBM; any
 resolution) and optionally the net's T_prev_cur, and returns the motion since the previous step
 in the camera optical frame (x right, y down, z forward) with its 6x6 covariance in the order of
@@ -28,10 +33,11 @@ import numpy as np
 
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
 from vode_ros.runtime.direct_refine import refine_pose
+from vode_ros.runtime.pose import attempt as tries
 from vode_ros.runtime.pose.config import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
+from vode_ros.runtime.pose.descriptor_matching import DescriptorMatcher, Features
 from vode_ros.runtime.pose.length_filter import SpeedFilter
-from vode_ros.runtime.pose.motion_choice import essential_choice, two_view_choice
-from vode_ros.runtime.pose.pnp import inflate_for_inlier_ratio, solve_pnp
+from vode_ros.runtime.pose.plausibility import MotionPlausibility
 from vode_ros.runtime.pose.tracking import backproject, detect_corners, project, sample_depth, track
 from vode_ros.runtime.pose.validators import check_depth, check_image, check_k, check_motion, rotation_angle
 
@@ -51,6 +57,7 @@ class PoseEstimator:
         self.config = config or PoseEstimatorConfig()
         self._tracking = self.config.tracking()
         self._pnp = self.config.pnp()
+        self._matcher = DescriptorMatcher(self.config.descriptors())
         self.reset()
 
     def reset(self) -> None:
@@ -70,6 +77,10 @@ class PoseEstimator:
         self._t_ref_prev = np.eye(4)
         self._t_ref_cur: np.ndarray | None = None       # set by _estimate when geometry worked
         self._ref_inliers0 = 0                          # inliers of the first frame tracked from the reference
+        self._ref_features: Features | None = None      # descriptors of the reference (computed when needed)
+        self._cur_features: Features | None = None      # of the frame being stepped, if computed
+        self._plausible = MotionPlausibility(self.config.plausible())
+        self._rejected_in_row = 0                       # implausible motions in a row (see _estimate)
 
     @property
     def started(self) -> bool:
@@ -99,6 +110,9 @@ class PoseEstimator:
         self.config = config
         self._tracking = config.tracking()
         self._pnp = config.pnp()
+        self._matcher = DescriptorMatcher(config.descriptors())
+        self._ref_features = self._cur_features = None
+        self._plausible.cfg = config.plausible()
         if restart:
             self.reset()
 
@@ -167,8 +181,10 @@ class PoseEstimator:
                 or (self._prev_stamp is not None and stamp < self._prev_stamp)):
             est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
             self._speed.reset()                          # a new sequence: no speed carried over
+            self._plausible.reset()
         else:
-            est = self._estimate(gray, gray_full, k, k_w, net, depth)
+            self._cur_features = None
+            est = self._estimate(gray, gray_full, k, k_w, net, depth, stamp - self._prev_stamp)
             est.stamp, est.dt = stamp, stamp - self._prev_stamp
             self._smooth_length(est)
             self._last_motion = est.t_prev_cur.copy()
@@ -177,8 +193,9 @@ class PoseEstimator:
         if self._keeps_reference(est):
             self._t_ref_prev = self._t_ref_cur
         else:
-            if cfg.pose_source != "net":
+            if cfg.pose_source != "net" and cfg.matcher != "descriptor":
                 self._prev_pts = detect_corners(gray, self._tracking)
+            self._ref_features = self._cur_features
             self._prev_gray, self._prev_full, self._prev_depth = gray, gray_full, depth
             self._ref_stamp, self._t_ref_prev, self._ref_inliers0 = stamp, np.eye(4), 0
         self._prev_stamp, self._prev_size = stamp, size
@@ -206,85 +223,63 @@ class PoseEstimator:
         return est.inliers >= max(2 * cfg.min_inliers, cfg.keyframe_min_ratio * self._ref_inliers0)
 
     def _estimate(self, gray: np.ndarray, gray_full: np.ndarray, k: np.ndarray, k_w: np.ndarray,
-                  net: np.ndarray | None, depth: np.ndarray | None) -> PoseEstimate:
+                  net: np.ndarray | None, depth: np.ndarray | None, dt: float) -> PoseEstimate:
+        import cv2
+
+        # RANSAC draws from OpenCV's per-thread generator: seeded per frame, a frame's motion depends
+        # on its inputs only, not on what the thread estimated before (the node's worker and
+        # `vode eval pose` give the same poses).
+        cv2.setRNGSeed(0)
         self._t_ref_cur = None
         cfg = self.config
         if cfg.pose_source == "net":
             return PoseEstimate(0.0, net.copy(), cfg.net_covariance(), "net")
         hybrid = cfg.pose_source == "hybrid"
         est = PoseEstimate(0.0, np.eye(4), np.zeros((6, 6)), "geometric" if not hybrid else "hybrid")
-        pts0 = self._prev_pts
-        result = None
         older_ref = self._ref_stamp != self._prev_stamp                  # keyframe before the previous frame
         # Predicted motion reference -> current: the net's (or constant velocity) after the
         # reference -> previous motion. Guides LK and RANSAC where the reference is older.
         step_guess = net if net is not None else (self._last_motion if older_ref else None)
         pred_ref_cur = self._t_ref_prev @ step_guess if step_guess is not None else None
+        hypothesis = pred_ref_cur if (hybrid and net is not None) or older_ref else None
+        chosen = None
         if self._prev_depth is None:
             est.reason = "no depth for the previous frame"
-        elif pts0 is None or len(pts0) < cfg.min_inliers:
-            est.reason = f"{0 if pts0 is None else len(pts0)} corners on the previous frame (low texture)"
         else:
-            z, has_z = sample_depth(self._prev_depth, pts0, gray.shape[::-1], cfg.min_depth, cfg.max_depth)
-
-            def guided() -> tuple[np.ndarray, np.ndarray]:
-                uv, zc = project(backproject(pts0, np.where(has_z, z, 1.0), k_w), invert_se3(pred_ref_cur), k_w)
-                guess = np.where((has_z & (zc > 1e-3))[:, None] & np.isfinite(uv), uv, pts0).astype(np.float32)
-                return track(self._prev_gray, gray, pts0, self._tracking, guess)
-
-            if older_ref and has_z.any():
-                # From a keyframe the corners have moved over several frames: start from the prediction.
-                pts1, ok = guided()
-            else:
-                pts1, ok = track(self._prev_gray, gray, pts0, self._tracking)
-                if (hybrid and cfg.net_flow_guess and net is not None and has_z.any()
-                        and ok.sum() < 0.5 * len(pts0)):
-                    # Few tracks unguided (fast motion, blur): retry from where the net's motion puts
-                    # each corner; keep the better. Only then: a wrong net (other domain, wrong scale)
-                    # must not spoil tracking that works on its own (TUM: 11 fallbacks when always guided).
-                    pts1_g, ok_g = guided()
-                    if ok_g.sum() > ok.sum():
-                        pts1, ok = pts1_g, ok_g
-                        est.extra["net_guided_tracking"] = True
-            est.tracked = int(ok.sum())
-            use = ok & has_z
-            est.with_depth = int(use.sum())
-            if est.with_depth < cfg.min_inliers:
-                est.reason = f"{est.with_depth} tracked corners with depth < min_inliers {cfg.min_inliers}"
-            else:
-                p3 = backproject(pts0[use], z[use], k_w)
-                hypothesis = pred_ref_cur if (hybrid and net is not None) or older_ref else None
-                result = solve_pnp(p3, pts1[use], k_w, self._pnp,
-                                   invert_se3(hypothesis) if hypothesis is not None else None)
-                if result is None:
-                    est.reason = f"PnP found fewer than {cfg.min_inliers} inliers"
-                else:
-                    est.inliers = int(result.inliers.sum())
-                    est.inlier_ratio = est.inliers / est.with_depth
-                    est.rmse_px = result.rmse
-                    if est.inlier_ratio < cfg.min_inlier_ratio:
-                        est.reason = f"inlier ratio {est.inlier_ratio:.2f} < {cfg.min_inlier_ratio}"
-                        result = None
-                    elif cfg.two_view and depth is not None:
-                        t_two = two_view_choice(cfg, p3[result.inliers], pts0[use][result.inliers],
-                                                pts1[use][result.inliers], depth, gray.shape[::-1], k_w,
-                                                result.t_cur_prev, est.extra)
-                        if t_two is not None:
-                            result.t_cur_prev = invert_se3(t_two)
-                    if result is not None and cfg.essential:
-                        # The covariance stays PnP's: the same corners, and the length is PnP's.
-                        t_e = essential_choice(cfg, pts0[ok], pts1[ok], k_w, p3[result.inliers], result.t_cur_prev,
-                                               est.extra)
-                        if t_e is not None:
-                            result.t_cur_prev = t_e
-        if result is not None:
+            attempts = []
+            if cfg.matcher != "descriptor":
+                attempts.append(self._lk_attempt(gray, k_w, net, depth, hybrid, older_ref, pred_ref_cur, hypothesis))
+                self._judge(attempts[-1], dt)
+            if cfg.matcher == "descriptor" or (cfg.matcher == "auto" and tries.choose(attempts, cfg.plausibility)[0]
+                                               is None):
+                # The descriptors' prior: the net's motion, else constant velocity (identity at the start).
+                prior = pred_ref_cur if pred_ref_cur is not None else self._t_ref_prev @ self._last_motion
+                attempts.append(self._descriptor_attempt(gray, k_w, depth, prior))
+                self._judge(attempts[-1], dt)
+            chosen, est.reason = tries.choose(attempts, cfg.plausibility)
+            implausible = any(a.verdict is not None and not a.verdict.plausible for a in attempts)
+            if chosen is None and implausible and self._rejected_in_row >= 2:
+                # Three frames in a row that disagree with the recent speed the same way: the speed
+                # changed (a car braking hard, a hand starting to move). Start the history anew.
+                self._plausible.reset()
+                chosen, _ = tries.choose(attempts, False)
+            self._rejected_in_row = self._rejected_in_row + 1 if chosen is None and implausible else 0
+            last = attempts[-1] if chosen is None else chosen
+            est.tracked, est.with_depth, est.inliers = last.tracked, last.with_depth, last.inliers
+            est.inlier_ratio = last.inlier_ratio
+            est.extra.update(last.extra)
+            est.extra["matcher"] = last.matcher
+        if chosen is not None:
+            result = chosen.result
+            est.rmse_px = result.rmse
             self._t_ref_cur = invert_se3(result.t_cur_prev)
             if cfg.refine and hybrid and self._prev_depth is not None:
                 self._t_ref_cur, est.refined = self._refine(self._prev_full, gray_full, k, self._t_ref_cur)
             # With a keyframe the covariance is that of the whole reference -> current motion:
             # an over-estimate for the last step (conservative for a fusion filter).
             est.t_prev_cur = invert_se3(self._t_ref_prev) @ self._t_ref_cur
-            est.covariance = inflate_for_inlier_ratio(result.covariance, est.inlier_ratio)
+            est.covariance = chosen.covariance
+            self._plausible.accept(est.t_prev_cur, dt)
             if net is not None:
                 d = invert_se3(net) @ est.t_prev_cur
                 est.extra["net_disagreement_m"] = float(np.linalg.norm(d[:3, 3]))
@@ -295,3 +290,66 @@ class PoseEstimator:
             if cfg.refine and hybrid and self._prev_depth is not None and not older_ref:
                 est.t_prev_cur, est.refined = self._refine(self._prev_full, gray_full, k, est.t_prev_cur)
         return est
+
+    def _judge(self, attempt: tries.Attempt, dt: float) -> None:
+        """The plausibility of an attempt's step motion (previous -> current)."""
+        if attempt.result is None:
+            return
+        t_step = invert_se3(self._t_ref_prev) @ invert_se3(attempt.result.t_cur_prev)
+        attempt.verdict = self._plausible.judge(t_step, attempt.covariance, dt)
+
+    def _lk_attempt(self, gray: np.ndarray, k_w: np.ndarray, net: np.ndarray | None, depth: np.ndarray | None,
+                    hybrid: bool, older_ref: bool, pred_ref_cur: np.ndarray | None,
+                    hypothesis: np.ndarray | None) -> tries.Attempt:
+        """Shi-Tomasi corners of the reference tracked by LK (from the prediction where it helps)."""
+        cfg = self.config
+        attempt = tries.Attempt("lk")
+        pts0 = self._prev_pts
+        if pts0 is None or len(pts0) < cfg.min_inliers:
+            attempt.reason = f"{0 if pts0 is None else len(pts0)} corners on the previous frame (low texture)"
+            return attempt
+        z, has_z = sample_depth(self._prev_depth, pts0, gray.shape[::-1], cfg.min_depth, cfg.max_depth)
+
+        def guided() -> tuple[np.ndarray, np.ndarray]:
+            uv, zc = project(backproject(pts0, np.where(has_z, z, 1.0), k_w), invert_se3(pred_ref_cur), k_w)
+            guess = np.where((has_z & (zc > 1e-3))[:, None] & np.isfinite(uv), uv, pts0).astype(np.float32)
+            return track(self._prev_gray, gray, pts0, self._tracking, guess)
+
+        if older_ref and has_z.any():
+            # From a keyframe the corners have moved over several frames: start from the prediction.
+            pts1, ok = guided()
+        else:
+            pts1, ok = track(self._prev_gray, gray, pts0, self._tracking)
+            if (hybrid and cfg.net_flow_guess and net is not None and has_z.any()
+                    and ok.sum() < 0.5 * len(pts0)):
+                # Few tracks unguided (fast motion, blur): retry from where the net's motion puts
+                # each corner; keep the better. Only then: a wrong net (other domain, wrong scale)
+                # must not spoil tracking that works on its own (TUM: 11 fallbacks when always guided).
+                pts1_g, ok_g = guided()
+                if ok_g.sum() > ok.sum():
+                    pts1, ok = pts1_g, ok_g
+                    attempt.extra["net_guided_tracking"] = True
+        return tries.solve(cfg, self._pnp, attempt, pts0[ok], pts1[ok], z[ok], has_z[ok],
+                           invert_se3(hypothesis) if hypothesis is not None else None, depth, k_w, gray.shape[::-1])
+
+    def _descriptor_attempt(self, gray: np.ndarray, k_w: np.ndarray, depth: np.ndarray | None,
+                            prior_ref_cur: np.ndarray) -> tries.Attempt:
+        """Descriptor matches reference -> current, searched around where the prior puts each feature."""
+        cfg = self.config
+        if self._ref_features is None:
+            self._ref_features = self._matcher.describe(self._prev_gray)
+        self._cur_features = self._matcher.describe(gray)
+        wh = gray.shape[::-1]
+        prior = invert_se3(prior_ref_cur)
+        for window_prior in (prior, None):
+            # Within the prior's window first; where that gives no motion (the prior was wrong: a
+            # turn reversed, a net off its domain), over the whole image.
+            uv0, uv1, z, has_z, guided = tries.descriptor_correspondences(
+                self._matcher, self._ref_features, self._cur_features, self._prev_depth,
+                lambda d, uv: sample_depth(d, uv, wh, cfg.min_depth, cfg.max_depth), k_w, window_prior)
+            attempt = tries.solve(cfg, self._pnp, tries.Attempt("descriptor"), uv0, uv1, z, has_z, prior, depth,
+                                  k_w, wh)
+            attempt.extra["descriptor_guided"] = guided
+            if attempt.result is not None or not guided:
+                break
+        return attempt
