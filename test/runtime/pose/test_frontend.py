@@ -99,7 +99,8 @@ def test_depth_cache_waits_for_a_late_depth_then_stops_waiting_for_a_silent_sour
 
 def test_front_end_with_depth_from_the_cache(seq):
     cache = DepthCache()
-    fe = PoseFrontEnd(PoseEstimatorConfig(pose_source="geometric"), "depth_topic", cache, depth_wait_s=1.0)
+    fe = PoseFrontEnd(PoseEstimatorConfig(pose_source="geometric"), "depth_topic", cache,
+                      depth_wait_s=5.0)       # ends as soon as the depth is in: long only for a loaded machine
     pose = np.eye(4)
     for i in range(len(seq)):
         # The depth node (in parallel) publishes frame i's depth a little after frame i came in;
