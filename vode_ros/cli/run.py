@@ -78,6 +78,7 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         per_node["odometry"]["scale_mode"] = "model" if args.scale_mode in ("model", "none") else "from_depth"
     if args.domain is not None:
         per_node["depth"]["domain"] = args.domain
+        per_node["odometry"]["domain"] = args.domain       # off the pose net's domain: its rotation only
     for option in ("pose_source", "geometry_depth"):
         if getattr(args, option, None):
             per_node["odometry"][option] = getattr(args, option)

@@ -86,6 +86,8 @@ class OdometryNode(VodeNodeBase):
                       low=1e-6, high=1e6)
         self._declare("scale_mode", "model", "model | none | from_depth (follow the depth node's scale on vode/status)",
                       choices=("model", "none", "from_depth"))
+        self._declare("domain", "", "what the camera sees, e.g. driving or indoor ('' = not said): off the pose "
+                      "net's training domain (or field of view) hybrid takes only its rotation, not its translation")
         self._declare("refine_pose", False, "refine the pose net's motion by direct photometric alignment "
                       "(vode_ros.runtime.direct_refine, LKVO/DDVO); runs depth.onnx on every frame too")
         self._declare("refine_iters", 10, "Gauss-Newton steps per pyramid level (refine_pose)", low=1, high=100)
@@ -113,7 +115,8 @@ class OdometryNode(VodeNodeBase):
         settings = OdometrySettings(self.pose_params.config({}), self.pose_params.geometry, self.t_base_cam,
                                     net_scale=float(p("scale")), refine_net=refine,
                                     refine_iters=int(p("refine_iters")), max_frame_gap=float(p("max_frame_gap")),
-                                    max_bridge_gap=float(p("max_bridge_gap")), depth_wait_s=float(p("depth_wait")))
+                                    max_bridge_gap=float(p("max_bridge_gap")), depth_wait_s=float(p("depth_wait")),
+                                    domain=str(p("domain")))
         self.pipeline = OdometryPipeline(self.model, settings, self.pose_params.cache, self.stereo_share,
                                          depth_model=self._load_depth() if refine else None)
         self.pose_params.log_choice()
@@ -126,7 +129,7 @@ class OdometryNode(VodeNodeBase):
         self.params.on_change(["pose_std_xyz", "pose_std_rpy"], self._set_covariance)
         self.params.on_change(["scale", "scale_mode"], self._set_scale)
         self.params.on_change(["refine_pose"], self._set_refine)
-        self.params.on_change(["refine_iters", "max_frame_gap", "max_bridge_gap"], self._set_settings)
+        self.params.on_change(["refine_iters", "max_frame_gap", "max_bridge_gap", "domain"], self._set_settings)
 
     # -- live parameter changes (checked values; called from the parameter callback) ------
     def _publish_mount(self) -> None:
@@ -176,6 +179,7 @@ class OdometryNode(VodeNodeBase):
             s.refine_iters = int(values.get("refine_iters", s.refine_iters))
             s.max_frame_gap = float(values.get("max_frame_gap", s.max_frame_gap))
             s.max_bridge_gap = float(values.get("max_bridge_gap", s.max_bridge_gap))
+            s.domain = str(values.get("domain", s.domain))        # the pose net's gate decides again
 
     def _on_status(self, msg: VodeStatus) -> None:
         if msg.node == "depth" and msg.scale > 0 and np.isfinite(msg.scale):
@@ -204,6 +208,9 @@ class OdometryNode(VodeNodeBase):
 
     def scale_info(self) -> tuple[str, float]:
         scale = self.pipeline.settings.net_scale
+        trust = self.pipeline.net_gate.trust
+        if trust is not None and not trust.translation and self.pipeline.settings.pose.pose_source == "hybrid":
+            return trust.reason, scale           # vode/status says the net's translation is not used
         if self.scale_mode == "from_depth":
             return self.depth_scale_source, scale
         return super().scale_info()[0] if self.scale_mode == "model" else RELATIVE, scale

@@ -37,6 +37,7 @@ from vode_ros.runtime.odometry import OdometryIntegrator, scale_motion
 from vode_ros.runtime.pose.config import PoseEstimate, PoseEstimatorConfig
 from vode_ros.runtime.pose.depth_input import DepthCache
 from vode_ros.runtime.pose.frontend import PoseFrontEnd
+from vode_ros.runtime.pose.net_domain import NetDomainGate
 from vode_ros.runtime.stereo_share import StereoDepthShare
 
 
@@ -59,6 +60,7 @@ class OdometrySettings:
     max_frame_gap: float = 1.0           # s: a larger forward jump of the stamps is a gap
     max_bridge_gap: float = 3.0          # s: a gap up to this is bridged at the last velocity; 0 = never
     depth_wait_s: float = 0.5            # geometry_depth depth_topic: longest wait for the previous depth
+    domain: str = ""                     # what the camera sees ('' = not said): gates the pose net's translation
 
 
 @dataclass
@@ -101,6 +103,7 @@ class OdometryPipeline:
         self._previous: np.ndarray | None = None          # (C, H, W) pose-net input of the previous frame
         self._previous_depth: np.ndarray | None = None    # (h, w) depth-net depth of it (refine_net)
         self._last_twist: tuple[np.ndarray, float] | None = None   # (camera T_prev_cur, dt) of the last motion
+        self.net_gate = NetDomainGate(settings.domain)     # the pose net's translation only in its domain
 
     # -- changes between steps --------------------------------------------------------------
     def set_pose_model(self, model: OnnxModel | None, depth_model: OnnxModel | None = None) -> None:
@@ -158,6 +161,8 @@ class OdometryPipeline:
             net_motion = None
         else:
             net_motion = self._net_motion(net_in, image, k) if self.needs_net else None
+            if net_motion is not None and self.settings.pose.pose_source != "net":
+                net_motion = self._gate_net(net_motion, k, image.shape[1], stamp, notes)
         est = self.frontend.step(grey, int(stamp_ns), k, net_t_prev_cur=net_motion, right=right, baseline=baseline,
                                  depth=depth if self.given_depth else None)
         if bridge is not None:
@@ -231,6 +236,16 @@ class OdometryPipeline:
                                     motion, iters=cfg.refine_iters)
         motion[:3, 3] *= cfg.net_scale
         return motion
+
+    def _gate_net(self, motion: np.ndarray, k: np.ndarray, width: int, stamp: float, notes: list) -> np.ndarray:
+        """Off the pose net's domain (runtime.pose.net_domain) its translation gives way to constant velocity."""
+        self.net_gate.domain = self.settings.domain
+        trust, new = self.net_gate.decide(self.pose_model.meta.raw, k, width)
+        if new and not trust.translation:
+            notes.append(("pose_net_domain", trust.reason))
+        if trust.translation:
+            return motion
+        return self.net_gate.rotation_only(motion, self._last_twist, stamp - (self.integrator.last_stamp or stamp))
 
     def _integrate(self, stamp: float, est: PoseEstimate, notes: list) -> OdometryStep:
         if est.source == "start":
