@@ -1,7 +1,7 @@
 """Benchmark of the pose sources (net, geometric, hybrid) over the real sequences with ground truth.
 
     python -m vode_ros.tools.pose_bench [--data ROOT] [--sources net,geometric,hybrid,hybrid+refine]
-        [--modes mono,stereo,rgbd] [--models-dir models] [--json OUT] [--max-frames N]
+        [--modes mono,stereo,rgbd] [--strides 1,2,3,4] [--models-dir models] [--json OUT] [--max-frames N]
 
 For every folder of the data root with poses.txt (KITTI odometry layout), every depth mode the
 folder supports and every pose source, the trajectory of the odometry node's own per-frame work
@@ -12,8 +12,14 @@ scored against the ground truth:
 - ATE after Sim(3) and after SE(3) alignment of the whole trajectory (metres);
 - end drift: end-position error without any alignment, % of the ground-truth path length;
 - t_err (%) / r_err (deg/100 m): KITTI devkit segments over the lengths that fit the clip;
+- path error: estimated path length against the ground truth's, % (meaningful in metric modes);
 - FPS of depth + odometry on this machine (depth net or SGBM, the pose net where the source uses
   it, the estimator), frames processed one after the other.
+
+Beside every sequence, stride and depth mode, a plain classical odometry on the same images and the
+same depth (``vode_ros.tools.classical_vo``: ORB + PnP-RANSAC; mono: essential matrix with the
+depth's length) is scored the same way (source ``classical``; ``--no-baseline`` to skip it).
+``--strides 1,2,3,4`` runs every k-th frame (stamps kept: a lower frame rate, or dropped frames).
 
 Depth modes: ``mono`` the depth net's metric depth (416x128), ``stereo`` SGBM on the rectified
 pair at about 416 px wide, as the odometry node (folders with image_1/), ``rgbd`` the folder's depth_0/.
@@ -35,7 +41,9 @@ from vode_ros.core.trajectory import ate5, ate_rmse, path_length
 from vode_ros.core.stereo_depth import pair_depth
 from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, integrate_sequence
 from vode_ros.runtime.pose.config import PoseEstimatorConfig
+from vode_ros.runtime.pose.config import MATCHERS
 from vode_ros.runtime.pose.depth_input import ESSENTIAL_CHOICES, resolve_length_smoothing, use_essential
+from vode_ros.tools.classical_vo import run_classical
 
 SOURCES = ("net", "geometric", "hybrid", "hybrid+refine")
 MODES = ("mono", "stereo", "rgbd")
@@ -155,6 +163,13 @@ def run_source(seq, frames: dict, source: str, base: PoseEstimatorConfig, progre
     return {"poses": poses, "stats": stats}
 
 
+def _aligned_ate(est: np.ndarray, gt: np.ndarray, align: str) -> float:
+    try:
+        return ate_rmse(est, gt, align)["rmse"]
+    except ValueError:            # an estimate that never moved has no scale to fit
+        return float("nan")
+
+
 def score(est: np.ndarray, gt: np.ndarray) -> dict:
     """The benchmark's metrics of (N, 4, 4) estimated vs ground-truth poses (first frames coincide)."""
     length = path_length(gt)
@@ -163,12 +178,38 @@ def score(est: np.ndarray, gt: np.ndarray) -> dict:
     ke = kitti_errors(est, gt, lengths=lengths) if lengths else {"t_err": float("nan"), "r_err": float("nan")}
     return {
         "ate5": m, "ate5_std": s,
-        "ate_sim3": ate_rmse(est, gt, "sim3")["rmse"],
-        "ate_se3": ate_rmse(est, gt, "se3")["rmse"],
+        "ate_sim3": _aligned_ate(est, gt, "sim3"),
+        "ate_se3": _aligned_ate(est, gt, "se3"),
         "end_drift_pct": float(100.0 * np.linalg.norm(est[-1, :3, 3] - gt[-1, :3, 3]) / max(length, 1e-9)),
         "path_m": length,
+        "path_err_pct": float(100.0 * (path_length(est) - length) / max(length, 1e-9)),
         "t_err": ke["t_err"], "r_err": ke["r_err"], "lengths": [float(x) for x in lengths],
     }
+
+
+CLASSICAL_MODE = {"mono": "mono", "stereo": "stereo", "rgbd": "rgbd"}     # depth mode -> classical_vo mode
+
+
+def run_baseline(frames: dict, k: np.ndarray, mode: str) -> dict:
+    """The classical odometry on the same images and depth -> poses, statistics, ms a frame."""
+    t0 = time.perf_counter()
+    poses, st = run_classical(frames["images"], frames["depths"], k, CLASSICAL_MODE[mode])
+    ms = 1e3 * (time.perf_counter() - t0) / max(len(frames["images"]), 1)
+    return {"poses": poses, "stats": {"fallback": st.failures, "refined": 0,
+                                      "inliers_median": float(np.median(st.inliers)) if st.inliers else None,
+                                      "inlier_ratio_median": None, "rmse_px_median": None}, "ms": ms}
+
+
+def every_kth(seq, frames: dict, stride: int):
+    """The sequence and its prepared frames at every ``stride``-th frame, stamps kept (a lower frame
+    rate, or dropped frames) -> (sequence, frames)."""
+    if stride == 1:
+        return seq, frames
+    sub = replace(seq, left=seq.left[::stride], right=seq.right[::stride] if seq.right is not None else None,
+                  times=seq.times[::stride], poses=seq.poses[::stride] if seq.poses is not None else None,
+                  frame_ids=seq.frame_ids[::stride] if seq.frame_ids is not None else None,
+                  depth=seq.depth[::stride] if seq.depth is not None else None)
+    return sub, {**frames, "images": frames["images"][::stride], "depths": frames["depths"][::stride]}
 
 
 def _fmt(x: float, nd: int) -> str:
@@ -176,17 +217,19 @@ def _fmt(x: float, nd: int) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| sequence | depth | source | frames | ATE-5 (m) | ATE Sim(3) (m) | ATE SE(3) (m) | end drift (% path) "
-            "| t_err (%) | r_err (°/100 m) | fallbacks | inliers (median) | FPS depth+odom |")
-    lines = [head, "|" + "---|" * 13]
+    head = ("| sequence | stride | depth | source | frames | ATE-5 (m) | ATE Sim(3) (m) | ATE SE(3) (m) "
+            "| end drift (% path) | path error (%) | t_err (%) | r_err (°/100 m) | fallbacks | inliers (median) "
+            "| FPS depth+odom |")
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         inl = r["stats"]["inliers_median"]
         name = r["sequence"] + (f" from frame {r['first_frame']}" if r.get("first_frame") else "")
         lines.append(
-            f"| {name} | {r['mode']} | {r['source']} | {r['frames']} | {_fmt(r['ate5'], 4)} ± "
+            f"| {name} | {r.get('stride', 1)} | {r['mode']} | {r['source']} | {r['frames']} | {_fmt(r['ate5'], 4)} ± "
             f"{_fmt(r['ate5_std'], 4)} | {_fmt(r['ate_sim3'], 3)} | {_fmt(r['ate_se3'], 3)} | "
-            f"{_fmt(r['end_drift_pct'], 2)} | {_fmt(r['t_err'], 2)} | {_fmt(r['r_err'], 2)} | "
-            f"{r['stats']['fallback']} | {'—' if inl is None else int(inl)} | {_fmt(r['fps'], 1)} |")
+            f"{_fmt(r['end_drift_pct'], 2)} | {_fmt(r.get('path_err_pct', float('nan')), 1)} | {_fmt(r['t_err'], 2)} | "
+            f"{_fmt(r['r_err'], 2)} | {r['stats']['fallback']} | {'—' if inl is None else int(inl)} | "
+            f"{_fmt(r['fps'], 1)} |")
     return "\n".join(lines)
 
 
@@ -215,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
                     help="the speed filtered over frames (alpha-beta, gain 1 - A), A in [0, 1) (the odometry node's parameter; "
                          "negative = auto: 0.7 in mono, 0 otherwise)")
+    ap.add_argument("--strides", default="1", help="comma list of k: every k-th frame, stamps kept (e.g. 1,2,3,4)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the classical odometry beside each run")
+    ap.add_argument("--matcher", default=PoseEstimatorConfig.matcher, choices=MATCHERS,
+                    help="correspondences: LK, descriptors, or LK with descriptors where LK fails (auto)")
+    ap.add_argument("--no-plausibility", action="store_true", help="take motions of any length (no check)")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
@@ -225,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     sources = [s for s in args.sources.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
+    try:
+        strides = [int(x) for x in args.strides.split(",") if x]
+    except ValueError:
+        strides = [0]
+    if not strides or min(strides) < 1:
+        ap.error(f"--strides must be a comma list of whole numbers >= 1, got {args.strides!r}")
     for s in sources:
         if s not in SOURCES:
             ap.error(f"unknown source {s!r}; use {', '.join(SOURCES)}")
@@ -239,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         seqs = [s for s in seqs if s.name in wanted]
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
-    base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes)
+    base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes,
+                               matcher=args.matcher, plausibility=not args.no_plausibility)
     rows = []
     for folder in seqs:
         try:
@@ -252,45 +307,72 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mode == "rgbd" and (seq.depth is None or all(d is None for d in seq.depth)):
                 continue
-            frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div,
-                             camera_height=args.camera_height)
-            n = len(frames["images"])
+            all_frames = prepare(seq, mode, nets, args.max_frames, sgbm_div=args.sgbm_div,
+                                 camera_height=args.camera_height)
             mode_cfg = replace(base, essential=use_essential(args.essential, mode),
                                length_smoothing=resolve_length_smoothing(args.length_smoothing, mode))
-            for source in sources:
-                out = run_source(seq, frames, source, mode_cfg)
-                st = out["stats"]
-                ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
-                t_net = float(np.mean(st["net_ms"])) / 1e3 if st["net_ms"] and source != "geometric" else 0.0
-                fps = 1.0 / max(frames["t_depth"] + t_net + ms, 1e-9)
-                row = {"sequence": folder.name, "first_frame": args.first_frame,
-                       "mode": mode + ("+camera_height" if mode == "mono" and args.camera_height else "")
-                       + ("+essential" if mode_cfg.essential else "")
-                       + (f"+speed{mode_cfg.length_smoothing:g}" if mode_cfg.length_smoothing else ""),
-                       "source": source,
-                       "frames": n,
-                       **score(out["poses"], gt[:n]), "fps": fps,
-                       "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * t_net,
-                                   "estimator": 1e3 * ms},
-                       "stats": {"fallback": int(st["fallback"]), "refined": int(st["refined"]),
-                                 "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
-                                 "inlier_ratio_median": (float(np.median(st["inlier_ratio"]))
-                                                         if st["inlier_ratio"] else None),
-                                 "rmse_px_median": float(np.median(st["rmse_px"])) if st["rmse_px"] else None}}
-                rows.append(row)
-                print(f"{folder.name} {mode} {source}: ATE-5 {row['ate5']:.4f} m, end drift "
-                      f"{row['end_drift_pct']:.2f} %, {fps:.1f} FPS", file=sys.stderr, flush=True)
+            mode_name = (mode + ("+camera_height" if mode == "mono" and args.camera_height else "")
+                         + ("+essential" if mode_cfg.essential else "")
+                         + (f"+speed{mode_cfg.length_smoothing:g}" if mode_cfg.length_smoothing else ""))
+            for stride in strides:
+                sub, frames = every_kth(seq, all_frames, stride)
+                n = len(frames["images"])
+                if n < 5:
+                    print(f"{folder.name} stride {stride}: {n} frames, fewer than ATE-5 needs; skipped", file=sys.stderr)
+                    continue
+                common = {"sequence": folder.name, "first_frame": args.first_frame, "stride": stride, "mode": mode_name,
+                          "frames": n}
+                for source in sources:
+                    rows.append(_source_row(sub, frames, source, mode_cfg, gt[:n * stride:stride], common))
+                if not args.no_baseline:
+                    rows.append(_baseline_row(sub, frames, mode, gt[:n * stride:stride], common))
             _write_json(args.json, base, rows, args.sgbm_div)      # after every depth mode: a long run leaves what it measured
     print(markdown(rows))
     return 0
 
 
+def _source_row(seq, frames: dict, source: str, cfg: PoseEstimatorConfig, gt: np.ndarray, common: dict) -> dict:
+    out = run_source(seq, frames, source, cfg)
+    st = out["stats"]
+    n = len(frames["images"])
+    ms = float(np.mean(st["ms"][1:])) / 1e3 if n > 1 else 0.0
+    t_net = float(np.mean(st["net_ms"])) / 1e3 if st["net_ms"] and source != "geometric" else 0.0
+    fps = 1.0 / max(frames["t_depth"] + t_net + ms, 1e-9)
+    row = {**common, "source": source, **score(out["poses"], gt), "fps": fps,
+           "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 1e3 * t_net, "estimator": 1e3 * ms},
+           "stats": {"fallback": int(st["fallback"]), "refined": int(st["refined"]),
+                     "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
+                     "inlier_ratio_median": float(np.median(st["inlier_ratio"])) if st["inlier_ratio"] else None,
+                     "rmse_px_median": float(np.median(st["rmse_px"])) if st["rmse_px"] else None}}
+    _say(row)
+    return row
+
+
+def _baseline_row(seq, frames: dict, mode: str, gt: np.ndarray, common: dict) -> dict:
+    out = run_baseline(frames, seq.k, mode)
+    fps = 1.0 / max(frames["t_depth"] + out["ms"] / 1e3, 1e-9)
+    row = {**common, "source": "classical", **score(out["poses"], gt), "fps": fps,
+           "time_ms": {"depth": 1e3 * frames["t_depth"], "pose_net": 0.0, "estimator": out["ms"]},
+           "stats": out["stats"]}
+    _say(row)
+    return row
+
+
+def _say(row: dict) -> None:
+    print(f"{row['sequence']} stride {row['stride']} {row['mode']} {row['source']}: ATE-5 {row['ate5']:.4f} m, "
+          f"end drift {row['end_drift_pct']:.2f} %, path {row['path_err_pct']:+.1f} %, {row['fps']:.1f} FPS",
+          file=sys.stderr, flush=True)
+
+
 def _write_json(path: Path | None, base: PoseEstimatorConfig, rows: list[dict], sgbm_div: int | None) -> None:
     if path is None:
         return
+    from vode_ros.core.atomic_file import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
     div = sgbm_div or "auto (about 416 px wide)"
-    path.write_text(json.dumps({"config": asdict(base), "sgbm_div": div, "rows": rows}, indent=1))
+    with atomic_write(path) as fh:
+        fh.write(json.dumps({"config": asdict(base), "sgbm_div": div, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
