@@ -9,11 +9,20 @@ An image that comes in (already counted in by the node) ends here in exactly one
 
 Images are decoded (nodes.ros_msgs), checked (core.input_checks), rectified by their CameraInfo
 where they are raw (core.rectify) and, in stereo, paired with the right image of the same stamp
-(runtime.stereo_sync). A silent right camera is measured in stamp time: after ``stereo_timeout``
-of left images without a right one, the left images go on alone.
+(runtime.stereo_sync).
+
+Stereo, live cameras (best effort): the newest pair wins, and a silent right camera is measured in
+stamp time: after ``stereo_timeout`` of left images without a right one, the left images go on alone.
+Stereo, reliable input (lossless replay): a pair is one unit of work. The right camera has its own
+callback group, so a right image is taken while a left one waits; a left image waits (back-pressure on
+its reliable reader) while ``queue_size`` left images already wait for their partners, and a right
+image likewise, so neither camera runs ahead of the other and a late partner is matched by stamp
+instead of given up. The right camera is silent only when no right image has come for
+``stereo_timeout`` of wall time while left images wait and no pair is on its way to the worker.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -78,6 +87,16 @@ class CameraInput:
         # Input callbacks in their own group: a reliable subscription blocked by back-pressure
         # must not hold up the diagnostics timer or the parameter services.
         self.group = MutuallyExclusiveCallbackGroup()
+        # Reliable stereo: the right camera in a group of its own, so that a right image is taken while a
+        # left one waits for its partner (one group would let the waiting side starve the other).
+        self.reliable = reliable
+        self.right_group = MutuallyExclusiveCallbackGroup() if reliable else self.group
+        self.cond = threading.Condition()       # the pairer and the stereo state, shared by both callback groups
+        self.submit_lock = threading.Lock()      # pairs go to the worker one at a time, in the order they were made
+        self.ready_pairs: deque = deque()
+        self.closed = False
+        self.right_busy = False                  # a right image is being handled (or its pair submitted)
+        self.last_right_wall: float | None = None   # monotonic time of the last right image, or of the first left
         self.qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
                     if reliable else qos_profile_sensor_data)
         self.subscriptions: list = []
@@ -86,34 +105,40 @@ class CameraInput:
     def subscribe(self, stereo: bool) -> None:
         """Left image + CameraInfo, and in stereo the right ones (at activation)."""
         p = self.node.params.value
+        with self.cond:
+            self.closed = False
         self._subscribe(CameraInfo, p("camera_info_topic"), self.on_camera_info)
         self._subscribe_image(p("image_topic"), self.on_image)
         if stereo:
-            self._subscribe(CameraInfo, p("right_camera_info_topic"), self.on_right_info)
-            self._subscribe_image(p("right_image_topic"), self.on_right_image)
+            self._subscribe(CameraInfo, p("right_camera_info_topic"), self.on_right_info, self.right_group)
+            self._subscribe_image(p("right_image_topic"), self.on_right_image, self.right_group)
 
     def unsubscribe(self) -> None:
         """No more camera input: images waiting for their CameraInfo or stereo partner are given up."""
+        with self.cond:
+            self.closed = True             # a callback waiting for room or a partner gives up
+            self.cond.notify_all()
         for sub in self.subscriptions:
             self.node.destroy_subscription(sub)
         self.subscriptions.clear()
         accounts = self.node.accounts
-        for _ in range(len(self.parked) + len(self.parked_pairs)):
-            accounts.rejected("inactive")
-        self.parked.clear()
-        self.parked_pairs.clear()
-        for _ in self.pairer.flush_left():
+        with self.cond:
+            waiting = len(self.parked) + len(self.parked_pairs) + len(self.ready_pairs) + len(self.pairer.flush_left())
+            self.parked.clear()
+            self.parked_pairs.clear()
+            self.ready_pairs.clear()
+        for _ in range(waiting):
             accounts.rejected("inactive")
 
-    def _subscribe(self, typ, topic: str, callback) -> None:
+    def _subscribe(self, typ, topic: str, callback, group=None) -> None:
         self.subscriptions.append(self.node.create_subscription(typ, topic, callback, self.qos,
-                                                                callback_group=self.group))
+                                                                callback_group=group or self.group))
 
-    def _subscribe_image(self, topic: str, callback) -> None:
+    def _subscribe_image(self, topic: str, callback, group=None) -> None:
         if self.node.params.value("image_transport") == "compressed":
-            self._subscribe(CompressedImage, topic.rstrip("/") + "/compressed", callback)
+            self._subscribe(CompressedImage, topic.rstrip("/") + "/compressed", callback, group)
         else:
-            self._subscribe(Image, topic, callback)
+            self._subscribe(Image, topic, callback, group)
 
     # -- CameraInfo and rectification -----------------------------------------------------------
     @staticmethod
@@ -139,8 +164,9 @@ class CameraInput:
         self.right_info, self.right_calibration = msg, (None if problem else cal)
         self.right_info_problem = problem and f"right CameraInfo on " \
             f"{self.node.params.value('right_camera_info_topic')} unusable: {problem}"
-        while self.parked_pairs:
-            self._submit_pair(self.parked_pairs.popleft())
+        with self.submit_lock:
+            while self.parked_pairs:
+                self._submit_pair(self.parked_pairs.popleft())
 
     def rectifier(self, cal: Calibration, topic: str) -> tuple[Rectifier | None, np.ndarray, str]:
         """(the remap the images of `topic` go through, or None to use them as they come; (3, 3) K of the
@@ -205,25 +231,55 @@ class CameraInput:
         frame = Frame(msg.header, image, enc, k)
         if not node.stereo:
             return node.submit(frame)
-        # Silence is measured in stamp time, not wall time: under back-pressure (reliable input) the
-        # right images wait behind the left ones without the right camera being silent.
         stamp = stamp_to_sec(msg.header.stamp)
-        self.newest_left = stamp
-        if self.first_left is None or stamp < self.first_left:
-            self.first_left = stamp
-        behind = stamp - (self.last_right if self.last_right is not None else self.first_left)
-        if behind > float(p("stereo_timeout")):
-            for _ in self.pairer.flush_left():
-                node.reject("stereo_unpaired", "left image without a right partner given up")
-            self.pairer.drop_right_before(stamp)      # right images too old to ever pair (counted)
-            node.problem("right_camera_silent",
-                         f"no image on {p('right_image_topic')} for {behind:.1f} s of left images: "
-                         "the right camera is silent; left images go on alone (depth keeps the last scale)")
+        timeout = float(p("stereo_timeout"))
+        with self.cond:
+            if self.reliable:
+                silent = self._wait_for_room(self.pairer.left, timeout)
+                if silent is None:
+                    return node.reject("inactive", "left image given up: the camera input was deactivated")
+                why = f"no image on {p('right_image_topic')} for {silent:.1f} s while left images wait"
+            else:
+                # Silence in stamp time, not wall time: the right images of a replay may arrive late.
+                if self.first_left is None or stamp < self.first_left:
+                    self.first_left = stamp
+                silent = stamp - (self.last_right if self.last_right is not None else self.first_left)
+                why = f"no image on {p('right_image_topic')} for {silent:.1f} s of left images"
+            self.newest_left = stamp
+            alone = silent > timeout
+            if alone:
+                given_up = self.pairer.flush_left()
+                self.pairer.drop_right_before(stamp)      # right images too old to ever pair (counted)
+            else:
+                pair = self.pairer.add_left(stamp, frame)
+                given_up = self.pairer.take_unpaired_left()
+                if pair is not None:
+                    self.ready_pairs.append(pair)
+            self.cond.notify_all()
+        for _ in given_up:
+            node.reject("stereo_unpaired", f"left image without a right partner given up: stereo pair out of sync, "
+                        f"{self.pairer.unpaired} images without a partner within {self.pairer.slop} s (check "
+                        "stereo_slop and that both cameras are triggered together)")
+        if alone:
+            node.problem("right_camera_silent", f"{why}: the right camera is silent; left images go on alone "
+                         "(depth keeps the last scale)")
             return node.submit(frame)
-        pair = self.pairer.add_left(stamp, frame)
-        self._account_unpaired()
-        if pair is not None:
-            self._submit_pair(pair)
+        self._drain()
+
+    def _wait_for_room(self, queue: deque, timeout: float) -> float | None:
+        """Reliable stereo, under `cond`: wait while `queue` (the pairer's left or right side) is full. Returns how
+        long the right camera has been silent (wall s, 0 while its images come or a pair is on its way), or
+        None once the input is closed."""
+        def silence() -> float:
+            if self.right_busy or self.submit_lock.locked() or self.ready_pairs:
+                return 0.0
+            if self.last_right_wall is None:
+                self.last_right_wall = time.monotonic()     # from the first left image on
+            return time.monotonic() - self.last_right_wall
+
+        while len(queue) >= self.pairer.queue_size and not self.closed and silence() <= timeout:
+            self.cond.wait(0.05)
+        return None if self.closed else silence()
 
     def _park(self, queue: deque, item, reason: str, why: str) -> None:
         """Keep `item` until its CameraInfo comes; beyond `hold` waiting, the oldest is rejected (`reason`)."""
@@ -233,30 +289,57 @@ class CameraInput:
         queue.append(item)
 
     def on_right_image(self, msg) -> None:
+        with self.cond:
+            self.right_busy = True
+        try:
+            self._take_right(msg)
+        finally:
+            with self.cond:
+                self.right_busy = False
+                self.last_right_wall = time.monotonic()
+                self.cond.notify_all()
+
+    def _take_right(self, msg) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
-        if self.last_right is None or stamp > self.last_right or self.last_right - stamp > 1.0:
-            self.last_right = stamp          # (a jump back by more than 1 s: the bag looped)
         try:
             decoded = image_from_msg(msg)
         except ImageDecodeError as exc:
             self.node.problem("right_decode", f"image on {self.node.params.value('right_image_topic')} "
                               f"rejected: {exc}")
             return
-        pair = self.pairer.add_right(stamp, decoded)
-        # A right image older than every left image still to come can never pair: give it up now
-        # (the left it belonged to went on alone, or never came).
-        oldest_left = self.pairer.left[0][0] if self.pairer.left else self.newest_left
-        if oldest_left is not None:
-            self.pairer.drop_right_before(oldest_left)
-        self._account_unpaired()
-        if pair is not None:
-            self._submit_pair(pair)
-
-    def _account_unpaired(self) -> None:
-        for _ in self.pairer.take_unpaired_left():
+        with self.cond:
+            if self.last_right is None or stamp > self.last_right or self.last_right - stamp > 1.0:
+                self.last_right = stamp          # (a jump back by more than 1 s: the bag looped)
+            if self.reliable:                    # the left camera is behind: wait for it (bounded by stereo_timeout)
+                end = time.monotonic() + float(self.node.params.value("stereo_timeout"))
+                while len(self.pairer.right) >= self.pairer.queue_size and not self.closed and time.monotonic() < end:
+                    self.cond.wait(0.05)
+            pair = self.pairer.add_right(stamp, decoded)
+            # A right image older than every left image still to come can never pair: give it up now
+            # (the left it belonged to went on alone, or never came).
+            oldest_left = self.pairer.left[0][0] if self.pairer.left else self.newest_left
+            if oldest_left is not None:
+                self.pairer.drop_right_before(oldest_left)
+            given_up = self.pairer.take_unpaired_left()
+            if pair is not None:
+                self.ready_pairs.append(pair)
+            self.cond.notify_all()
+        for _ in given_up:
             self.node.reject("stereo_unpaired", f"stereo pair out of sync: {self.pairer.unpaired} images without a "
                              f"partner within {self.pairer.slop} s (check stereo_slop and that both cameras are "
                              "triggered together)")
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hand the pairs made so far to the worker, oldest first; with reliable input this blocks while the
+        worker is full (the back-pressure of one pair)."""
+        with self.submit_lock:
+            while True:
+                with self.cond:
+                    if not self.ready_pairs:
+                        return
+                    pair = self.ready_pairs.popleft()
+                self._submit_pair(pair)
 
     def _submit_pair(self, pair) -> None:
         node, p = self.node, self.node.params.value

@@ -1,0 +1,180 @@
+"""Node behaviour a clumsy or hostile user still broke, with real rclpy over DDS: a metric-trust change while
+running, stereo with reliable input on nodes slower than the camera, large images on best-effort input.
+
+Each test's docstring is a row of docs/reliability.md (scripts/reliability_table.py).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from rcl_interfaces.msg import Log
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from vode_ros.core.kitti import load_sequence, read_image
+
+from ros_helpers import Harness, ensure_rclpy
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.needs_data, pytest.mark.needs_models]
+ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(scope="module")
+def seq(kitti_dir):
+    return load_sequence(kitti_dir, max_frames=40)
+
+
+def _image(img: np.ndarray, stamp: float, frame: str) -> Image:
+    msg = Image(height=img.shape[0], width=img.shape[1], encoding="mono8", step=img.shape[1], data=img.tobytes())
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
+    msg.header.frame_id = frame
+    return msg
+
+
+def _settled(node, timeout: float = 60.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if node.accounts.frames_pending == 0 and node.worker.wait_idle(0.5):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_metric_trust_that_flips_while_running_is_said_each_time(models_dir, seq):
+    """`ros2 param set /depth_node domain indoor` on a running depth node fed KITTI frames (a driving model), then
+    back to driving, then indoor again | every frame is processed (before: one frame rejected as
+    `processing_failed: Logger severity cannot be changed between calls`); the "depth is relative" warning is logged
+    each time the model stops being trusted, and vode/status names the scale source
+    """
+    ensure_rclpy()
+    from rclpy.parameter_client import AsyncParameterClient
+
+    from vode_ros.nodes.depth_node import DepthNode
+
+    depth = DepthNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir))])
+    h = Harness([depth])
+    logs: list[Log] = []
+    h.probe.create_subscription(Log, "/rosout", logs.append, ROSOUT)
+    client = AsyncParameterClient(h.probe, "/depth_node")
+    try:
+        assert h.wait_connected() and client.wait_for_services(10.0)
+        t = 3000.0
+        for domain in ("", "indoor", "driving", "indoor"):
+            if domain:      # as `ros2 param set`: through the node's parameter service
+                future = client.set_parameters([Parameter("domain", value=domain)])
+                assert h.wait_for(future.done, 10.0) and future.result().results[0].successful
+            for _ in range(2):
+                before = depth.frames_out
+                h.publish_frame(read_image(seq.left[int(t) % len(seq)]), "mono8", seq.k, t)
+                assert h.wait_for(lambda b=before: depth.frames_out > b or depth.frames_rejected, 30.0)
+                t += 0.1
+        assert _settled(depth)
+        snap = depth.accounts.snapshot()
+        assert snap.rejected == {} and snap.frames_out == 8, snap
+        warnings = [m.msg for m in logs if m.name == "depth_node" and m.level == 30 and "depth is relative" in m.msg]
+        assert len(warnings) == 2, [m.msg for m in logs if m.name == "depth_node"]
+        assert "this camera is indoor" in warnings[0]
+        assert h.wait_for(lambda: h.got["status"] and "depth is relative" in h.got["status"][-1].scale_source, 10.0)
+    finally:
+        h.close()
+
+
+class _SlowDepthNode:
+    """The depth node with a fixed delay per frame: a node slower than the camera (made in the test, so the
+    node's own code is what runs)."""
+
+    delay_s = 0.2
+
+    @classmethod
+    def make(cls, **kwargs):
+        from vode_ros.nodes.depth_node import DepthNode
+
+        class SlowDepthNode(DepthNode):
+            def process(self, frame):
+                time.sleep(cls.delay_s)
+                super().process(frame)
+
+        return SlowDepthNode(**kwargs)
+
+
+def _stereo_pairs(h, seq, n: int, t0: float, hz: float, lag: int, left_pub, right_pub, info_pub, right_info_pub):
+    """n pairs at `hz`, each left CameraInfo + image, the right ones `lag` frames later (a late right camera)."""
+    from vode_ros.core.kitti import read_image as read
+
+    baseline = seq.baseline or 0.54
+
+    def right(i: int) -> None:
+        t = t0 + i / hz
+        rinfo = h.camera_info(seq.k, *seq.image_size, t, "camera_right_optical_frame")
+        p = np.array(rinfo.p).reshape(3, 4)
+        p[0, 3] = -seq.k[0, 0] * baseline
+        rinfo.p = p.reshape(-1).tolist()
+        right_info_pub.publish(rinfo)
+        right_pub.publish(_image(read(seq.right[i % len(seq)]), t, "camera_right_optical_frame"))
+
+    for i in range(n + lag):
+        t = t0 + i / hz
+        if i < n:
+            info_pub.publish(h.camera_info(seq.k, *seq.image_size, t, "camera_left_optical_frame"))
+            left_pub.publish(_image(read(seq.left[i % len(seq)]), t, "camera_left_optical_frame"))
+        if i >= lag:
+            right(i - lag)
+        time.sleep(1.0 / hz)
+
+
+@pytest.mark.needs_stereo_data
+@pytest.mark.parametrize("lag", [0, 6], ids=["together", "right_6_frames_late"])
+def test_reliable_stereo_on_a_node_slower_than_the_camera_processes_every_pair(models_dir, seq, lag):
+    """stereo with reliable_input on a node slower than the camera (40 pairs at 20 Hz, 0.2 s of work each,
+    reliable_queue_size 2), both cameras together or the right one 6 frames late | every pair is processed, in
+    stamp order: the right camera has its own callback group, back-pressure holds each camera per pair, a late
+    right image is matched by stamp (not called silent), nothing is `stereo_unpaired`; in = out + dropped +
+    rejected + pending at every moment (before: pairs rejected as `stereo_unpaired` once the lefts ran ahead of
+    their partners by the pairer's queue, and "the right camera is silent; left images go on alone")
+    """
+    ensure_rclpy()
+    params = [Parameter("model_dir", value=str(models_dir)), Parameter("mode", value="stereo"),
+              Parameter("reliable_input", value=True), Parameter("reliable_queue_size", value=2),
+              Parameter("scale_mode", value="stereo")]
+    depth = _SlowDepthNode.make(parameter_overrides=params)
+    h = Harness([depth])
+    left_pub = h.probe.create_publisher(Image, "/camera/left/image_raw", KEEP_ALL)
+    info_pub = h.probe.create_publisher(CameraInfo, "/camera/left/camera_info", KEEP_ALL)
+    right_pub = h.probe.create_publisher(Image, "/camera/right/image_raw", KEEP_ALL)
+    right_info_pub = h.probe.create_publisher(CameraInfo, "/camera/right/camera_info", KEEP_ALL)
+    stamps: list[float] = []
+    h.probe.create_subscription(Image, "/depth/image", lambda m: stamps.append(m.header.stamp.sec
+                                                                               + m.header.stamp.nanosec * 1e-9),
+                                QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    n = 40
+    try:
+        assert h.wait_for(lambda: all(p.get_subscription_count() >= 1 for p in (left_pub, info_pub, right_pub,
+                                                                                 right_info_pub)), 20.0)
+        time.sleep(0.5)
+        balanced = []
+        sampler_stop = []
+
+        def sample():
+            while not sampler_stop:
+                balanced.append(depth.accounts.snapshot().balanced())
+                time.sleep(0.01)
+
+        import threading
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _stereo_pairs(h, seq, n, 4000.0 + 100 * lag, 20.0, lag, left_pub, right_pub, info_pub, right_info_pub)
+        assert _settled(depth, 90.0)
+        sampler_stop.append(True)
+        sampler.join(2.0)
+        snap = depth.accounts.snapshot()
+        assert snap.frames_in == n and snap.frames_out == n and snap.rejected == {} and snap.frames_dropped == 0, snap
+        assert all(balanced) and len(balanced) > 10
+        assert "right_camera_silent" not in depth._problems, depth._problems
+        assert h.wait_for(lambda: len(stamps) == n, 10.0) and stamps == sorted(stamps)
+    finally:
+        h.close()
