@@ -32,7 +32,9 @@ the benchmark, the evaluation and the node) -> the camera trajectory; against ``
 ATE-5 (SfMLearner protocol, snippets of the integrated trajectory),
 full-trajectory ATE after Sim(3) and SE(3), KITTI t_err / r_err after 'none', 'scale' and
 'sim3' alignment (lengths: the devkit's that fit, else multiples of 10 m, or 1 m, that fit), RPE
-(1 frame, after Sim(3)), and evo's APE / RPE when evo is installed.
+(1 frame, after Sim(3)), and evo's APE / RPE when evo is installed. Beside them the same figures of
+a plain classical odometry on the same images and depth (``tools.classical_vo``: ORB + PnP-RANSAC,
+mono: essential matrix with the depth's length), the bar the estimator has to clear.
 
 Bad input raises :class:`EvalInputError` (the CLI prints it and exits with 2).
 """
@@ -284,6 +286,11 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
                                  length_smoothing=resolve_length_smoothing(length_smoothing, depth_mode))
     out = run_source(seq, frames, pose_source, config, progress=show)
     st = out["stats"]
+    classical = None
+    if depth_mode != "none":           # the classical odometry on the same images and depth
+        from vode_ros.tools.pose_bench import run_baseline
+
+        classical = run_baseline(frames, seq.k, depth_mode)
     stats = {"fallbacks": int(st["fallback"]), "essential": config.essential,
              "length_smoothing": config.length_smoothing,
              "inliers_median": float(np.median(st["inliers"])) if st["inliers"] else None,
@@ -291,7 +298,8 @@ def predict_trajectory(seq, pose_source: str = "net", depth_mode: str = "none", 
              "rmse_px_median": float(np.nanmedian(st["rmse_px"])) if st["rmse_px"] else None,
              "ms": {"depth": 1e3 * frames["t_depth"],
                     "pose_net": float(np.mean(st["net_ms"])) if st["net_ms"] and pose_source != "geometric" else 0.0,
-                    "estimator": float(np.mean(st["ms"][1:])) if len(st["ms"]) > 1 else 0.0}}
+                    "estimator": float(np.mean(st["ms"][1:])) if len(st["ms"]) > 1 else 0.0},
+             "classical": classical}
     return out["poses"], stats, models
 
 
@@ -325,6 +333,14 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         raise EvalInputError(str(exc)) from exc
     seconds = time.perf_counter() - t0
     gt = np.linalg.inv(seq.poses[0]) @ seq.poses        # frame 0 at the origin, like est
+    classical = stats.pop("classical")
+    if classical is not None:
+        from vode_ros.tools.pose_bench import score
+
+        classical = {**score(classical["poses"], gt), "ms": classical["ms"], "failures": classical["stats"]["fallback"],
+                     "method": "ORB (2,000) + brute-force Hamming cross-check + the previous frame's depth + "
+                               "PnP-RANSAC at 2 px" + (", essential matrix for rotation and direction"
+                                                         if depth_mode == "mono" else "") + ", frame to frame"}
     ate5_mean, ate5_std = tj.ate5(est, gt)
     ate = {a: tj.ate_rmse(est, gt, a) for a in ("sim3", "se3", "scale")}
     if lengths is None:
@@ -355,6 +371,7 @@ def evaluate_pose(data: str | Path, model_dir: str | Path | None = None,
         "rpe": rpe,
         "ape": ape,
         "evo": evo if evo is not None else "evo not installed (pip install evo)",
+        "classical": classical if classical is not None else "no depth (pose source net): no classical baseline",
         "per_frame_error_sim3": per_frame,
         "pose_source": pose_source,
         "keyframes": keyframes,
@@ -438,6 +455,14 @@ def format_pose(result: dict) -> str:
              f"ATE full, Sim(3) aligned  {result['ate']['sim3']['rmse']:.4f} m (scale {result['ate']['sim3']['scale']:.3f})",
              f"ATE full, SE(3) aligned   {result['ate']['se3']['rmse']:.4f} m",
              f"end drift (no alignment)  {result['end_drift_pct']:.2f} % of the path"]
+    c = result.get("classical")
+    if isinstance(c, dict):
+        ours_path = 100.0 * (result["path_length_est"] / max(result["path_length_gt"], 1e-9) - 1.0)
+        lines.append(f"classical baseline, same inputs ({c['method']}): ATE-5 {c['ate5']:.4f} ± {c['ate5_std']:.4f} m, "
+                     f"ATE Sim(3) {c['ate_sim3']:.4f} m, end drift {c['end_drift_pct']:.2f} %, path "
+                     f"{c['path_err_pct']:+.1f} % (ours {ours_path:+.1f} %)")
+    elif c:
+        lines.append(f"classical baseline: {c}")
     lens = ", ".join(f"{x:g}" for x in result["lengths"]) or "none fits"
     lines.append(f"KITTI t_err / r_err over lengths [{lens}] m, segments every {result['settings']['step_size']} frames:")
     for a, r in result["kitti"].items():
