@@ -10,7 +10,9 @@ pose.onnx:  input ``frames`` float32 [1, 2C, H, W] = [target = current, source =
 Metadata (``metadata_props``, all strings): vode.kind, vode.method, vode.input_width,
 vode.input_height, vode.channels, vode.color, vode.mean, vode.std (JSON lists), vode.metric_scale,
 vode.min_depth, vode.max_depth, vode.trained_on, vode.train_steps, vode.created (ISO 8601),
-vode.onnx_parity_max_abs, plus vode.output (a one-line description of the output).
+vode.onnx_parity_max_abs, plus vode.output (a one-line description of the output); where the training
+frames are on the machine, vode.train_depth_range (JSON: the depth percentiles p5 / p50 / p95 and their
+spread p95/p5 that the depth net predicts on its training frames; ``depth_range.py``).
 
 Extra inputs / outputs (recurrent state): a module from ``export_modules`` may have a method
 ``onnx_io()`` returning {"input_names", "output_names", "make_inputs": fn(the default input above)
@@ -112,8 +114,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
     """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report."""
     import onnxruntime as ort
 
-    from .data import describe_data, training_cameras
     from .checkpoint import load_checkpoint, method_from_checkpoint
+    from .data import describe_data, training_cameras
+    from .depth_range import depth_range_metadata
 
     ckpt = load_checkpoint(checkpoint)
     method = method_from_checkpoint(ckpt)
@@ -144,6 +147,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
     }
     modules = method.export_modules()
     camera_meta = _camera_metadata(training_cameras(cfg), d.get("domain", ""))
+    camera_meta.update(depth_range_metadata(method, cfg))   # the scene the metres hold in (metric_trust)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     report: dict[str, Any] = {"real_input": real is not None, "files": {}}
     tmps: list[tuple[Path, Path]] = []

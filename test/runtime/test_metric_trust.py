@@ -56,3 +56,36 @@ def test_auto_falls_back_in_order():
 def test_explicit_mode_is_kept_with_the_check_as_reason():
     d = choose_scale_source("model", DRIVING, 63.5)
     assert d.source == "model" and d.trusted is False and "outside" in d.reason
+
+
+# -- the scene itself (runtime.metric_trust.SceneMonitor / scene_problem) ---------------------------
+from vode_ros.runtime.metric_trust import SceneEvidence, SceneMonitor, scene_problem  # noqa: E402
+
+RANGE = {**DRIVING, "vode.train_depth_range": json.dumps({"p5": 6.2, "p50": 12.8, "p95": 43.8, "spread": 7.1})}
+
+
+def test_a_stereo_pair_that_disagrees_with_the_model_overrules_the_field_of_view():
+    off = SceneEvidence(frames=10, spread=6.0, stereo_ratio=1 / 5.6, stereo_frames=10)   # model 5.6x too far
+    d = choose_scale_source("auto", RANGE, 81.6, scene=off)
+    assert d.source == "none" and not d.trusted and "x5.60 off" in d.reason
+    ok = SceneEvidence(frames=10, spread=6.0, stereo_ratio=1.1, stereo_frames=10)
+    assert choose_scale_source("auto", RANGE, 81.6, scene=ok).source == "model"
+    assert scene_problem(RANGE, SceneEvidence(frames=2, stereo_ratio=0.1, stereo_frames=2)) is None   # too few yet
+
+
+def test_mode_stereo_always_takes_the_pair_and_keeps_the_model_check_as_reason():
+    d = choose_scale_source("auto", RANGE, 81.6, have_stereo=True)
+    assert d.source == "stereo" and "until a right image arrives" in d.reason and "metric model trained" in d.reason
+
+
+def test_depth_spread_against_the_training_range():
+    flat = SceneEvidence(frames=10, spread=3.0)
+    d = choose_scale_source("auto", RANGE, 81.6, scene=flat)
+    assert d.source == "none" and "x3.0" in d.reason and "x7.1" in d.reason
+    assert choose_scale_source("auto", DRIVING, 81.6, scene=flat).source == "model"   # no range recorded: FOV alone
+    mon = SceneMonitor()
+    for _ in range(6):
+        mon.observe(np.geomspace(2.0, 6.0, 400).reshape(20, 20).astype(np.float32), stereo_ratio=None)
+    ev = mon.evidence()
+    assert ev.frames == 6 and ev.spread == pytest.approx(3.0 ** 0.9, rel=0.02)   # (6 / 2) over 90 % of a log range
+    assert np.isnan(ev.stereo_ratio)

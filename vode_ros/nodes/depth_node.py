@@ -1,7 +1,9 @@
 """Depth node: camera image + CameraInfo -> depth image (32FC1, metres, REP-118).
 
 Publishes, with the input image's header (same stamp and optical frame):
-  depth/image        sensor_msgs/Image 32FC1, metres, at the network's resolution
+  depth/image        sensor_msgs/Image 32FC1, metres, at the network's resolution; in mode stereo
+                     the pair's SGBM fused with the scaled net (fuse_stereo, core.depth_fusion)
+  depth/confidence   32FC1 0..1 beside a fused depth: probability the pixel is within 10 % (mode stereo)
   depth/camera_info  the pinhole camera of that image: the rectified input camera (P) rescaled to
                      that resolution (as image_proc resize), no distortion
   depth/color        bgr8 colourised inverse depth, for viewers
@@ -57,6 +59,8 @@ class DepthNode(VodeNodeBase):
         self._declare("camera_height", 1.65, "camera height over the ground, m (scale_mode camera_height)",
                       low=0.05, high=10.0)
         self._declare("scale_smoothing", 0.9, "weight of the previous scale estimate (EMA)", low=0.0, high=1.0)
+        self._declare("fuse_stereo", True, "mode stereo: publish the pair's SGBM fused with the scaled net "
+                      "(SGBM where valid, the net in holes and far range) and depth/confidence", live=False)
         self._declare("publish_color", True, "publish depth/color (bgr8)")
         self._declare("color_max_depth", 40.0, "depth shown darkest in depth/color, m", low=0.6, high=10000.0)
         self._declare("publish_points", False, "publish depth/points (PointCloud2)")
@@ -67,7 +71,8 @@ class DepthNode(VodeNodeBase):
     def build(self) -> None:
         p = self.params.value
         settings = DepthSettings(p("scale_mode"), str(p("domain")), float(p("camera_height")),
-                                 float(p("scale_smoothing")), have_stereo=p("mode") == "stereo")
+                                 float(p("scale_smoothing")), have_stereo=p("mode") == "stereo",
+                                 fuse_stereo=bool(p("fuse_stereo")))
         self.pipeline = DepthPipeline(self.model, settings, self.stereo_share)
         self.params.on_change(["scale_mode", "domain"], self._set_scale_mode)
         self.params.on_change(["camera_height"], lambda v: self._set_scaler("camera_height", float(v["camera_height"])))
@@ -77,6 +82,7 @@ class DepthNode(VodeNodeBase):
         self.depth_pub = self.create_publisher(Image, "depth/image", qos)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", qos)
         self.color_pub = self.create_publisher(Image, "depth/color", qos)
+        self.confidence_pub = self.create_publisher(Image, "depth/confidence", qos)
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", qos)
         self.adaptation = AdaptationHook(self)      # adapt_* parameters, ~/save_adapted; off unless adapt:=true
 
@@ -127,6 +133,8 @@ class DepthNode(VodeNodeBase):
                 self.get_logger().info(message)
         depth, k_net = out.depth, out.k_net
         self.depth_pub.publish(image_to_msg(depth, "32FC1", frame.header))
+        if out.confidence is not None:
+            self.confidence_pub.publish(image_to_msg(out.confidence, "32FC1", frame.header))
         if self.depth_sink is not None:
             self.depth_sink.put(stamp_to_ns(frame.header.stamp), depth)
         h, w = depth.shape

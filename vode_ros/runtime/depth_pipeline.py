@@ -6,12 +6,16 @@
 
 Per frame: preprocessing (OnnxModel.preprocess), inference (DepthNet: inverse depth -> metres,
 focal-length rescaling for metric models), the scale (runtime.scale.ScaleEstimator: model | none |
-stereo | stereo_start | camera_height; ``auto`` decided per model and camera by
-runtime.metric_trust), and the depth times that scale. The stereo scale reads the pair's SGBM map
-from a StereoDepthShare: in `vode run` the odometry's geometry reads the same map, one match per pair.
+stereo | stereo_start | camera_height; ``auto`` decided per model, camera and scene by
+runtime.metric_trust, which the frames' evidence can overturn: the model/stereo ratio, the
+predicted depth's spread against the training frames'), and the depth times that scale. The
+stereo scale reads the pair's SGBM map from a StereoDepthShare: in `vode run` the odometry's
+geometry reads the same map, one match per pair.
 
-Where to plug in: depth fusion or another stereo-scale step goes in :meth:`DepthPipeline._scale`
-(it sees the net's depth, the pair's SGBM map and K at the net's resolution).
+With a stereo pair (``fuse_stereo``, default on) the published depth is the fusion of the pair's
+SGBM and the scaled net (core.depth_fusion: SGBM where it is valid, the net in the holes and far
+range) with a per-pixel confidence (0..1, ``DepthStep.confidence``); without a right image the
+scaled net alone, confidence None.
 
 numpy + OpenCV + ONNX Runtime; no ROS, no torch.
 """
@@ -22,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vode_ros.runtime.inference import DepthNet, OnnxModel
-from vode_ros.runtime.metric_trust import ScaleDecision, choose_scale_source, horizontal_fov_deg
+from vode_ros.runtime.metric_trust import (SceneMonitor, ScaleDecision, choose_scale_source, horizontal_fov_deg,
+                                           scene_problem)
 from vode_ros.runtime.scale import ScaleEstimator, median_ratio, relative_because
 from vode_ros.runtime.stereo_share import StereoDepthShare
 
@@ -34,6 +39,7 @@ class DepthSettings:
     camera_height: float = 1.65       # m, scale_mode camera_height
     scale_smoothing: float = 0.9      # EMA weight of the previous scale estimate
     have_stereo: bool = False         # a right camera is configured (mode stereo)
+    fuse_stereo: bool = True          # publish SGBM fused with the scaled net (and a confidence) where a pair arrives
 
 
 @dataclass
@@ -43,6 +49,7 @@ class DepthStep:
     net_input: np.ndarray             # (C, h, w) the net's input (the adaptation buffer keeps it)
     scale: float
     notes: list[tuple[str, str]] = field(default_factory=list)   # (info | warning, message) for the log
+    confidence: np.ndarray | None = None   # (h, w) float32 0..1 of the fused depth (stereo pair), else None
 
 
 class DepthPipeline:
@@ -55,6 +62,7 @@ class DepthPipeline:
         self.decision: ScaleDecision | None = None
         self._decision_key: tuple | None = None
         self._last_stamp_ns: int | None = None
+        self.scene = SceneMonitor()                # what the frames say about the model's metres
         self.set_model(model)
         self.set_scale_mode(settings.scale_mode, settings.domain)
 
@@ -65,6 +73,7 @@ class DepthPipeline:
     def set_model(self, model: OnnxModel) -> None:
         self.net = DepthNet(model)
         self._decision_key = None                  # another model: auto decides again
+        self.scene.reset()
 
     def set_scale_mode(self, mode: str, domain: str | None = None) -> None:
         """A new scale source starts from scratch (a stereo scale must not leak into camera_height)."""
@@ -94,49 +103,77 @@ class DepthPipeline:
         if self.model.recurrent and self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
             self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
         self._last_stamp_ns = int(stamp_ns)
-        self._resolve_scale(k, image.shape[1], notes)
         net_in = self.model.preprocess(image, encoding)
         k_net = self.model.intrinsics_for_net(k, (image.shape[1], image.shape[0]))
         depth = self.net(net_in, fx=float(k_net[0, 0]))
-        scale = self._scale(depth, k_net, image, k, stamp_ns, right, baseline)
+        ref = ratio = None
+        if right is not None and baseline:
+            ref = self.stereo_map(image, right, k, baseline, stamp_ns, depth.shape)
+            ratio = median_ratio(ref, depth)
+        self.scene.observe(depth, ratio)
+        self._resolve_scale(k, image.shape[1], notes)
+        scale = self._scale(depth, k_net, ratio)
         if scale != 1.0:
             depth *= np.float32(scale)
-        return DepthStep(depth, k_net, net_in, scale, notes)
+        confidence = None
+        if ref is not None and self.settings.fuse_stereo:
+            fused = self._fuse(depth, ref, image, float(k_net[0, 0]), float(baseline))
+            depth, confidence = fused.depth, fused.confidence
+        return DepthStep(depth, k_net, net_in, scale, notes, confidence)
 
-    def _scale(self, depth: np.ndarray, k_net: np.ndarray, image: np.ndarray, k: np.ndarray, stamp_ns: int,
-               right: np.ndarray | None, baseline: float | None) -> float:
+    def _scale(self, depth: np.ndarray, k_net: np.ndarray, ratio: float | None) -> float:
         """The factor for this frame's depth (h, w): stereo ratio, camera height, or the fixed one."""
         scaler = self.scaler
-        if right is not None and baseline is not None and scaler.needs_stereo and not scaler.frozen:
-            scaler.observe(self.stereo_ratio(image, right, k, baseline, stamp_ns, depth))
+        if ratio is not None and scaler.needs_stereo and not scaler.frozen:
+            scaler.observe(ratio)
         elif scaler.mode == "camera_height":
             scaler.observe_depth(depth, k_net)
         return float(scaler.scale)
 
-    def stereo_ratio(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
-                     depth: np.ndarray) -> float | None:
-        """median(SGBM depth / net depth) over pixels valid in both; the SGBM map (the pair's, shared)
-        is sampled at the net's pixels (nearest)."""
+    @staticmethod
+    def _fuse(depth: np.ndarray, ref: np.ndarray, image: np.ndarray, fx_net: float, baseline: float):
+        """SGBM fused with the scaled net (core.depth_fusion) at the net's size; the image as edge guide."""
+        import cv2
+
+        from vode_ros.core.depth_fusion import fuse_depth
+        from vode_ros.core.image_codec import to_gray
+
+        h, w = depth.shape
+        left = image if image.ndim == 2 else to_gray(image, "rgb8")
+        guide = cv2.resize(left, (w, h), interpolation=cv2.INTER_AREA)
+        return fuse_depth(depth, ref, guide, fx_net, baseline)
+
+    def stereo_map(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
+                   shape: tuple[int, int]) -> np.ndarray:
+        """The pair's SGBM depth (the shared map), sampled at the net's pixels (nearest): (h, w) m, 0 = none."""
         import cv2
 
         from vode_ros.core.image_codec import to_gray
 
         left = image if image.ndim == 2 else to_gray(image, "rgb8")
         ref = self.stereo.depth(stamp_ns, left, right, float(k[0, 0]), float(baseline))
-        h, w = depth.shape
+        h, w = shape
         if ref.shape != (h, w):
             ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_NEAREST)
-        return median_ratio(ref, depth)
+        return ref
+
+    def stereo_ratio(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
+                     depth: np.ndarray) -> float | None:
+        """median(SGBM depth / net depth) over pixels valid in both."""
+        return median_ratio(self.stereo_map(image, right, k, baseline, stamp_ns, depth.shape), depth)
 
     def _resolve_scale(self, k: np.ndarray, width: int, notes: list) -> None:
         """scale_mode auto: decide, per model and camera, whether the model's metres hold (metric_trust)."""
         s = self.settings
         hfov = horizontal_fov_deg(k, width)
-        key = (id(self.model), round(hfov, 1), s.domain, s.scale_mode)
+        scene = self.scene.evidence()
+        verdict = scene_problem(self.model.meta.raw, scene) is not None    # decide again when it turns
+        key = (id(self.model), round(hfov, 1), s.domain, s.scale_mode, verdict)
         if key == self._decision_key:
             return
         self._decision_key = key
-        decision = choose_scale_source(s.scale_mode, self.model.meta.raw, hfov, s.domain, have_stereo=s.have_stereo)
+        decision = choose_scale_source(s.scale_mode, self.model.meta.raw, hfov, s.domain, have_stereo=s.have_stereo,
+                                       scene=scene)
         self.decision = decision
         if s.scale_mode == "auto" and decision.source != self.scaler.mode:
             self.scaler = ScaleEstimator(decision.source, camera_height=self.scaler.camera_height,
