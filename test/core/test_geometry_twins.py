@@ -53,6 +53,14 @@ CASES = {
                       lambda d: tg.disp_to_depth(d, 0.1, 80.0)),
     "backproject": (lambda: [RNG.uniform(1, 50, (B, 6, 7)), _k()], lambda d, k: npg.backproject(d, k),
                     lambda d, k: tg.backproject(d[:, None], torch.linalg.inv(k))),
+    "backproject_points": (lambda: [RNG.uniform(-20, 400, (B, 2, 9)), RNG.uniform(0.5, 50, (B, 1, 9)), _k()],
+                           lambda p, z, k: npg.backproject_points(p, z, k),
+                           lambda p, z, k: tg.backproject_points(p, z, torch.linalg.inv(k))),
+    "transform_points": (lambda: [_mats(), RNG.normal(0, 5, (B, 3, 9))], lambda m, p: npg.transform_points(m, p),
+                         lambda m, p: tg.transform_points(m, p)),
+    # z from -1 to 50: points behind the camera are clamped alike in both
+    "project": (lambda: [np.concatenate([RNG.normal(0, 5, (B, 2, 9)), RNG.uniform(-1, 50, (B, 1, 9))], 1), _k()],
+                lambda p, k: np.concatenate(npg.project(p, k)), lambda p, k: torch.cat(tg.project(p, k), 1)),
 }
 
 

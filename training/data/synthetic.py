@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vode_ros.core.geometry import euler2mat, invert_se3
+from vode_ros.core.geometry import backproject_points, euler2mat, invert_se3, project
 
 from .synthetic_textures import Material, Noise, random_material, shade_pattern
 
@@ -182,9 +182,7 @@ class Scene:
             return None
         if np.any(cam[:, 2] <= 0.05):                                   # straddles the camera plane
             return 0, height, 0, width
-        pix = cam @ k.T
-        u = pix[:, 0] / pix[:, 2]
-        v = pix[:, 1] / pix[:, 2]
+        (u, v), _ = project(cam.T, k)                                  # all in front (checked above)
         u0, u1 = int(np.floor(u.min())) - 1, int(np.ceil(u.max())) + 2
         v0, v1 = int(np.floor(v.min())) - 1, int(np.ceil(v.max())) + 2
         u0, v0 = max(u0, 0), max(v0, 0)
@@ -365,13 +363,14 @@ def _pixel_rays(k: np.ndarray, width: int, height: int, sub: int) -> list[np.nda
 
     Returns (H, W, 3) arrays: the pixel centres, then the s x s sub-pixel samples (s > 1).
     """
-    k_inv = np.linalg.inv(k)
     offs = [(0.0, 0.0)]
     if sub > 1:
         g = (np.arange(sub) + 0.5) / sub - 0.5
         offs += [(a, b) for b in g for a in g]
     v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
-    return [np.stack([u + du, v + dv, np.ones_like(u)], axis=-1) @ k_inv.T for du, dv in offs]
+    ones = np.ones(u.size)
+    return [backproject_points(np.stack([u.ravel() + du, v.ravel() + dv]), ones, k).T.reshape(height, width, 3)
+            for du, dv in offs]
 
 
 def render_view(scene: Scene, cam_to_scene: np.ndarray, k: np.ndarray, width: int, height: int,

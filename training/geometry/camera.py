@@ -33,6 +33,15 @@ def backproject(depth: torch.Tensor, k_inv: torch.Tensor) -> torch.Tensor:
     return rays * depth.reshape(batch, 1, height * width)              # (B, 3, N)
 
 
+def backproject_points(pix: torch.Tensor, z: torch.Tensor, k_inv: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, 2, N) and their depths (B, 1, N), K^-1 (B, 3, 3) -> camera points (B, 3, N): z K^-1 [u, v, 1]."""
+    check_shape(pix, "B,2,N", "pix")
+    check_shape(z, "B,1,N", "z")
+    check_shape(k_inv, "B,3,3", "k_inv")
+    ones = torch.ones_like(pix[:, :1])
+    return (k_inv @ torch.cat([pix, ones], dim=1)) * z
+
+
 def project(points: torch.Tensor, k: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera points (B, 3, N), K (B, 3, 3) -> pixels (B, 2, N) and depth z (B, 1, N).
 

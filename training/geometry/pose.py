@@ -1,6 +1,6 @@
 """Rotations and rigid transforms (torch, batched): the twin of ``vode_ros.core.geometry``.
 
-Same names as the numpy twin, held equal by test/training/geometry/test_twins.py:
+Same names as the numpy twin, held equal by test/core/test_geometry_twins.py:
 - ``euler2mat`` / ``mat2euler``: R = Rz(rz) @ Ry(ry) @ Rx(rx) <-> [rx, ry, rz] (|ry| < pi/2).
 - ``pose_vec2mat`` / ``mat2pose_vec``: SfMLearner's pose vector ``[tx, ty, tz, rx, ry, rz]``
   (metres, radians) <-> 4x4 transform.

@@ -28,12 +28,11 @@ replicated borders.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from vode_ros.core.checks import check_shape
 
-from ..geometry import backproject, in_image, rescale_intrinsics, sample_pixels, se3_exp
+from ..geometry import backproject, in_image, project, rescale_intrinsics, sample_pixels, se3_exp, transform_points
 
 
 def image_gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,14 +62,12 @@ def pyramid(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k: to
     return out
 
 
-def _project(cur, rot, trans, pts, k):
-    """Reference points into the other camera -> pixel coords u, v (B, N) and validity (B, N)."""
+def _project(cur, t, pts, k):
+    """Reference points (B, 3, N) through T (B, 4, 4) into the other camera -> pixel coords u, v (B, N)
+    and validity (B, N)."""
     height, width = cur.shape[-2:]
-    q = rot @ pts + trans                                             # (B, 3, N)
-    z = q[:, 2]
-    zc = z.clamp(min=1e-6)
-    u = k[:, 0, 0:1] * q[:, 0] / zc + k[:, 0, 2:3]
-    v = k[:, 1, 1:2] * q[:, 1] / zc + k[:, 1, 2:3]
+    pix, z = project(transform_points(t, pts), k)                     # (B, 2, N), (B, 1, N)
+    u, v, z = pix[:, 0], pix[:, 1], z[:, 0]
     valid = (z > 1e-3) & in_image(u, v, width, height)
     return u, v, valid
 
@@ -93,7 +90,7 @@ def align_level(ref, cur, depth, k, t, iters: int, damping: float, huber: float 
     ref_flat = ref.reshape(batch, -1)
     costs = []
     for _ in range(iters):
-        u, v, valid = _project(cur, t[:, :3, :3], t[:, :3, 3:], pts, k)
+        u, v, valid = _project(cur, t, pts, k)
         r = sample(cur, u, v) - ref_flat
         w = valid.to(r.dtype)
         if mask is not None:
@@ -138,15 +135,3 @@ def ddvo_align(ref: torch.Tensor, cur: torch.Tensor, ref_depth: torch.Tensor, k:
 def to_gray(img: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, 1, H, W) mean over channels."""
     return img if img.shape[1] == 1 else img.mean(1, keepdim=True)
-
-
-class DDVOSolver(nn.Module):
-    """No parameters; ``forward(ref, cur, ref_depth, K, T_init) -> T_cur_ref`` (see ddvo_align)."""
-
-    def __init__(self, levels: int = 3, iters: int = 10, damping: float = 1e-3, huber: float | None = None):
-        super().__init__()
-        self.levels, self.iters, self.damping, self.huber = int(levels), int(iters), float(damping), huber
-
-    def forward(self, ref, cur, ref_depth, k, t_init):
-        return ddvo_align(to_gray(ref), to_gray(cur), ref_depth, k, t_init, self.levels, self.iters, self.damping,
-                          self.huber)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import transforms3d
 
+from vode_ros.core.geometry import euler2mat
+
 # Rotation taking optical-frame vectors into a body frame with x forward, y left, z up.
 R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
@@ -21,7 +23,7 @@ def mount_transform(xyz: list[float] | np.ndarray, rpy: list[float] | np.ndarray
     is rotated from it by R_BODY_OPTICAL as in every ROS camera driver.
     """
     out = np.eye(4)
-    out[:3, :3] = transforms3d.euler.euler2mat(*rpy, axes="sxyz") @ R_BODY_OPTICAL
+    out[:3, :3] = euler2mat(rpy) @ R_BODY_OPTICAL          # roll, pitch, yaw: R = Rz(yaw) Ry(pitch) Rx(roll)
     out[:3, 3] = np.asarray(xyz, dtype=np.float64)
     return out
 

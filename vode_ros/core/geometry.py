@@ -11,7 +11,7 @@ Conventions (used everywhere in the package):
 - Pixel centres sit at integer coordinates (OpenCV): resizing by s maps u -> (u + 0.5) s - 0.5.
 
 The torch twin (``vode_training.geometry``) has the same names for the same operations (batched
-there, single here); test/training/geometry/test_twins.py holds every pair equal.
+there, single here); test/core/test_geometry_twins.py holds every pair equal.
 """
 from __future__ import annotations
 
@@ -103,6 +103,35 @@ def backproject(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
     v, u = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     pix = np.stack([u.ravel(), v.ravel(), np.ones(h * w)])
     return (np.linalg.inv(k) @ pix) * depth.reshape(1, -1)
+
+
+def backproject_points(pix: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Pixels (2, N) and their depths (N,) or (1, N) in metres, K (3, 3) -> camera points (3, N): z K^-1 [u, v, 1]."""
+    check_shape(pix, "2,N", "pix")
+    check_shape(k, "3,3", "k")
+    pix = np.asarray(pix, np.float64)
+    x = (pix[0] - k[0, 2]) / k[0, 0]
+    y = (pix[1] - k[1, 2]) / k[1, 1]
+    return np.stack([x, y, np.ones_like(x)]) * np.asarray(z, np.float64).reshape(1, -1)
+
+
+def transform_points(mat: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(4, 4) @ points (3, N) -> (3, N)."""
+    check_shape(mat, "4,4", "mat")
+    check_shape(points, "3,N", "points")
+    return mat[:3, :3] @ points + mat[:3, 3:]
+
+
+def project(points: np.ndarray, k: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Camera points (3, N), K (3, 3) -> pixels (2, N) and depth z (1, N).
+
+    z is clamped to eps before dividing, so points behind the camera give finite pixels: the
+    caller tells them apart by z."""
+    check_shape(points, "3,N", "points")
+    check_shape(k, "3,3", "k")
+    cam = k @ points
+    z = cam[2:3]
+    return cam[:2] / np.maximum(z, eps), z
 
 
 def rescale_intrinsics(k: np.ndarray, sx: float, sy: float) -> np.ndarray:

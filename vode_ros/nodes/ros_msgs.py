@@ -9,6 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vode_ros.core.frames import matrix_to_xyz_quat
+from vode_ros.core.geometry import backproject_points
 from vode_ros.nodes import ros_bridges as bridges
 from vode_ros.core.image_codec import IMAGE_ENCODINGS, ImageDecodeError, decode_compressed, decode_image, encode_image
 
@@ -107,7 +108,7 @@ def pointcloud_msg(depth: np.ndarray, k: np.ndarray, stride: int, header: Header
     v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
     ok = np.isfinite(d) & (d > 0)
     z = d[ok]
-    pts = np.stack([(u[ok] - k[0, 2]) * z / k[0, 0], (v[ok] - k[1, 2]) * z / k[1, 1], z], axis=1).astype(np.float32)
+    pts = backproject_points(np.stack([u[ok], v[ok]]), z, k).T.astype(np.float32)       # (N, 3)
     if bridges.HAVE_SENSOR_MSGS_PY:
         return bridges.cloud_xyz32(header, pts)
     return codec_cloud_msg(pts, header)

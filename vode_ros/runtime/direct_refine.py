@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vode_ros.core.geometry import backproject, invert_se3, rescale_intrinsics, se3_exp
+from vode_ros.core.geometry import backproject, invert_se3, project, rescale_intrinsics, se3_exp, transform_points
 
 
 def _avg_pool2(x: np.ndarray) -> np.ndarray:
@@ -53,11 +53,9 @@ def bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _project(t: np.ndarray, pts: np.ndarray, k: np.ndarray, h: int, w: int):
-    q = t[:3, :3] @ pts + t[:3, 3:]
-    z = q[2]
-    zc = np.maximum(z, 1e-6)
-    u = k[0, 0] * q[0] / zc + k[0, 2]
-    v = k[1, 1] * q[1] / zc + k[1, 2]
+    """Reference points (3, N) through T (4, 4) into the other (h, w) image -> u, v (N,) and validity (N,)."""
+    pix, z = project(transform_points(t, pts), k)
+    u, v, z = pix[0], pix[1], z[0]
     valid = (z > 1e-3) & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
     return u, v, valid
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vode_ros.core.geometry import backproject_points
+
 MODES = ("model", "none", "stereo", "stereo_start", "camera_height")
 # What the nodes accept: ``auto`` resolves to one of MODES per camera (vode_ros.runtime.metric_trust).
 NODE_MODES = ("auto",) + MODES
@@ -49,7 +51,7 @@ def ground_height(depth: np.ndarray, k: np.ndarray, rows: tuple[float, float] = 
     if ok.sum() < 50:
         return None
     u, v, z = u[ok], v[ok], z[ok]
-    pts = np.stack([(u - k[0, 2]) * z / k[0, 0], (v - k[1, 2]) * z / k[1, 1], z], axis=1)  # (N, 3)
+    pts = backproject_points(np.stack([u, v]), z, k).T                  # (N, 3)
     rng = np.random.default_rng(seed)
     tol_m = tol * max(float(np.median(z)), 1e-6)
     best, best_n = None, 0

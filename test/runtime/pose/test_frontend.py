@@ -2,6 +2,7 @@
 SGBM depth from the stereo pair, covariance carried into base_link and along the trajectory."""
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -102,11 +103,21 @@ def test_front_end_with_depth_from_the_cache(seq):
     fe = PoseFrontEnd(PoseEstimatorConfig(pose_source="geometric"), "depth_topic", cache,
                       depth_wait_s=5.0)       # ends as soon as the depth is in: long only for a loaded machine
     pose = np.eye(4)
+    # The depth node (in parallel, one frame after the other) publishes frame i's depth a little after
+    # frame i came in; it skipped frame 2 (newest frame wins), so frame 3 has no geometry. One thread
+    # in order, as the depth node's worker: two timers could fire out of order.
+    depth_node: queue.Queue = queue.Queue()
+
+    def publish():
+        while (i := depth_node.get()) is not None:
+            time.sleep(0.05)
+            cache.put(_ns(i), seq.depth[i])
+
+    worker = threading.Thread(target=publish, daemon=True)
+    worker.start()
     for i in range(len(seq)):
-        # The depth node (in parallel) publishes frame i's depth a little after frame i came in;
-        # it skipped frame 2 (newest frame wins), so frame 3 has no geometry.
         if i != 2:
-            threading.Timer(0.05, cache.put, args=(_ns(i), seq.depth[i])).start()
+            depth_node.put(i)
         e = fe.step(seq.left[i], _ns(i), seq.k)
         pose = pose @ e.t_prev_cur
         if i in (1, 2, 4, 5):
@@ -115,6 +126,8 @@ def test_front_end_with_depth_from_the_cache(seq):
             assert np.linalg.norm(e.t_prev_cur[:3, 3] - t_true[:3, 3]) < 0.05
         if i == 3:
             assert e.source == "fallback" and "no depth" in e.reason
+    depth_node.put(None)
+    worker.join(5.0)
     assert fe.stats.fallbacks == 1
     assert cache.counts().frames_without_depth == 1
 

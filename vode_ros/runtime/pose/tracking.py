@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vode_ros.core.geometry import backproject_points, transform_points
+from vode_ros.core.geometry import project as geometry_project
+
 
 @dataclass(frozen=True)
 class TrackingConfig:
@@ -97,16 +100,13 @@ def sample_depth(depth: np.ndarray, pts: np.ndarray, image_wh: tuple[int, int], 
 
 
 def backproject(pts: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(N, 2) pixels and (N,) depths -> (N, 3) float64 points in that camera's frame."""
-    x = (pts[:, 0] - k[0, 2]) / k[0, 0] * z
-    y = (pts[:, 1] - k[1, 2]) / k[1, 1] * z
-    return np.stack([x, y, z], axis=1).astype(np.float64)
+    """(N, 2) pixels and (N,) depths -> (N, 3) float64 points in that camera's frame
+    (core.geometry.backproject_points, one point per row as the trackers keep them)."""
+    return backproject_points(np.asarray(pts, np.float64).T, z, k).T
 
 
 def project(pts3d: np.ndarray, t_cur_prev: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 3) previous-camera points through T_cur_prev (4, 4) into the current image -> ((N, 2) px, (N,) z)."""
-    q = pts3d @ t_cur_prev[:3, :3].T + t_cur_prev[:3, 3]
-    z = q[:, 2]
-    zc = np.where(np.abs(z) > 1e-9, z, 1e-9)
-    uv = np.stack([k[0, 0] * q[:, 0] / zc + k[0, 2], k[1, 1] * q[:, 1] / zc + k[1, 2]], axis=1)
-    return uv, z
+    """(N, 3) previous-camera points through T_cur_prev (4, 4) into the current image -> ((N, 2) px, (N,) z)
+    (core.geometry.transform_points and project, one point per row; z <= 0 behind the camera)."""
+    pix, z = geometry_project(transform_points(t_cur_prev, np.asarray(pts3d, np.float64).T), k)
+    return pix.T, z[0]
