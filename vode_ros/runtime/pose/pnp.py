@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vode_ros.core.geometry import invert_se3
 from vode_ros.runtime.pose.tracking import project
 
 
@@ -152,8 +151,3 @@ def inflate_for_inlier_ratio(cov: np.ndarray, inlier_ratio: float) -> np.ndarray
     outliers that did not, and the Gauss-Newton covariance knows nothing of them. At a ratio of 0.9
     the variances grow by 1.2x, at 0.3 by 11x (below ``min_inlier_ratio`` the estimator falls back)."""
     return np.asarray(cov, np.float64) / max(float(inlier_ratio), 1e-3) ** 2
-
-
-def t_prev_cur_of(result: PnpResult) -> np.ndarray:
-    """The motion in the pose net's and the integrator's convention, T_prev_cur (4, 4)."""
-    return invert_se3(result.t_cur_prev)
