@@ -1,0 +1,51 @@
+"""The odometry node says on vode/status when the pose net is off its domain and its translation is
+not used (real rclpy over DDS; the shipped pose net recorded as a driving model at ~82 deg; no depth
+node, so hybrid falls back to the net on every frame: the gated motion)."""
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from rclpy.parameter import Parameter
+
+from ros_helpers import Harness, ensure_rclpy
+from vode_ros.core.kitti import load_sequence, read_image
+
+pytestmark = [pytest.mark.ros]
+
+
+@pytest.fixture
+def driving_models(models_dir, tmp_path):
+    for name in ("depth.onnx", "pose.onnx"):
+        model = onnx.load(str(models_dir / name))
+        props = {p.key: p.value for p in model.metadata_props}
+        props.update({"vode.metric_scale": "true", "vode.train_domain": "driving",
+                      "vode.train_hfov_deg": json.dumps([81.6, 81.9])})
+        del model.metadata_props[:]
+        for k, v in props.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(model, str(tmp_path / name))
+    return tmp_path
+
+
+@pytest.mark.parametrize("domain, off", [("", False), ("indoor", True)])
+def test_status_says_the_net_translation_is_not_used_off_domain(driving_models, kitti_dir, domain, off):
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    ensure_rclpy()
+    seq = load_sequence(kitti_dir, max_frames=3)
+    node = OdometryNode(parameter_overrides=[Parameter("model_dir", value=str(driving_models)),
+                                             Parameter("domain", value=domain)])
+    h = Harness([node])
+    try:
+        assert h.wait_connected()
+        for i in range(3):
+            h.publish_frame(read_image(seq.left[i]), "mono8", seq.k, 10.0 + 0.1 * i)
+        assert h.wait_for(lambda: any(s.node == "pose" and s.frames_out >= 2 for s in h.got["status"]), 60.0)
+        status = [s for s in h.got["status"] if s.node == "pose"][-1]
+        said = "translation is not used" in status.scale_source
+        assert said == off, status.scale_source
+    finally:
+        h.close()
