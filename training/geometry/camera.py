@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from vode_ros.core.checks import check_shape
+from vode_ros.core.shapes import check_shape
 
 
 def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from vode_ros.core.checks import check_shape
+from vode_ros.core.shapes import check_shape
 
 _SMALL = 1e-4   # th^2 below this: Taylor series (error of the 3-term series ~ th^6 / 9!, < 1e-13)
 

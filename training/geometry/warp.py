@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vode_ros.core.checks import check_shape
+from vode_ros.core.shapes import check_shape
 
 from .camera import backproject, project, transform_points
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vode_ros.core.checks import check_shape
+from vode_ros.core.shapes import check_shape
 
 from ..geometry import backproject, in_image, project, rescale_intrinsics, sample_pixels, se3_exp, transform_points
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vode_ros.core.checks import check_shape
+from vode_ros.core.shapes import check_shape
 
 _SMALL = 1e-4   # th^2 below this: Taylor series in se3_exp (as the torch twin)
 
