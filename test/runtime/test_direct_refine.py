@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vode_ros.core.geometry import se3_exp
-from vode_ros.runtime.direct_refine import direct_align, gray_from_net_input, refine_pose
+from vode_ros.runtime.direct_refine import direct_align, gray_from_net_input, refine_motion
 from vode_ros.core.geometry import invert_se3, pose_vec2mat
 from vode_training.data.synthetic import generate_sequence
 from vode_training.solvers.ddvo import ddvo_align
@@ -62,24 +62,24 @@ def test_numpy_solver_equals_torch_solver(scene, huber, use_mask):
     assert np.abs(t_np - t_init).max() > 1e-2                          # it did move
 
 
-def test_refine_pose_converges_from_perturbed_pose_net_estimate(scene):
+def test_refine_motion_converges_from_perturbed_pose_net_estimate(scene):
     t_true = scene["T_prev_cur"]
     t_net = t_true @ pose_vec2mat([0.1, 0.05, -0.3, 0.01, 0.02, -0.01])   # a pose net ~32 cm, 1.4 deg off
-    t_ref, info = refine_pose(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net)
+    t_ref, info = refine_motion(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net)
     e0 = _trans_rot_err(t_net, t_true)
     e1 = _trans_rot_err(t_ref, t_true)
     assert info.used and info.cost_final < 0.5 * info.cost_init and info.overlap > 0.5
     assert e1[0] * 10 < e0[0] and e1[1] * 10 < e0[1], (e0, e1)
 
 
-def test_refine_pose_falls_back_to_the_pose_net(scene):
+def test_refine_motion_falls_back_to_the_pose_net(scene):
     t_net = scene["T_prev_cur"] @ pose_vec2mat([0.1, 0.0, 0.2, 0.0, 0.01, 0.0])
-    t_out, info = refine_pose(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net, min_overlap=1.01)
+    t_out, info = refine_motion(scene["prev"], scene["cur"], scene["depth"], scene["k"], t_net, min_overlap=1.01)
     assert not info.used and "overlap" in info.reason and np.array_equal(t_out, t_net)
     # images that do not match at all: the cost cannot be lowered much, and never raised
     rng = np.random.default_rng(0)
     noise = rng.random(scene["prev"].shape)
-    t_out, info = refine_pose(scene["prev"], noise, scene["depth"], scene["k"], t_net)
+    t_out, info = refine_motion(scene["prev"], noise, scene["depth"], scene["k"], t_net)
     assert info.used or np.array_equal(t_out, t_net)
     assert not info.used or info.cost_final < info.cost_init
 

@@ -6,7 +6,7 @@ from the pose net's estimate. Same maths, same sampling (bilinear, border paddin
 centres at integer coordinates), same pyramid and K scaling; a test holds ``direct_align``
 equal to the torch solver on the same inputs.
 
-    T_prev_cur, info = refine_pose(prev_gray, cur_gray, prev_depth, k_net, T_prev_cur_from_net)
+    T_prev_cur, info = refine_motion(prev_gray, cur_gray, prev_depth, k_net, T_prev_cur_from_net)
 
 - grey images (H, W) at the network resolution (any consistent intensity scale; [0, 1] is what
   ``huber`` is meant for), ``prev_depth`` (H, W) of the previous frame in the units of the pose
@@ -211,7 +211,7 @@ class RefineInfo:
     level_costs: list = field(default_factory=list)
 
 
-def refine_pose(previous_gray: np.ndarray, current_gray: np.ndarray, previous_depth: np.ndarray, k: np.ndarray,
+def refine_motion(previous_gray: np.ndarray, current_gray: np.ndarray, previous_depth: np.ndarray, k: np.ndarray,
                 t_prev_cur: np.ndarray, levels: int = 4, iters: int = 10, damping: float = 1e-3,
                 huber: float | None = None, fallback: bool = True, min_overlap: float = 0.2,
                 mask: np.ndarray | None = None, max_points: int | None = 3000, min_step: float = 1e-5,

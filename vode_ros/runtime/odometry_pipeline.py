@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vode_ros.core.image_codec import to_gray
-from vode_ros.runtime.direct_refine import gray_from_net_input, refine_pose
+from vode_ros.runtime.direct_refine import gray_from_net_input, refine_motion
 from vode_ros.runtime import inference
 from vode_ros.runtime.inference import OnnxModel
 from vode_ros.runtime.odometry import OdometryIntegrator, scale_motion
@@ -231,7 +231,7 @@ class OdometryPipeline:
         if cfg.refine_net and self._previous_depth is not None:
             m = self.pose_model.meta
             k_net = self.pose_model.intrinsics_for_net(k, (image.shape[1], image.shape[0]))
-            motion, _ = refine_pose(gray_from_net_input(self._previous, m.mean, m.std),
+            motion, _ = refine_motion(gray_from_net_input(self._previous, m.mean, m.std),
                                     gray_from_net_input(net_in, m.mean, m.std), self._previous_depth, k_net,
                                     motion, iters=cfg.refine_iters)
         motion[:3, 3] *= cfg.net_scale

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vode_ros.core.geometry import invert_se3
-from vode_ros.runtime.direct_refine import refine_pose
+from vode_ros.runtime.direct_refine import refine_motion
 from vode_training.data.synthetic import generate_sequence
 
 
@@ -31,7 +31,7 @@ def test_holes_in_depth_keep_the_metric_scale(scene, max_points):
     depth[100:, 200:260] = np.inf
     t_true = scene["T_prev_cur"]
     t_net = _short(t_true, 0.6)                        # a net that has the scale 40 % short
-    t_ref, info = refine_pose(scene["prev"], scene["cur"], depth, scene["k"], t_net, max_points=max_points)
+    t_ref, info = refine_motion(scene["prev"], scene["cur"], depth, scene["k"], t_net, max_points=max_points)
     assert info.used and np.all(np.isfinite(t_ref))
     n_true = np.linalg.norm(t_true[:3, 3])
     assert abs(np.linalg.norm(t_ref[:3, 3]) / n_true - 1) < 0.03
@@ -40,12 +40,12 @@ def test_holes_in_depth_keep_the_metric_scale(scene, max_points):
 
 def test_no_valid_depth_keeps_the_estimate(scene):
     t_net = scene["T_prev_cur"]
-    t_out, info = refine_pose(scene["prev"], scene["cur"], np.zeros_like(scene["depth"]), scene["k"], t_net)
+    t_out, info = refine_motion(scene["prev"], scene["cur"], np.zeros_like(scene["depth"]), scene["k"], t_net)
     assert not info.used and "no valid depth" in info.reason and np.array_equal(t_out, t_net)
 
 
 def test_max_depth_excludes_far_pixels(scene):
     t_true = scene["T_prev_cur"]
-    t_ref, info = refine_pose(scene["prev"], scene["cur"], scene["depth"], scene["k"], _short(t_true, 0.7),
+    t_ref, info = refine_motion(scene["prev"], scene["cur"], scene["depth"], scene["k"], _short(t_true, 0.7),
                               max_depth=30.0)
     assert info.used and np.linalg.norm((invert_se3(t_true) @ t_ref)[:3, 3]) < 0.03

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from vode_ros.core.geometry import invert_se3, scale_intrinsics
-from vode_ros.runtime.direct_refine import refine_pose
+from vode_ros.runtime.direct_refine import refine_motion
 from vode_ros.runtime.pose import attempt as tries
 from vode_ros.runtime.pose.config import POSE_SOURCES, PoseEstimate, PoseEstimatorConfig
 from vode_ros.runtime.pose.descriptor_matching import DescriptorMatcher, Features
@@ -149,7 +149,7 @@ class PoseEstimator:
         depth = cv2.resize(self._prev_depth, wh, interpolation=cv2.INTER_NEAREST)
         depth = np.where((depth >= self.config.min_depth) & (depth <= self.config.max_depth), depth, 0.0)
         levels = max(1, min(4, int(math.log2(max(wh[1], 8) / 8)) + 1))
-        t, info = refine_pose(prev, cur, depth, k_r, t_prev_cur, levels=levels,
+        t, info = refine_motion(prev, cur, depth, k_r, t_prev_cur, levels=levels,
                               max_points=self.config.refine_max_points)
         return t, info.used
 
