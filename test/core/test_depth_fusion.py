@@ -39,7 +39,7 @@ def test_fusion_keeps_stereo_fills_holes_with_the_scaled_net_and_reports_confide
     assert np.median(rel[holes]) < 0.1                                       # the scaled net in the holes
     assert np.median(np.abs(net[holes] - truth[holes]) / truth[holes]) > 0.7   # (the net alone is 5x off)
     # The box's hole takes the box's (local) scale: the global ratio alone would leave it 50 % off.
-    assert np.median(rel[40:55, 70:90]) < 0.1
+    assert np.median(rel[40:55, 70:90]) < 0.15
     c = fused.confidence
     assert c.dtype == np.float32 and c.min() >= 0 and c.max() <= 1
     assert np.median(c[~holes]) > np.median(c[holes]) > 0

@@ -5,15 +5,18 @@ holes (occlusions, texture-less walls, the left border) and its error grows with
 pixel of disparity is 15 % at 7 px, 50 % at 2 px). A monocular net is dense and smooth, right in
 shape, wrong in scale, blurry at object edges. Fused:
 
-1. the net is scaled by the stereo ratio (median SGBM / net over the valid pixels of at least
-   ``min_ratio_disparity`` px, where one pixel of error is under 20 %), then by a local
-   ratio: the log-ratio log(SGBM / net), averaged edge-aware over the valid neighbours
-   (normalised guided filtering, the grey image as guide, He et al. 2013), so a hole takes the
-   scale of the surface it belongs to, not of the object across an image edge;
-2. per pixel, SGBM and the locally scaled net are blended in log depth by inverse variance: SGBM's
-   relative error is ``disparity_noise_px / disparity`` (large far away and at small disparities),
-   the net's is the spread of its log-ratio residual to SGBM in this frame, growing where no valid
-   SGBM pixel is near; where SGBM has no value, the scaled net is taken;
+1. the holes are filled from two estimates: the net scaled by the stereo ratio (median SGBM / net
+   over the valid pixels of at least ``min_ratio_disparity`` px, where one pixel of error is
+   under 20 %) and then by a local ratio (log(SGBM / net) averaged edge-aware over the valid
+   neighbours: normalised guided filtering, the grey image as guide, He et al. 2013, so a hole
+   takes the scale of the surface it belongs to, not of the object across an image edge); and
+   SGBM's own depth interpolated the same way where valid pixels are near. Each one's error is
+   measured in this very frame on SGBM pixels hidden from it (blocks, one in five), and they are
+   blended by inverse variance: a net that knows this kind of scene fills the holes with its
+   shape, a net that does not gives way to the interpolation;
+2. where SGBM has a value it is blended with the scaled net in log depth by inverse variance:
+   SGBM's relative error is ``disparity_noise_px / disparity`` (large far away and at small
+   disparities), the net's is the one measured on the hidden pixels;
 3. the confidence (0..1) of each pixel is the probability, under that error model (Gaussian in
    log depth), that the fused depth lies within ``tolerance`` (10 %) of the truth.
 
@@ -36,7 +39,7 @@ class FusedDepth:
     depth: np.ndarray          # (H, W) float32 metres, > 0 everywhere the net is
     confidence: np.ndarray     # (H, W) float32 in [0, 1]
     scale: float               # the stereo ratio applied to the net (nan: too few SGBM pixels)
-    net_sigma: float           # the net's log-depth error measured against SGBM in this frame
+    net_sigma: float           # the scaled net's log-depth error on SGBM pixels hidden from it, this frame
     stereo_share: float        # share of pixels where SGBM contributed
 
 
@@ -94,27 +97,56 @@ def fuse_depth(net_depth: np.ndarray, stereo_depth: np.ndarray, image: np.ndarra
         scaling = valid
     global_log = float(np.median(log_ratio[scaling]))
     r = radius or max(4, w // 24)
-    m = scaling.astype(np.float32)
-    # Normalised guided filtering: the same local linear model of the guide weighs numerator and
-    # denominator, so the average stays on the image side of an edge; the global ratio where
-    # no valid pixel is near.
-    num = guided_filter(guide, (log_ratio - global_log) * m, r, eps)
-    den = guided_filter(guide, m, r, eps)
-    support = np.clip(_box(m, r), 0.0, 1.0)
-    local = global_log + np.where(den > 0.05, num / np.maximum(den, 0.05), 0.0) * np.clip(den / 0.05, 0.0, 1.0)
-    net_scaled = np.where(ok_net, net * np.exp(local), 0.0).astype(np.float32)
-    resid = log_ratio[scaling] - local[scaling]
-    net_sigma = max(NET_SIGMA_FLOOR, 1.4826 * float(np.median(np.abs(resid - np.median(resid)))))
-    # The net's error where SGBM is far: up to 3x its measured spread with no support around.
-    sigma_net = net_sigma * (1.0 + 2.0 * (1.0 - support))
+    log_ref = np.log(np.where(valid, ref, 1.0))
+    log_net = np.log(np.where(ok_net, net, 1.0))
+
+    def fill(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From the SGBM pixels in ``mask``: the net's log depth locally scaled, SGBM's log depth
+        interpolated, and how much valid support each pixel has around it, 0..1 (normalised
+        guided filtering: the same local linear model of the guide weighs numerator and
+        denominator, so an average stays on the image side of an edge)."""
+        m = mask.astype(np.float32)
+        den = guided_filter(guide, m, r, eps)
+        have = np.clip(den / 0.05, 0.0, 1.0)
+        safe = np.maximum(den, 0.05)
+        local = global_log + guided_filter(guide, (log_ratio - global_log) * m, r, eps) / safe * have
+        base = float(np.median(log_ref[mask])) if mask.any() else global_log
+        interp = base + guided_filter(guide, (log_ref - base) * m, r, eps) / safe
+        return log_net + local, interp, have
+
+    def spread(x: np.ndarray) -> float:
+        return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else float("inf")
+
+    # Each hole filler's error, measured in this frame on SGBM pixels hidden from it (blocks of
+    # the filter's size, one in five): the locally scaled net and SGBM's own interpolation near
+    # valid pixels; far from any (SGBM's left border, large texture-less areas) the net scaled by
+    # the global ratio alone, and a constant (SGBM's median depth) as the last resort.
+    by, bx = np.mgrid[0:h, 0:w]
+    hidden = scaling & ((by // r + 2 * (bx // r)) % 5 == 0)
+    net_h, int_h, have_h = fill(scaling & ~hidden)
+    probe = hidden & (have_h >= 1.0)
+    enough = int(probe.sum()) >= MIN_VALID
+    sigma_local = max(NET_SIGMA_FLOOR, spread((net_h - log_ref)[probe])) if enough else np.inf
+    sigma_int = max(NET_SIGMA_FLOOR, spread((int_h - log_ref)[probe])) if enough else np.inf
+    sigma_global = max(NET_SIGMA_FLOOR, spread((log_net + global_log - log_ref)[scaling]))
+    median_log = float(np.median(log_ref[scaling]))
+    sigma_const = max(NET_SIGMA_FLOOR, spread(log_ref[scaling] - median_log))
+    log_netl, log_int, have = fill(scaling)
+    sigma_net = np.minimum(sigma_global, np.where(have >= 1.0, sigma_local, sigma_global))   # (H, W)
+    w_n = 1.0 / sigma_net ** 2
+    w_i = have / sigma_int ** 2
+    w_c = 1.0 / sigma_const ** 2
+    log_hole = (w_n * log_netl + w_i * log_int + w_c * median_log) / (w_n + w_i + w_c)
+    net_sigma = float(min(sigma_local, sigma_global))
     sigma_st = np.where(valid, np.maximum(STEREO_SIGMA_FLOOR, disparity_noise_px / np.maximum(disparity, 1e-6)), np.inf)
     w_st = np.where(valid, 1.0 / sigma_st ** 2, 0.0)
-    w_net = 1.0 / sigma_net ** 2
-    log_fused = (w_st * np.log(np.where(valid, ref, 1.0)) + w_net * np.log(np.maximum(net_scaled, 1e-6))) / (w_st + w_net)
-    sigma = 1.0 / np.sqrt(w_st + w_net)
+    # Where SGBM has a value it meets the net only: its interpolation and median are SGBM again.
+    log_fused = np.where(valid, (w_st * log_ref + w_n * log_netl) / (w_st + w_n), log_hole)
+    # The confidence counts the hole fillers as one (their errors are not independent): the best of them.
+    sigma = 1.0 / np.sqrt(w_st + np.maximum(np.maximum(w_n, w_i), w_c))
     depth = np.where(ok_net | valid, np.exp(log_fused), 0.0).astype(np.float32)
     confidence = np.where(depth > 0, _erf(np.log1p(tolerance) / (sigma * np.sqrt(2.0))), 0.0).astype(np.float32)
-    share = float((w_st > w_net).mean())
+    share = float((w_st > w_n).mean())
     return FusedDepth(depth, confidence, float(np.exp(global_log)), net_sigma, share)
 
 
