@@ -18,12 +18,14 @@ autostart:=false they wait unconfigured for a lifecycle manager or for
 `ros2 lifecycle set /depth_node configure` (then activate; deactivate stops taking images).
 
 bag:= plays a rosbag2 with --clock: through `ros2 bag play` where the ros2 CLI has the bag
-verb, else through `vode bag play` (the package's own player, which also waits for the
-depth node's image subscription before the first message).
+verb, else through `vode bag play` (the package's own player, which also waits until every
+node started has subscribed to the images before the first message).
 
-Without `ros2 launch` (ROS 2 from PyPI wheels), `vode run` starts the same nodes from the
-same config/vode.yaml, and `python -m vode_ros.tools.launch_runner` runs this file wherever
-the `launch` packages are importable.
+After scripts/setup.sh the package is in the ament index of its venv (.venv/ros_ws/install/
+vode_ros), so `ros2 launch vode_ros vode.launch.py` works there wherever the `launch` packages
+are installed. Without `ros2 launch` (ROS 2 from PyPI wheels alone), `vode run` starts the same
+nodes from the same config/vode.yaml, and `python -m vode_ros.tools.launch_runner` runs this
+file wherever the `launch` packages are importable.
 """
 import importlib.util
 import os
@@ -63,12 +65,14 @@ def _bag_player():
     bag = LaunchConfiguration("bag")
     if shutil.which("ros2") and importlib.util.find_spec("ros2bag") is not None:
         return ["ros2", "bag", "play", bag, "--clock", "--rate", LaunchConfiguration("bag_rate")]
-    # Wait for the depth node's image subscription: the models take seconds to load, and
-    # frames sent before that would be lost.
+    # Wait for the image subscription of every node started: the models take seconds to load,
+    # and frames sent before the slower node subscribes would be lost to it.
     # --reliable: lossless into nodes started with reliable_input:=true, harmless for best-effort readers.
+    readers = PythonExpression(["str(max(1, ('", LaunchConfiguration("depth"), "' == 'true') + ('",
+                                LaunchConfiguration("odometry"), "' == 'true')))"])
     return [sys.executable, "-m", "vode_ros.cli.main", "bag", "play", bag, "--clock", "--reliable",
             "--rate", LaunchConfiguration("bag_rate"), "--wait-for", LaunchConfiguration("image_topic"),
-            "--wait-timeout", "120"]
+            "--wait-subscribers", readers, "--wait-timeout", "120"]
 
 
 def generate_launch_description():

@@ -5,7 +5,8 @@
 
 Each is skipped when already importable (e.g. a sourced ROS 2 install). The result lands in
 VENV/ros_ws/install and is put on the venv's paths by a .pth file (see write_env_pth), so
-`import tf2_msgs.msg` works in the venv's Python with no sourcing.
+`import tf2_msgs.msg` works in the venv's Python with no sourcing. The same file puts
+VENV/ros_ws/install/vode_ros (scripts/register_package.py) on AMENT_PREFIX_PATH.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def write_env_pth(venv: Path, install: Path) -> None:
         if pkg_site.is_dir():
             lines.append(str(pkg_site))
     libs = [str(install / pkg / "lib") for pkg in PACKAGES if (install / pkg / "lib").is_dir()]
-    prefixes = [str(install / pkg) for pkg in PACKAGES if (install / pkg).is_dir()] + [str(venv)]
+    # vode_ros itself: its ament index entry, made by scripts/register_package.py (`ros2 launch vode_ros ...`).
+    prefixes = [str(install / pkg) for pkg in (*PACKAGES, "vode_ros") if (install / pkg).is_dir()] + [str(venv)]
     module = f"""\"\"\"Written by vode_ros scripts/build_interfaces.py: paths of the locally built ROS interfaces.\"\"\"
 import os
 

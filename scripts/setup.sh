@@ -7,7 +7,14 @@
 #                               wheel (scripts/onnxruntime_choice.sh; VODE_ORT=cpu|gpu, VODE_TENSORRT=1)
 #   .venv/ros_ws/install/       interface packages built with rosidl + colcon when not importable:
 #                               tf2_msgs (not on PyPI) and vode_ros_msgs (this repo's msg/)
-#   .venv/vode_env.sh           the environment the built interfaces need (sourced by scripts/)
+#   .venv/ros_ws/install/vode_ros/
+#                               this package in the ament index, laid out as colcon's
+#                               --symlink-install makes it (scripts/register_package.py): links to
+#                               package.xml, launch/, config/, models/ and lib/vode_ros/ node
+#                               executables, so `ros2 launch vode_ros vode.launch.py` finds it
+#   site-packages/00_vode_ros_env.pth
+#                               puts those prefixes on AMENT_PREFIX_PATH (and the interfaces on
+#                               the Python and library paths) whenever the venv's Python starts
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -19,9 +26,18 @@ STAMP="$VENV/.vode_setup_ok"
 ORT_REQS="$(bash "$ROOT/scripts/onnxruntime_choice.sh")" || exit 1
 # The stamp records the inputs; any change to them re-runs the install.
 INPUTS_HASH="$( { cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-ros.txt" \
-  "$ROOT/scripts/onnxruntime_choice.sh" "$ROOT/scripts/build_interfaces.py" "$ROOT/setup.py" "$ROOT"/msg/*.msg; \
-  echo "$ORT_REQS"; } | sha1sum | cut -c1-12)"
+  "$ROOT/scripts/onnxruntime_choice.sh" "$ROOT/scripts/build_interfaces.py" "$ROOT/scripts/register_package.py" \
+  "$ROOT/setup.py" "$ROOT"/msg/*.msg; echo "$ORT_REQS"; } | sha1sum | cut -c1-12)"
+# The package's ament index entry (a fraction of a second to write): written again when it or a
+# launch file's link is missing, e.g. after a new launch file, without the rest of the set-up.
+register() { "$VENV/bin/python" "$ROOT/scripts/register_package.py" --venv "$VENV" --repo "$ROOT"; }
+registered() {
+  local share="$VENV/ros_ws/install/vode_ros/share" f
+  [[ -e "$share/ament_index/resource_index/packages/vode_ros" ]] || return 1
+  for f in "$ROOT"/launch/*.launch.py; do [[ -e "$share/vode_ros/launch/${f##*/}" ]] || return 1; done
+}
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$INPUTS_HASH" ]]; then
+  registered || register
   exit 0
 fi
 
@@ -61,5 +77,6 @@ fi
 if [[ $HAVE_SYSTEM_ROS == 0 ]]; then
   "$VENV/bin/python" "$ROOT/scripts/build_interfaces.py" --venv "$VENV" --repo "$ROOT"
 fi
+register
 echo "$INPUTS_HASH" > "$STAMP"
 log "done"

@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -192,18 +193,126 @@ def test_bag_is_played_by_ros2_bag_where_it_exists_else_by_vode(monkeypatch, ros
     assert "--clock" in cmd and cmd[cmd.index("--rate") + 1] == _lc(mods, "bag_rate")
 
 
+@pytest.mark.parametrize(("depth", "odometry", "readers"),
+                         [("true", "true", "2"), ("true", "false", "1"), ("false", "true", "1"), ("false", "false", "1")])
+def test_vode_bag_player_waits_for_every_node_started(monkeypatch, depth, odometry, readers):
+    # Both nodes read the images: the player must not start when only the faster one has subscribed.
+    d = _describe(monkeypatch)
+    cmd = d["processes"][0].kwargs["cmd"]
+    expression = cmd[cmd.index("--wait-subscribers") + 1]
+    assert type(expression).__name__ == "PythonExpression"
+    values = {"depth": depth, "odometry": odometry}
+    text = "".join(values[part.args[0]] if type(part).__name__ == "LaunchConfiguration" else part
+                   for part in expression.args[0])
+    assert eval(text) == readers   # noqa: S307 - what launch's PythonExpression does with it
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_vode_bag_play_waits_for_the_number_of_subscribers_asked(kitti_dir, tmp_path):
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from vode_ros.bag.kitti_to_bag import convert
+
+    bag = convert(kitti_dir, tmp_path / "clip", progress=False, max_frames=2)["out_path"]
+    ctx = Context()
+    rclpy.init(context=ctx)
+    readers = [Node(f"wait_reader_{i}", context=ctx) for i in range(2)]
+    got = [0, 0]
+    executor = SingleThreadedExecutor(context=ctx)
+
+    def play(timeout: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "vode_ros.cli.main", "bag", "play", str(bag), "--wait-for",
+                                 "/camera/left/image_raw", "--wait-subscribers", "2", "--wait-timeout", timeout],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def finish(proc: subprocess.Popen) -> tuple[int, str]:
+        while proc.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+        return proc.returncode, proc.stdout.read()
+
+    try:
+        for node in readers:
+            executor.add_node(node)
+        readers[0].create_subscription(Image, "/camera/left/image_raw",
+                                       lambda m: got.__setitem__(0, got[0] + 1), 10)
+        code, out = finish(play("4"))
+        assert code != 0 and "fewer than 2 subscribers on /camera/left/image_raw" in out, out
+        assert got[0] == 0, "the player sent frames with one of two readers there"
+        readers[1].create_subscription(Image, "/camera/left/image_raw",
+                                       lambda m: got.__setitem__(1, got[1] + 1), 10)
+        code, out = finish(play("60"))
+        assert code == 0, out
+        deadline = time.monotonic() + 5
+        while min(got) < 2 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        assert got == [2, 2], got
+    finally:
+        executor.shutdown()
+        for node in readers:
+            node.destroy_node()
+        ctx.try_shutdown()
+
+
 # -- launch_runner ------------------------------------------------------------------------
-def test_runner_builds_the_command_for_what_is_installed(monkeypatch):
+def test_runner_builds_the_command_for_what_is_installed(monkeypatch, tmp_path):
     args = {"namespace": "front", "use_sim_time": True}
+    monkeypatch.setattr(launch_runner, "package_prefix", lambda: tmp_path)
+    monkeypatch.setattr(launch_runner, "ros2_executable", lambda: "/opt/ros/bin/ros2")
     monkeypatch.setattr(launch_runner, "ros2_launch_available", lambda: True)
-    assert launch_runner.launch_command(args) == ["ros2", "launch", str(LAUNCH_FILE), "namespace:=front",
-                                                  "use_sim_time:=true"]
+    # The package's launch file by name, as a user types it.
+    assert launch_runner.launch_command(args) == ["/opt/ros/bin/ros2", "launch", "vode_ros", "vode.launch.py",
+                                                  "namespace:=front", "use_sim_time:=true"]
     monkeypatch.setattr(launch_runner, "ros2_launch_available", lambda: False)
     monkeypatch.setattr(launch_runner, "launch_importable", lambda: True)
-    assert launch_runner.launch_command(args)[:3] == [sys.executable, "-m", "vode_ros.tools.launch_runner"]
+    assert launch_runner.launch_command(args)[:4] == [sys.executable, "-m", "vode_ros.tools.launch_runner",
+                                                      str(LAUNCH_FILE)]
     monkeypatch.setattr(launch_runner, "launch_importable", lambda: False)
-    with pytest.raises(launch_runner.LaunchUnavailable, match="vode run"):
+    with pytest.raises(launch_runner.LaunchUnavailable, match="vode run") as missing:
         launch_runner.launch_command(args)
+    assert not isinstance(missing.value, launch_runner.PackageNotRegistered)
+
+
+@pytest.mark.parametrize("via", ["ros2", "python"])
+def test_runner_refuses_a_launch_that_cannot_find_the_package(monkeypatch, via):
+    # launch_ros finds depth_node through the ament index: without vode_ros in it the launch would
+    # start and die at once ("package 'vode_ros' not found"); the runner says so before.
+    monkeypatch.setattr(launch_runner, "package_prefix", lambda: None)
+    monkeypatch.setattr(launch_runner, "ros2_launch_available", lambda: via == "ros2")
+    monkeypatch.setattr(launch_runner, "launch_importable", lambda: True)
+    with pytest.raises(launch_runner.PackageNotRegistered, match="scripts/setup.sh") as refused:
+        launch_runner.launch_command({})
+    assert "ament index" in str(refused.value) and "vode run" in str(refused.value)
+
+
+def test_package_prefix_follows_the_ament_index(monkeypatch, tmp_path):
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert launch_runner.package_prefix() is None
+    marker = tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "vode_ros"
+    marker.parent.mkdir(parents=True)
+    marker.touch()
+    assert launch_runner.package_prefix() == tmp_path
+    monkeypatch.delenv("AMENT_PREFIX_PATH")
+    assert launch_runner.package_prefix() is None
+
+
+def test_started_launch_stops_on_sigint_even_where_sigint_was_ignored(monkeypatch, tmp_path):
+    # A CI step or `cmd &` in a script starts programs with SIGINT ignored, which exec keeps:
+    # the runner gives the launch process SIGINT's default back, so stop() is a Ctrl-C, not a kill.
+    script = tmp_path / "child.py"
+    script.write_text("import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(7)\n")
+    monkeypatch.setattr(launch_runner, "launch_command", lambda arguments, via: [sys.executable, str(script)])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = launch_runner.start({})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(1.0)
+    assert launch_runner.stop(child, timeout=10) == 7
 
 
 def test_runner_entry_explains_a_missing_launch_package(monkeypatch, capsys):
@@ -237,7 +346,9 @@ def test_stop_sends_sigint_to_the_group_and_returns_its_status():
 
 # -- the real thing, where launch is installed ------------------------------------------------
 @pytest.mark.skipif(not (launch_runner.ros2_launch_available() or launch_runner.launch_importable()),
-                    reason="ROS 2 launch is not installed (not among the PyPI wheels); `vode run` covers the nodes")
+                    reason="ROS 2 launch is not installed (not among the ROS 2 wheels on PyPI; scripts/test.sh "
+                           "installs it where the ros2-launch tool sits beside the checkout); `vode run` covers "
+                           "the nodes")
 @pytest.mark.timeout(60)
 def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti_dir, models_dir, tmp_path):
     import rclpy

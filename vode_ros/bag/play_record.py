@@ -110,20 +110,24 @@ class BagPlayer(Node):
         self.stop_requested = threading.Event()
         self.finished = threading.Event()
 
-    def wait_for_subscribers(self, topics: Iterable[str], timeout: float = 20.0) -> bool:
-        """Block until every topic has a subscriber (DDS discovery takes a moment)."""
+    def wait_for_subscribers(self, topics: Iterable[str], timeout: float = 20.0, count: int = 1) -> bool:
+        """Block until every topic has `count` subscribers (DDS discovery takes a moment).
+
+        count > 1 where several nodes read the same topic (a launch file's depth and odometry
+        nodes): the first to subscribe must not get frames the others miss.
+        """
         topics = [t for t in topics if t in self.publishers_by_topic]
         end = time.monotonic() + timeout
         while time.monotonic() < end and not self.stop_requested.is_set():
-            if all(self.publishers_by_topic[t].get_subscription_count() > 0 for t in topics):
+            if all(self.publishers_by_topic[t].get_subscription_count() >= count for t in topics):
                 return True
             time.sleep(0.05)
         return False
 
-    def unmatched(self, topics: Iterable[str]) -> list[str]:
-        """Those of `topics` that no subscriber has matched yet."""
+    def unmatched(self, topics: Iterable[str], count: int = 1) -> list[str]:
+        """Those of `topics` with fewer than `count` subscribers so far."""
         return [t for t in topics if t in self.publishers_by_topic
-                and self.publishers_by_topic[t].get_subscription_count() == 0]
+                and self.publishers_by_topic[t].get_subscription_count() < count]
 
     def _messages(self):
         with open_bag(self.bag) as reader:

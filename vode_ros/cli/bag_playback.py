@@ -1,7 +1,7 @@
 """`vode bag play` and `vode bag record`: rosbag2 in and out of ROS 2 without rosbag2.
 
     vode bag play BAG [--rate R] [--clock] [--loop] [--topics T ...] [--reliable]
-                      [--wait-for [TOPIC ...]] [--wait-timeout S]
+                      [--wait-for [TOPIC ...]] [--wait-timeout S] [--wait-subscribers N]
     vode bag record OUT --topics T [T ...] [--storage mcap|sqlite3] [--duration S]
 
 Both use vode_ros.bag.play_record (the player and recorder of `vode demo` and `vode run --bag`).
@@ -52,6 +52,9 @@ def register(sub) -> None:
                            "Put it after BAG")
     play.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
                       help="seconds --wait-for waits before giving up (default 30)")
+    play.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
+                      help="--wait-for waits until each topic has N subscribers (default 1; the number of "
+                           "nodes that read it, so that none misses the first frames)")
     play.add_argument("--quiet", action="store_true", help="print only errors")
     play.set_defaults(func=run_play)
 
@@ -116,6 +119,8 @@ def run_play(args) -> int:
         return _fail(f"--rate must be 0 (as fast as possible) or positive, not {args.rate}")
     if not args.wait_timeout > 0 or math.isinf(args.wait_timeout):
         return _fail(f"--wait-timeout must be positive, not {args.wait_timeout}")
+    if args.wait_subscribers < 1:
+        return _fail(f"--wait-subscribers must be 1 or more, not {args.wait_subscribers}")
     ros = _Ros()
     player = None
     try:
@@ -152,14 +157,17 @@ def _wait_for_readers(player, args) -> int:
     if unknown:
         return _fail(f"--wait-for {', '.join(unknown)}: not played from this bag "
                      f"(played: {', '.join(sorted(player.publishers_by_topic))})")
+    count = args.wait_subscribers
     if not args.quiet:
-        print(f"waiting up to {args.wait_timeout:g} s for subscribers on {', '.join(wanted)}", flush=True)
+        each = f"{count} subscribers each" if count > 1 else "subscribers"
+        print(f"waiting up to {args.wait_timeout:g} s for {each} on {', '.join(wanted)}", flush=True)
     try:
-        matched = player.wait_for_subscribers(wanted, args.wait_timeout)
+        matched = player.wait_for_subscribers(wanted, args.wait_timeout, count)
     except KeyboardInterrupt:
         return _fail("interrupted while waiting for subscribers", EXIT_NOT_DONE)
     if not matched:
-        return _fail(f"no subscriber on {', '.join(player.unmatched(wanted))} after {args.wait_timeout:g} s. "
+        missing = "fewer than {} subscribers".format(count) if count > 1 else "no subscriber"
+        return _fail(f"{missing} on {', '.join(player.unmatched(wanted, count))} after {args.wait_timeout:g} s. "
                      "Fix: start the nodes first (same ROS_DOMAIN_ID), check the topic names, or raise "
                      "--wait-timeout", EXIT_NOT_DONE)
     time.sleep(SETTLE_S)

@@ -63,6 +63,9 @@ def _start_nodes(model_dir: Path | None, log_path: Path, env: dict, mode: str = 
     try:
         return launch_runner.start(_launch_arguments(model_dir, mode, pose_source), log_path=log_path,
                                    env=env), "ros2 launch"
+    except launch_runner.PackageNotRegistered as exc:
+        # Launch is there but cannot find the package: say so, rather than fall back in silence.
+        print(f"vode demo: {exc}", file=sys.stderr)
     except launch_runner.LaunchUnavailable:
         pass
     # Reliable, lossless replay: a left + right pair of full-size images back to back overflows

@@ -7,13 +7,17 @@
 
 How the file is run, first that works:
 
-1. ``ros2 launch <file> k:=v ...`` where the ros2 CLI has the launch verb (a sourced ROS 2);
+1. ``ros2 launch vode_ros vode.launch.py k:=v ...`` where the ros2 CLI has the launch verb
+   (a sourced ROS 2, or the venv's own ros2 beside this Python);
 2. ``python -m vode_ros.tools.launch_runner <file> k:=v ...`` where the ``launch`` and
    ``launch_ros`` packages are importable: the same LaunchService that ``ros2 launch`` uses.
 
-Neither exists with the ROS 2 wheels from PyPI (launch, launch_ros, ros2cli and ros2launch
-are not published there); then :func:`start` raises LaunchUnavailable, whose message points
-at ``vode run``, which starts the same nodes from the same parameter file.
+Either way the launch file's nodes are found through the ament index, so vode_ros must be in it
+(scripts/setup.sh registers it; a colcon build does too): where it is not, :func:`start`
+raises PackageNotRegistered. Neither way exists with the ROS 2 wheels from PyPI alone (launch,
+launch_ros, ros2cli and ros2launch are not published there); then :func:`start` raises
+LaunchUnavailable. Both messages point at ``vode run``, which starts the same nodes from the
+same parameter file.
 """
 from __future__ import annotations
 
@@ -28,11 +32,16 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+PACKAGE = "vode_ros"
 LAUNCH_FILE = "vode.launch.py"
 
 
 class LaunchUnavailable(RuntimeError):
     """Neither `ros2 launch` nor the launch Python packages are installed."""
+
+
+class PackageNotRegistered(LaunchUnavailable):
+    """Launch is installed, but vode_ros is not in the ament index, so its nodes cannot be found."""
 
 
 def _importable(module: str, attribute: str | None = None) -> bool:
@@ -50,9 +59,29 @@ def launch_importable() -> bool:
     return _importable("launch", "LaunchService") and _importable("launch_ros.actions", "Node")
 
 
+def ros2_executable() -> str | None:
+    """The `ros2` CLI: the one beside this Python (a venv's, found without activating it), else PATH's."""
+    beside = Path(sys.executable).parent / "ros2"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("ros2")
+
+
 def ros2_launch_available() -> bool:
     """True where the `ros2` CLI exists and has the launch verb (ros2launch)."""
-    return shutil.which("ros2") is not None and importlib.util.find_spec("ros2launch") is not None
+    return ros2_executable() is not None and importlib.util.find_spec("ros2launch") is not None
+
+
+def package_prefix() -> Path | None:
+    """The install prefix of vode_ros in the ament index (AMENT_PREFIX_PATH), or None."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    except ImportError:
+        return None
+    try:
+        return Path(get_package_prefix(PACKAGE))
+    except (PackageNotFoundError, ValueError, OSError):   # OSError: AMENT_PREFIX_PATH unset
+        return None
 
 
 def launch_file() -> Path:
@@ -74,19 +103,37 @@ def format_arguments(arguments: Mapping[str, object]) -> list[str]:
 
 def launch_command(arguments: Mapping[str, object] | None = None, via: str = "auto") -> list[str]:
     """The command line that runs the launch file with `arguments` (via: auto | ros2 | python)."""
-    path = str(launch_file())
     args = format_arguments(arguments or {})
-    if via == "ros2" or (via == "auto" and ros2_launch_available()):
-        # The file path rather than the package name: it also works before the package is in
-        # the ament index (a source checkout installed with pip -e).
-        return ["ros2", "launch", path, *args]
-    if via == "python" or (via == "auto" and launch_importable()):
-        return [sys.executable, "-m", "vode_ros.tools.launch_runner", path, *args]
-    raise LaunchUnavailable(
-        "cannot run launch/vode.launch.py here: no `ros2 launch` (source a ROS 2 install) and the "
-        "`launch` / `launch_ros` Python packages are not importable (they are not published with the "
-        "ROS 2 wheels on PyPI). Use `vode run` instead: it starts the same nodes from the same "
-        "config/vode.yaml")
+    use_ros2 = via == "ros2" or (via == "auto" and ros2_launch_available())
+    use_python = not use_ros2 and (via == "python" or (via == "auto" and launch_importable()))
+    if not (use_ros2 or use_python):
+        raise LaunchUnavailable(
+            "cannot run launch/vode.launch.py here: no `ros2 launch` (source a ROS 2 install) and the "
+            "`launch` / `launch_ros` Python packages are not importable (they are not published with the "
+            "ROS 2 wheels on PyPI). Use `vode run` instead: it starts the same nodes from the same "
+            "config/vode.yaml")
+    if package_prefix() is None:
+        # launch_ros finds the node executables through the ament index: without the package in
+        # it, the launch would start and fail at once ("package 'vode_ros' not found").
+        raise PackageNotRegistered(
+            f"ROS 2 launch is installed, but the package {PACKAGE} is not in the ament index "
+            f"(AMENT_PREFIX_PATH={os.environ.get('AMENT_PREFIX_PATH', '')!r}). Run scripts/setup.sh "
+            "(it registers the package in the venv), or on a ROS 2 install `colcon build --base-paths . msg` "
+            "and source install/setup.bash; `vode run` starts the same nodes meanwhile")
+    if use_ros2:
+        # The package's launch file by name, as a user types it.
+        return [ros2_executable() or "ros2", "launch", PACKAGE, LAUNCH_FILE, *args]
+    return [sys.executable, "-m", "vode_ros.tools.launch_runner", str(launch_file()), *args]
+
+
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default action.
+
+    A program started in the background by a non-interactive shell (a CI step, `cmd &` in a
+    script) inherits SIGINT ignored, and an ignored signal stays ignored across exec: :func:`stop`'s
+    SIGINT would then not reach launch, which would be killed instead of stopping its nodes.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(arguments: Mapping[str, object] | None = None, log_path: Path | None = None,
@@ -99,7 +146,8 @@ def start(arguments: Mapping[str, object] | None = None, log_path: Path | None =
     out = open(log_path, "w") if log_path is not None else None  # noqa: SIM115 (the child owns it)
     try:
         return subprocess.Popen(cmd, env=dict(env) if env is not None else None, stdout=out,
-                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True)
+                                stderr=subprocess.STDOUT if out is not None else None, start_new_session=True,
+                                preexec_fn=_default_sigint)
     finally:
         if out is not None:
             out.close()   # the child has its own copy of the descriptor
