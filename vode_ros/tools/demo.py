@@ -236,12 +236,15 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
                 per_metric.append(compute_depth_metrics(ref, full, median_scaling=False, **common))
                 per_median.append(compute_depth_metrics(ref, full, median_scaling=True, **common))
             if j in panel_at:
-                save_depth_panel(left, full, ref, report_dir / f"depth_{i:06d}.png",
+                save_depth_panel(left, full, ref, report_dir / f"depth_{i:06d}.png", own_ranges=True,
                                  titles=(f"frame {i}", f"vode_ros /depth/image ({units['depth']})", f"{ref_label} (m)"))
         if per_metric:
             out["depth_truth"] = {"source": source, "label": ref_label, **common}
             out["depth_metric"] = mean_metrics(per_metric)
             out["depth_median_scaled"] = mean_metrics(per_median)
+            scales = [1.0 / r["scale"] for r in per_median if r["n_valid"] and r["scale"] > 0]
+            # How far off the published metres are: each panel has its own colour range, so say it here.
+            out["depth_scale_pred_over_truth"] = float(np.median(scales)) if scales else float("nan")
 
     # Timing from the nodes' own status messages.
     for role in ("depth", "pose"):
@@ -382,6 +385,9 @@ def summary(report: dict) -> str:
         if d:
             lines.append(f"{label} vs {truth}: AbsRel {d['abs_rel']:.3f}  SqRel {d['sq_rel']:.3f}  "
                          f"RMSE {d['rmse']:.2f} m  d<1.25 {d['a1']:.3f}")
+    if np.isfinite(report.get("depth_scale_pred_over_truth", float("nan"))):
+        lines.append(f"depth scale: the published depth is x{report['depth_scale_pred_over_truth']:.2f} the truth "
+                     "(median; each depth panel has its own colour range)")
     for role in ("depth_node", "pose_node"):
         n = report.get(role)
         if n:

@@ -99,13 +99,16 @@ def save_depth_panel(image: np.ndarray, depth_pred: np.ndarray, depth_ref: np.nd
                      out_png: str | os.PathLike, vmin: float | None = None,
                      vmax: float | None = None,
                      titles: Sequence[str] = ("image", "prediction", "reference"),
-                     width_px: int = 1000, dpi: int = 100) -> Path:
+                     width_px: int = 1000, dpi: int = 100, own_ranges: bool = False) -> Path:
     """Image / predicted depth / reference depth stacked vertically -> PNG; returns the path.
 
     Depths (metres, 0 = invalid, shown black) are drawn as inverse depth with the 'magma'
     map on one shared scale (``vmin``/``vmax`` in metres; default 5th/95th percentile of the
     valid reference depths, or of the prediction without a reference); the colour bars are
     labelled in metres. ``image`` is (H, W) grey or (H, W, 3) RGB. ``depth_ref`` may be None.
+    ``own_ranges``: each depth panel on its own 5th/95th percentile instead, so a prediction far
+    off in scale still shows its structure; its title then gives its median depth and, beside a
+    reference, how many times the reference's that is (median over the pixels valid in both).
     """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -139,8 +142,16 @@ def save_depth_panel(image: np.ndarray, depth_pred: np.ndarray, depth_ref: np.nd
     axes[0].set_title(titles[0])
     cmap = colormaps["magma"].with_extremes(bad="black")
     im = None
-    for ax, depth, name in zip(axes[1:], panels, titles[1:]):
+    for n, (ax, depth, name) in enumerate(zip(axes[1:], panels, titles[1:])):
         valid = np.isfinite(depth) & (depth > 0)
+        if own_ranges:
+            vmin, vmax = own_range(depth)
+            name = f"{name}: median {float(np.median(depth[valid])):.3g} m" if valid.any() else f"{name}: no depth"
+            if n == 0 and len(panels) > 1 and valid.any():
+                ref = panels[1]
+                both = valid & np.isfinite(ref) & (ref > 0)
+                if both.any():
+                    name += f", x{float(np.median(depth[both] / ref[both])):.2f} the reference"
         inv = np.ma.masked_array(np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0), mask=~valid)
         # extent = the image's pixel grid, so a lower-resolution prediction lines up
         im = ax.imshow(inv, cmap=cmap, vmin=1.0 / vmax, vmax=1.0 / vmin, interpolation="nearest",
