@@ -44,7 +44,7 @@ from ..losses.photometric import photometric_error, reprojection_loss
 from . import LossTerm, register
 from .export_wrappers import FinestInvDepth
 from .base import StereoVideoMethod, build_pose
-from .undeepvo import EdgeAwareSmoothnessTerm
+from .smoothness_term import SmoothnessTerm
 
 
 class Se3PoseExport(nn.Module):
@@ -139,7 +139,7 @@ class DeepVOFeat(StereoVideoMethod):
         if self.use_features:
             self.terms += [FeatureReconstructionTerm(lo["feature_weight"], "temporal"),
                            FeatureReconstructionTerm(lo["feature_weight"], "stereo")]
-        self.terms.append(EdgeAwareSmoothnessTerm(lo["smooth_weight"]))
+        self.terms.append(SmoothnessTerm(lo["smooth_weight"]))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """[0, 1] images (N, C, H, W) -> feature maps (N, F, H, W), no gradient to any net."""

@@ -46,10 +46,10 @@ from ..geometry import disp_to_depth, invert_se3, rescale_intrinsics
 from ..losses.flow import (_norm2, flow_consistency_loss, flow_smoothness, flow_warp, forward_backward_check,
                            rigid_flow, rigid_warp)
 from ..losses.photometric import masked_mean, photometric_error
-from ..losses.smoothness import edge_aware_smoothness
 from ..nets.resflownet import ResFlowNet, resflow_input_channels
 from . import LossTerm, register
 from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, MonoVideoMethod, SsimWeightedTerm, build_depth, build_pose
+from .smoothness_term import SmoothnessTerm
 
 
 # --------------------------------------------------------------------------- loss terms
@@ -68,21 +68,11 @@ class RigidWarpTerm(SsimWeightedTerm):
         return torch.stack(losses).mean()
 
 
-class DepthSmoothnessTerm(LossTerm):
-    name = "depth_smoothness"
-
-    def __init__(self, weight: float, normalise: bool):
-        super().__init__(weight)
-        self.normalise = normalise
-
-    def compute(self, out, batch):
-        img = out["depth_images"]                                  # (N, C, H, W) frames with a depth
-        losses = []
-        for s, disp in enumerate(out["disps_all"]):
-            if s:
-                img = F.avg_pool2d(img, 2)
-            losses.append(edge_aware_smoothness(disp, img, normalise=self.normalise) / 2 ** s)
-        return torch.stack(losses).mean()
+def depth_smoothness_term(weight: float, normalise: bool) -> SmoothnessTerm:
+    """Edge-aware smoothness of every frame's inverse-depth pyramid (``out["disps_all"]``) against
+    those frames (``out["depth_images"]``)."""
+    return SmoothnessTerm(weight, lambda out, batch: [(out["disps_all"], out["depth_images"])], normalise=normalise,
+                          name="depth_smoothness")
 
 
 class FlowWarpTerm(SsimWeightedTerm):
@@ -160,7 +150,7 @@ class GeoNet(MonoVideoMethod):
         self.nets["pose"] = build_pose(m, channels)
         if self.stage == 1:
             self.terms = [RigidWarpTerm(lo["rigid_warp_weight"], lo["ssim_weight"]),
-                          DepthSmoothnessTerm(lo["smooth_weight"], lo["smooth_normalise"])]
+                          depth_smoothness_term(lo["smooth_weight"], lo["smooth_normalise"])]
         else:
             self.nets["resflow"] = ResFlowNet(resflow_input_channels(channels), m["resflow_enc_channels"],
                                               m["resflow_dec_channels"], m["num_scales"], m["resflow_output_scale"])

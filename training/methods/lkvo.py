@@ -38,12 +38,12 @@ import torch.nn.functional as F
 
 from ..losses.flow import rigid_warp
 from ..losses.photometric import masked_mean, photometric_error
-from ..losses.smoothness import edge_aware_smoothness
 from ..geometry import rescale_intrinsics
 from ..solvers.ddvo import ddvo_align, to_gray
 from ..nets.dispnet import DISP_SCALING, MIN_DISP
-from . import LossTerm, register
+from . import register
 from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, MonoVideoMethod, SsimWeightedTerm, build_depth, build_pose
+from .smoothness_term import SmoothnessTerm
 
 
 def normalise_inv_depth(inv: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
@@ -75,13 +75,10 @@ class AppearanceTerm(SsimWeightedTerm):
         return torch.stack(losses).mean()
 
 
-class NormalisedSmoothnessTerm(LossTerm):
-    name = "smoothness"
-
-    def compute(self, out, batch):
-        losses = [edge_aware_smoothness(d, img, normalise=False) / 2 ** s
-                  for s, (d, img) in enumerate(zip(out["inv_depths"], out["tgt_pyramid"]))]
-        return torch.stack(losses).mean()
+def normalised_smoothness_term(weight: float) -> SmoothnessTerm:
+    """Edge-aware smoothness of the inverse depths normalised already (``out["inv_depths"]``, the finest
+    scale's mean divides every scale) against the target pyramid (``out["tgt_pyramid"]``)."""
+    return SmoothnessTerm(weight, lambda out, batch: [(out["inv_depths"], out["tgt_pyramid"])], normalise=False)
 
 
 @register("lkvo")
@@ -118,7 +115,7 @@ class LKVOLearner(MonoVideoMethod):
         self.ddvo = dict(levels=int(m["ddvo_levels"]), iters=int(m["ddvo_iters"]), damping=float(m["ddvo_damping"]),
                          huber=float(m["ddvo_huber"]) or None)
         self.terms = [AppearanceTerm(lo["photometric_weight"], lo["ssim_weight"]),
-                      NormalisedSmoothnessTerm(lo["smooth_weight"])]
+                      normalised_smoothness_term(lo["smooth_weight"])]
 
     def forward(self, batch):
         tgt, src, k = batch["tgt"], batch["src"], batch["K"]

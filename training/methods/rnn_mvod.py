@@ -63,10 +63,10 @@ import torch.nn.functional as F
 from ..geometry import (backproject, disp_to_depth, invert_se3, pixel_grid, pose_vec2mat, rigid_pixels,
                         sample_pixels)
 from ..losses.photometric import photometric_error, reprojection_loss
-from ..losses.smoothness import edge_aware_smoothness
 from ..nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
 from . import LossTerm, Method, register
 from .base import DEPTH_MODEL, normalisation_info
+from .smoothness_term import SmoothnessTerm
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -145,18 +145,6 @@ class FBFlowTerm(LossTerm):
         if not errs:
             return out["depths"][0][0].sum() * 0.0
         return torch.stack(errs).mean()
-
-
-class SmoothTerm(LossTerm):
-    name = "smoothness"
-
-    def compute(self, out, batch):
-        images = out["images"].flatten(0, 1)                      # (2B N, C, H, W)
-        losses = []
-        for s, disp in enumerate(out["disps"]):                   # (2B N, 1, h, w)
-            img = F.interpolate(images, size=disp.shape[-2:], mode="area") if s else images
-            losses.append(edge_aware_smoothness(disp, img) / 2 ** s)
-        return torch.stack(losses).mean()
 
 
 class DepthSupervisionTerm(LossTerm):
@@ -337,7 +325,8 @@ class RNNMVOD(Method):
         if self.supervised:
             self.terms += [DepthSupervisionTerm(lo["depth_weight"]), GradSimilarityTerm(lo["grad_sim_weight"])]
         else:
-            self.terms.append(SmoothTerm(lo["smooth_weight"]))
+            self.terms.append(SmoothnessTerm(lo["smooth_weight"],
+                                             lambda out, batch: [(out["disps"], out["images"].flatten(0, 1))]))
         self._gt_depths = None
 
 

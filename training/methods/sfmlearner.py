@@ -53,11 +53,11 @@ from ..geometry import disp_to_depth, inverse_warp, pose_vec2mat, rescale_intrin
 from ..losses.depth_hints import hint_error, hint_loss
 from ..losses.explainability import explainability_regulariser, explained_photometric
 from ..losses.photometric import photometric_error, reprojection_loss
-from ..losses.smoothness import edge_aware_smoothness, second_order_smoothness
 from ..nets.posexpnet import PoseExpNet
 from . import LossTerm, Method, register
 from .base import DEPTH_MODEL, PAIRWISE_POSE_MODEL, PairwisePose, build_depth, build_pose, normalisation_info
 from .export_wrappers import FinestInvDepth
+from .smoothness_term import SmoothnessTerm
 from .supervised_terms import PoseSupervisionTerm, SensorDepthTerm, SpeedTerm
 
 STYLES = ("monodepth2", "sfmlearner")
@@ -162,28 +162,6 @@ class ExplainabilityTerm(LossTerm):
             for i in range(masks.shape[1]):
                 total = total + explainability_regulariser(masks[:, i])
         return total
-
-
-class SmoothnessTerm(LossTerm):
-    name = "smoothness"
-
-    def __init__(self, weight: float, kind: str, reduce: str = "mean"):
-        super().__init__(weight)
-        if kind not in ("edge_aware", "second_order"):
-            raise ValueError(f"loss.smoothness must be 'edge_aware' or 'second_order', got {kind!r}")
-        self.kind, self.reduce = kind, reduce
-
-    def compute(self, out, batch):
-        tgt = batch["tgt"]
-        losses = []
-        for s, disp in enumerate(out["disps"]):
-            if self.kind == "edge_aware":
-                img = F.interpolate(tgt, size=disp.shape[-2:], mode="area") if s else tgt
-                losses.append(edge_aware_smoothness(disp, img) / 2 ** s)
-            else:
-                losses.append(second_order_smoothness(disp) / 2 ** s)
-        stacked = torch.stack(losses)
-        return stacked.sum() if self.reduce == "sum" else stacked.mean()
 
 
 class _PairPose(nn.Module):
@@ -309,7 +287,8 @@ class SfMLearner(PairwisePose, Method):
                 self.nets["pose"] = build_pose(m, channels)
         if self.style == "sfmlearner":
             self.terms = [ExplainedPhotometricTerm(lo["photometric_weight"], lo["photometric"], lo["ssim_weight"])]
-            self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"], reduce="sum"))
+            self.terms.append(SmoothnessTerm(lo["smooth_weight"], kind=lo["smoothness"],
+                                             normalise=lo["smoothness"] == "edge_aware", reduce="sum"))
             if self.explain:
                 self.terms.append(ExplainabilityTerm(lo["explain_weight"]))
             return
@@ -319,7 +298,8 @@ class SfMLearner(PairwisePose, Method):
                           PhotometricTerm(*photo, kinds=("stereo",), name="photometric_stereo")]
         else:
             self.terms = [PhotometricTerm(*photo)]
-        self.terms.append(SmoothnessTerm(lo["smooth_weight"], lo["smoothness"]))
+        self.terms.append(SmoothnessTerm(lo["smooth_weight"], kind=lo["smoothness"],
+                                         normalise=lo["smoothness"] == "edge_aware"))
         if float(lo["speed_weight"]) > 0:
             if not lo["temporal"]:
                 raise ValueError("loss.speed_weight > 0 needs loss.temporal: true (a pose net)")

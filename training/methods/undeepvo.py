@@ -46,16 +46,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..geometry import backproject, inverse_warp, invert_se3, pose_vec2mat
 from ..losses.photometric import masked_mean, photometric_error, reprojection_loss
-from ..losses.smoothness import edge_aware_smoothness
 from ..losses.stereo_consistency import (depth_to_disparity, disparity_error, moved_cloud, pose_consistency,
                                          registration_error)
 from ..nets.undeepvo_pose import UnDeepVOPoseNet
 from . import LossTerm, register
 from .base import StereoVideoMethod
+from .smoothness_term import SmoothnessTerm
 
 
 # ----------------------------------------------------------------------------- loss terms
@@ -140,33 +139,10 @@ class RegistrationTerm(LossTerm):
         return torch.stack([registration_error(m, s, v, self.relative) for m, s, v in regs]).mean()
 
 
-class EdgeAwareSmoothnessTerm(LossTerm):
-    """Edge-aware first-order smoothness of mean-normalised inverse depth; scale s weighted 1/2^s.
-    Reads ``out["disps"]`` against ``batch["tgt"]`` and, when ``right`` is set, ``out["disps_right"]``
-    against ``batch["right"]``."""
+def left_and_right(out, batch):
+    """Both views' pyramids against their images (the term averages the two)."""
+    return [(out["disps"], batch["tgt"]), (out["disps_right"], batch["right"])]
 
-    name = "smoothness"
-
-    def __init__(self, weight: float, right: bool = False):
-        super().__init__(weight)
-        self.right = right
-
-    @staticmethod
-    def _one(disps, image):
-        losses = []
-        for s, disp in enumerate(disps):
-            img = F.interpolate(image, size=disp.shape[-2:], mode="area") if s else image
-            losses.append(edge_aware_smoothness(disp, img) / 2 ** s)
-        return torch.stack(losses).mean()
-
-    def compute(self, out, batch):
-        loss = self._one(out["disps"], batch["tgt"])
-        if self.right:
-            loss = 0.5 * (loss + self._one(out["disps_right"], batch["right"]))
-        return loss
-
-
-# ----------------------------------------------------------------------------- the method
 
 @register("undeepvo")
 class UnDeepVO(StereoVideoMethod):
@@ -213,7 +189,7 @@ class UnDeepVO(StereoVideoMethod):
             RegistrationTerm(lo["registration_weight"], lo["registration_relative"]),
         ]
         if lo["smooth_weight"] > 0:
-            self.terms.append(EdgeAwareSmoothnessTerm(lo["smooth_weight"], right=True))
+            self.terms.append(SmoothnessTerm(lo["smooth_weight"], left_and_right))
 
     def forward(self, batch):
         tgt_in, src_in = batch["tgt_in"], batch["src_in"]                  # (B, C, H, W), (B, S, C, H, W)

@@ -11,8 +11,10 @@ from vode_training.data.synthetic import generate_sequence
 from vode_training.geometry import inverse_warp, pose_vec2mat
 from vode_training.losses.flow import (flow_consistency_loss, flow_smoothness, flow_warp, forward_backward_check,
                                        rigid_flow, rigid_warp)
-from vode_training.methods.geonet import (DepthSmoothnessTerm, FlowConsistencyTerm, FlowSmoothnessTerm, FlowWarpTerm,
+from vode_training.methods.geonet import (depth_smoothness_term, FlowConsistencyTerm, FlowSmoothnessTerm, FlowWarpTerm,
                                           RigidWarpTerm)
+
+pytestmark = [pytest.mark.slow]
 
 torch.set_num_threads(1)
 
@@ -71,12 +73,12 @@ def test_rigid_warp_term_small_at_truth_and_grows(scene):
 def test_depth_smoothness_term():
     img = torch.rand(1, 1, 32, 48)
     flat = {"disps_all": [torch.full((1, 1, 32, 48), 0.1), torch.full((1, 1, 16, 24), 0.1)], "depth_images": img}
-    assert DepthSmoothnessTerm(1.0, True)(flat, {}).item() < 1e-7
+    assert depth_smoothness_term(1.0, True)(flat, {}).item() < 1e-7
     vals = []
     for a in (0.01, 0.03, 0.1):
         noisy = {"disps_all": [0.1 + a * torch.rand(1, 1, 32, 48), 0.1 + a * torch.rand(1, 1, 16, 24)],
                  "depth_images": img}
-        vals.append(DepthSmoothnessTerm(1.0, True)(noisy, {}).item())
+        vals.append(depth_smoothness_term(1.0, True)(noisy, {}).item())
     assert 0 < vals[0] < vals[1] < vals[2]
 
 

@@ -10,9 +10,11 @@ import torch
 from vode_training.data.synthetic import generate_sequence
 from vode_training.geometry import pose_vec2mat
 from vode_training.losses.flow import rigid_warp
-from vode_training.methods.lkvo import AppearanceTerm, NormalisedSmoothnessTerm, normalise_inv_depth
+from vode_training.methods.lkvo import AppearanceTerm, normalise_inv_depth, normalised_smoothness_term
 from vode_training.geometry import rescale_intrinsics, se3_exp
 from vode_training.solvers.ddvo import ddvo_align
+
+pytestmark = [pytest.mark.slow]
 
 torch.set_num_threads(1)
 
@@ -129,7 +131,7 @@ def test_normalised_smoothness_and_mean_normalisation():
     assert torch.allclose(norm.mean(dim=(1, 2, 3)), torch.ones(2), atol=1e-5)
     assert torch.allclose(normalise_inv_depth(inv * 7.0), norm, atol=1e-5)   # scale-free
     img = torch.rand(2, 1, 16, 24)
-    term = NormalisedSmoothnessTerm(1.0)
+    term = normalised_smoothness_term(1.0)
     assert term({"inv_depths": [torch.ones(2, 1, 16, 24)], "tgt_pyramid": [img]}, {}).item() == 0.0
     gen = torch.Generator().manual_seed(0)
     vals = [term({"inv_depths": [normalise_inv_depth(1 + a * torch.rand(2, 1, 16, 24, generator=gen))],
