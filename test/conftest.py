@@ -1,4 +1,8 @@
-"""Shared fixtures. ROS tests run on a private, machine-local DDS domain per test session."""
+"""Shared fixtures. ROS tests run on a private, machine-local DDS domain per test session.
+
+Markers (pytest.ini): each test module marks itself with ``pytestmark`` (slow, ros, needs_*), a
+single test with a decorator; ``pytest -m "not slow"`` is the fast unit run, ``-m "not ros"`` runs
+without rclpy. The needs_* markers skip a test when what it reads is not there (below)."""
 from __future__ import annotations
 
 import os
@@ -67,27 +71,3 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for name, (paths, reason) in NEEDS.items():
         if item.get_closest_marker(name) and not all(p.exists() for p in paths):
             pytest.skip(reason)
-
-
-# Markers by module: `pytest -m "not slow"` is the fast unit run, `-m "not ros"` runs without rclpy.
-# A test module may also set `pytestmark` itself; these lists cover the modules that train,
-# export or run the nodes end to end.
-SLOW_MODULES = {
-    "test_adaptation", "test_bench", "test_demo", "test_distributed", "test_export", "test_method_deep_vo_feat",
-    "test_method_geonet", "test_method_lkvo", "test_method_rnn_mvod", "test_method_undeepvo",
-    "test_nodes_cross_process", "test_nodes_features", "test_nodes_inprocess", "test_recurrent_runtime",
-    "test_resume", "test_rosbag_training", "test_sfmlearner_paper", "test_train_step", "test_eval_cli",
-}
-ROS_MODULES = {
-    "test_adaptation", "test_bench", "test_demo", "test_nodes_cross_process", "test_nodes_features",
-    "test_nodes_inprocess", "test_launch_and_config",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        if name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
-        if name in ROS_MODULES:
-            item.add_marker(pytest.mark.ros)

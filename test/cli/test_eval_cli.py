@@ -18,6 +18,8 @@ import pytest
 from vode_training.data.synthetic import generate_sequence, write_kitti_layout
 from vode_ros.tools import evaluate as run_eval
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("VODE_TEST_MODELS", REPO / "models"))
 KITTI = REPO / "data" / "kitti_odometry_06_0000-0050"

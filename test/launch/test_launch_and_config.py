@@ -12,6 +12,8 @@ from rclpy.parameter import Parameter
 
 from ros_helpers import ensure_rclpy
 
+pytestmark = [pytest.mark.ros]
+
 REPO = Path(__file__).resolve().parents[2]
 
 

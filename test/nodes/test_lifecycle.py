@@ -16,6 +16,8 @@ from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 
+pytestmark = [pytest.mark.ros]
+
 CAMERA = "/camera/left/image_raw"
 
 

@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 

@@ -15,6 +15,8 @@ from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 

@@ -10,6 +10,8 @@ from vode_ros.core.kitti import load_sequence, read_image
 
 from ros_helpers import Harness, ensure_rclpy
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 
 @pytest.fixture(scope="module")
 def harness(models_dir):

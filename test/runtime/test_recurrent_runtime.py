@@ -8,6 +8,8 @@ import torch
 
 from vode_ros.runtime.recurrent import RecurrentSession, is_recurrent, state_spec
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)   # 2 threads on shared, busy cores run ~10x slower (OpenMP spinning)
 TINY_NETS = ["model.depth_enc_channels=[8, 8, 16, 16, 16]", "model.depth_dec_channels=[8, 8, 8, 16, 16]",
              "model.pose_channels=[8, 8, 16, 16, 16, 16]", "model.depth_lstm_stages=[1, 2, 4]",

@@ -13,6 +13,8 @@ import pytest
 
 from vode_ros.tools.adaptation import FrameStore
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.width=128", "data.height=64", "data.stereo=true", "data.max_stride=1",
         "model.depth_enc_channels=[4, 8, 8, 16, 16]", "model.depth_dec_channels=[4, 4, 8, 8, 16]",

@@ -14,6 +14,8 @@ from vode_training.nets.dispnet import DispNet
 from vode_training.nets.lite import LiteDepthNet, LitePoseNet
 from vode_training.nets.registry import DEPTH_NETS, POSE_NETS, build_depth_net, build_pose_net
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 torch.set_num_threads(2)
 DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 

@@ -6,6 +6,9 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
 
 def _small_clip(src, dst, n=8):

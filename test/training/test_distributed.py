@@ -5,6 +5,8 @@ import torch
 
 from vode_training.config import load_config
 
+pytestmark = [pytest.mark.slow]
+
 GLOO = ["data.width=64", "data.height=64", "data.max_frames=10", "data.max_stride=3",
         "train.batch_size=2", "train.steps=2", "train.log_every=1", "train.ckpt_every=1", "train.num_threads=1",
         "train.device=cpu", "train.backend=gloo", "train.image_every=1"]

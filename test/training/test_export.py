@@ -12,6 +12,8 @@ from vode_training.config import load_config
 from vode_training.methods import build_method
 from vode_training.checkpoint import save_checkpoint
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(2)
 DATA = Path(__file__).resolve().parents[2] / "data" / "kitti_odometry_06_0000-0050"
 SMALL = [f"data.path={DATA}", "data.width=128", "data.height=64",

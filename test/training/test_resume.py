@@ -7,6 +7,8 @@ from vode_training.config import load_config
 from vode_training.checkpoint import load_checkpoint, method_from_checkpoint, weights_digest
 from vode_training.trainer import Trainer
 
+pytestmark = [pytest.mark.slow]
+
 
 # Mid-epoch resume (10 frames -> 8 snippets -> 4 batches of 2 per epoch; 6 steps cross an epoch),
 # random strides and colour jitter (data RNG), automask (torch RNG inside the loss), TensorBoard images.

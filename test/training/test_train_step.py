@@ -9,6 +9,8 @@ from vode_training.config import ConfigError, load_config, parse_overrides
 from vode_training.checkpoint import load_checkpoint, method_from_checkpoint
 from vode_training.trainer import NonFiniteLossError, Trainer
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture
 def tiny(tiny_train) -> list[str]:

@@ -8,6 +8,8 @@ import torch
 
 from vode_training.config import load_config
 
+pytestmark = [pytest.mark.slow]
+
 W, H = 64, 64
 TINY_NETS = ["model.depth_enc_channels=[8, 16, 16, 32, 32]", "model.depth_dec_channels=[8, 8, 16, 16, 32]",
              "model.pose_channels=[8, 16, 16, 32, 32, 32, 32]"]

@@ -11,6 +11,8 @@ from vode_training.losses.feature_reconstruction import (FixedRandomFeatures, en
                                                          feature_reconstruction_loss)
 from vode_training.geometry import mat2euler, mat2pose_vec, se3_exp, se3_to_pose_vec, skew, so3_exp
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(2)
 
 

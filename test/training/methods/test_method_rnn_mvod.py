@@ -19,6 +19,8 @@ from vode_training.nets.convlstm import ConvLSTMCell
 from vode_training.nets.rnn_mvod_nets import RecurrentDepthNet, RecurrentPoseNet
 from vode_ros.core.geometry import invert_se3, mat2pose_vec
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)   # 2 threads on shared, busy cores run ~10x slower (OpenMP spinning)
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "data" / "kitti_odometry_06_0000-0050"

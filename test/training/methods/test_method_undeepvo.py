@@ -10,6 +10,8 @@ from vode_training.geometry import invert_se3, pose_vec2mat, stereo_transform
 from vode_training.losses.stereo_consistency import lr_disparity_consistency, pose_consistency, registration_3d
 from vode_training.nets.undeepvo_pose import UnDeepVOPoseNet
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(2)
 
 T_PREV = np.array([0.02, -0.01, 0.3, 0.01, -0.02, 0.005])     # T_{t-1,t}

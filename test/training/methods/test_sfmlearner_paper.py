@@ -13,6 +13,8 @@ from vode_training.losses.explainability import explainability_regulariser, expl
 from vode_training.methods import build_method
 from vode_training.nets.posexpnet import PoseExpNet
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "kitti_odometry_06_0000-0050"
