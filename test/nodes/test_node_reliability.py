@@ -1,4 +1,4 @@
-"""Issue 13 with real rclpy: every bad input is answered (rejected with a reason, counted, on
+"""With real rclpy: every bad input is answered (rejected with a reason, counted, on
 /diagnostics and vode/status), every parameter is checked at run time, nothing stalls.
 
 Each test's docstring is the row of docs/reliability.md (scripts/reliability_table.py).

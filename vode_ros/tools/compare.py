@@ -296,7 +296,7 @@ def compare(s: Settings, out: Path, methods: tuple[str, ...] = METHODS, resume: 
 def write_report(out: Path, s: Settings, hw: dict[str, Any], errors: dict[str, str],
                  session_s: float) -> dict[str, Any]:
     """compare.json + compare.md + compare.png over every finished method in ``out`` (also those of earlier
-    sessions)."""
+    runs)."""
     rows = [_read_json(out / m / "result.json") for m in METHODS if (out / m / "result.json").is_file()]
     rows += [{"method": m, "error": e} for m, e in errors.items()]
     report = {"settings": asdict(s), "hardware": hw, "session_s": session_s,
@@ -358,7 +358,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Hardware: {hw['cpu_count']} CPUs ({hw['cpu']}), torch {hw['torch']} on {hw['torch_device']}{gpu}, "
         f"{threads} training thread(s). "
         f"Total wall time {duration(report['total_wall_s'])} over the methods (training, export, scoring; "
-        f"summed over resumed sessions).\n\n{table(report['methods'])}\n\n"
+        f"summed over resumed runs).\n\n{table(report['methods'])}\n\n"
         "Depth vs the held-out sequence's ground truth (KITTI: stereo SGBM pseudo-GT), Eigen protocol: "
         "'(med.)' = per-image median scaling (every method); 'metric' = the prediction in metres, for the "
         "stereo-trained methods; 'constant depth' = one depth per image (the GT median) on the same pixels, "
