@@ -95,6 +95,8 @@ def test_guard_installs_a_better_model_and_keeps_it_against_a_poisoned_bag(bags,
     depth = OnnxModel(place / "depth.onnx", expected_kind="depth")
     assert "adapted on good" in depth.meta.raw["vode.trained_on"] and depth.meta.raw["vode.scale_source"] == "stereo"
     assert depth.meta.metric_scale
+    spread = json.loads(depth.meta.raw["vode.train_depth_range"])["spread"]    # recorded at export (metric_trust)
+    assert spread > 1.0
     installed = {n: (place / n).read_bytes() for n in ("depth.onnx", "pose.onnx", "checkpoint.pt")}
 
     # From the installed model on, a recording whose training part is poisoned: the candidate is
@@ -151,6 +153,18 @@ def test_cli_end_to_end_with_hot_reload_of_running_nodes(bags, tiny_base, tmp_pa
         assert (tmp_path / "car" / "report.png").stat().st_size > 10_000
     finally:
         h.close()
+
+
+def test_demo_adapt_on_a_clip_shows_before_and_after(bags, tiny_base, tmp_path):
+    """`vode demo --adapt`: the clip -> bag -> vode adapt -> report with before/after and the figure."""
+    from vode_ros.tools.adaptation.demo_adapt import run_adapt_demo
+
+    report = run_adapt_demo(bags["root"] / "good_kitti", tmp_path, 5.0, log=lambda m: None, progress=False,
+                            init=str(tiny_base), max_steps=2, batch_size=2, base_share=0.0, threads=1,
+                            odometry_topic="")
+    assert report["split"]["frames"] == FRAMES and {"photometric", "depth_abs_rel"} <= set(report["before"])
+    assert Path(report["figure"]).is_file() and Path(report["report"]).parent == tmp_path / "adapted" / "good_kitti"
+    assert (tmp_path / "bags" / "good_kitti_adapt" / "metadata.yaml").is_file()
 
 
 def test_bag_odometry_becomes_camera_poses_and_scores(bags):

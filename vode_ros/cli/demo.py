@@ -26,6 +26,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         f"left images only, the geometry uses the depth node's depth (default: {DEFAULT_MODE})")
     p.add_argument("--pose-source", choices=("net", "geometric", "hybrid"), default=DEFAULT_POSE_SOURCE,
                    help=f"the odometry node's pose source (default: {DEFAULT_POSE_SOURCE})")
+    p.add_argument("--adapt", type=number(float, low=0.0), nargs="?", const=3.0, default=None, metavar="MINUTES",
+                   help="instead: adapt the shipped model to the clip (`vode adapt` on its bag, default 3 minutes) and "
+                        "show before/after on its held-out end in <out>/adapted/ (needs torch)")
     p.set_defaults(func=run)
     declare_outputs(p, ("out", "--out", True))
     return p
@@ -36,6 +39,8 @@ def run(args) -> int:
     from vode_ros.runtime.inference import ModelLoadError
     from vode_ros.core.kitti import KittiFormatError
 
+    if args.adapt is not None:
+        return _run_adapt(args)
     try:
         report = run_demo(args.data, args.out, args.model_dir, args.rate, args.storage, mode=args.mode,
                           pose_source=args.pose_source)
@@ -47,4 +52,28 @@ def run(args) -> int:
         return 1
     print(summary(report))
     print(f"report: {Path(args.out) / 'report.json'}  plots: {args.out}/trajectory.png, depth_*.png")
+    return 0
+
+
+def _run_adapt(args) -> int:
+    """`vode demo --adapt`: vode adapt on the clip's bag, before/after (vode_ros.tools.adaptation.demo_adapt)."""
+    from vode_ros.core.kitti import KittiFormatError
+
+    try:
+        from vode_ros.tools.adaptation.demo_adapt import run_adapt_demo
+        from vode_ros.tools.adaptation.offline import AdaptError
+    except ImportError as exc:
+        print(f"vode demo --adapt: the training extras are not installed ({exc}); pip install -r "
+              "scripts/requirements.txt", file=sys.stderr)
+        return 2
+    try:
+        report = run_adapt_demo(args.data, args.out, args.adapt,
+                                log=lambda m: print(f"vode demo --adapt: {m}", file=sys.stderr))
+    except (KittiFormatError, AdaptError) as exc:
+        print(f"vode demo --adapt: {exc}", file=sys.stderr)
+        return 2
+    print(report["headline"])
+    print(report["verdict"])
+    print(f"scale: {report['scale']}")
+    print(f"report: {report['report']}  figure (before/after): {report['figure']}")
     return 0
