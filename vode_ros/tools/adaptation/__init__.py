@@ -28,7 +28,11 @@ Snippets never span a break in the stream: a stamp going backwards (a bag loopin
 longer than ``MAX_GAP_S`` starts a new segment.
 
 Modules: replay (buffer), settings (settings, counters, error), files (checkpoints, atomic
-moves), adapter (steps, judging, rollback, export, thread, diagnostics). The gradient step is
+moves), adapter (steps, judging, rollback, export, thread, diagnostics), guard (the held-out rule
+both adapters judge by). Offline, ``vode adapt`` (offline.py) from a recorded bag: bag_data
+(frames, depth topic, odometry), split (in time), finetune (time budget, base replay, L2-SP),
+score (held-out photometric / depth / pose), install (export, folders, hot reload), report
+(JSON + figure), demo_adapt (``vode demo --adapt``). The gradient step is
 ``vode_training.optim.gradient_step``, the trainer's own. Importing this package does not import
 torch (the run time without ``adapt`` stays torch-free); the :class:`OnlineAdapter` constructor does.
 """
