@@ -119,10 +119,13 @@ class ClassicalVO:
         t = np.eye(4)
         t[:3, :3], t[:3, 3] = cv2.Rodrigues(rvec)[0], tvec.ravel()
         if self.mode == "mono":
-            e, mask = cv2.findEssentialMat(a, b, self.k, method=cv2.RANSAC, prob=0.999, threshold=1.0)
-            if e is None or e.shape != (3, 3):
-                return t                      # no essential matrix: the PnP motion
-            _, r, direction, _ = cv2.recoverPose(e, a, b, self.k, mask=mask)
+            try:
+                e, mask = cv2.findEssentialMat(a, b, self.k, method=cv2.RANSAC, prob=0.999, threshold=1.0)
+                if e is None or e.shape != (3, 3):
+                    return t                  # no essential matrix: the PnP motion
+                _, r, direction, _ = cv2.recoverPose(e, a, b, self.k, mask=mask)
+            except cv2.error:                 # degenerate matches (a solver without real roots): the PnP motion
+                return t
             t[:3, :3], t[:3, 3] = r, direction.ravel() * np.linalg.norm(t[:3, 3])
         return t
 
