@@ -2,11 +2,10 @@
 the classical baseline.
 
     python -m vode_ros.tools.pose_loso auto=bench_auto.json lk=bench_lk.json descriptor=bench_descriptor.json
-        [--baseline-from auto] [--markdown OUT.md]
+        [--markdown OUT.md]
 
-Each NAME=FILE is a ``pose_bench --json`` run with one value of the setting (the same sequences,
-strides and modes); one of them also holds the ``classical`` rows (``--baseline-from``, default:
-the first that has them). For every sequence the value is chosen on the *other* sequences: the
+Each NAME=FILE[,FILE...] is a ``pose_bench --json`` run with one value of the setting (the same
+sequences, strides and modes, in one file or several); the first that holds ``classical`` rows gives the baseline. For every sequence the value is chosen on the *other* sequences: the
 one with the lowest mean, over their (stride, mode) rows, of
 
     (log(ATE-5 / ATE-5 of the baseline) + log(end drift / end drift of the baseline)) / 2,
@@ -40,7 +39,7 @@ def load_runs(specs: list[str]) -> tuple[dict[str, dict[tuple, dict]], dict[tupl
         name, sep, file = spec.partition("=")
         if not sep or not name or not file:
             raise ValueError(f"expected NAME=FILE, got {spec!r}")
-        rows = json.loads(Path(file).read_text())["rows"]
+        rows = [r for f in file.split(",") for r in json.loads(Path(f).read_text())["rows"]]
         runs[name] = {_key(r): r for r in rows if r["source"] != "classical"}
         names.append(name)
         if not baseline:
