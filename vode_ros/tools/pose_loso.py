@@ -5,8 +5,9 @@ the classical baseline.
         [--markdown OUT.md]
 
 Each NAME=FILE[,FILE...] is a ``pose_bench --json`` run with one value of the setting (the same
-sequences, strides and modes, in one file or several); the first that holds ``classical`` rows gives the baseline. For every sequence the value is chosen on the *other* sequences: the
-one with the lowest mean, over their (stride, mode) rows, of
+sequences, strides and modes, in one file or several); the first that holds ``classical`` rows
+gives the baseline. For every sequence the value is chosen on the *other* sequences: the one with
+the lowest mean, over their (stride, mode) rows, of
 
     (log(ATE-5 / ATE-5 of the baseline) + log(end drift / end drift of the baseline)) / 2,
 
