@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--matcher", default=PoseEstimatorConfig.matcher, choices=MATCHERS,
                     help="correspondences: LK, descriptors, or LK with descriptors where LK fails (auto)")
     ap.add_argument("--no-plausibility", action="store_true", help="take motions of any length (no check)")
+    ap.add_argument("--descriptor-flow-px", type=float, default=PoseEstimatorConfig.descriptor_flow_px,
+                    help="matcher auto: also match descriptors, and prefer them, past this median LK track (px)")
     ap.add_argument("--first-frame", type=int, default=0,
                     help="start every sequence at this frame, ground truth rebased to it (e.g. 14 on KITTI 00, "
                          "whose first ground-truth poses are a constant-velocity fill)")
@@ -294,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
     base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes,
-                               matcher=args.matcher, plausibility=not args.no_plausibility)
+                               matcher=args.matcher, plausibility=not args.no_plausibility,
+                               descriptor_flow_px=args.descriptor_flow_px)
     rows = []
     for folder in seqs:
         try:

@@ -83,6 +83,10 @@ class PoseEstimatorConfig:
     descriptor: str = "orb"              # orb | sift
     descriptor_features: int = 2000
     descriptor_window_px: float = 40.0   # guided search radius at the working resolution
+    # auto: also match descriptors, and prefer them, where LK's median track is longer than this (px
+    # at the working resolution; 0 = only where LK gives no motion): past a few tens of pixels LK
+    # keeps the far, slow corners and loses the near ones that fix the translation.
+    descriptor_flow_px: float = 0.0
     # A motion whose length disagrees with the recent speed beyond what the speed change, an
     # acceleration of plausible_max_accel and 3 sigma of its own covariance allow is not taken
     # (plausibility.py): another matcher is tried, else the frame falls back.

@@ -250,12 +250,14 @@ class PoseEstimator:
             if cfg.matcher != "descriptor":
                 attempts.append(self._lk_attempt(gray, k_w, net, depth, hybrid, older_ref, pred_ref_cur, hypothesis))
                 self._judge(attempts[-1], dt)
-            if cfg.matcher == "descriptor" or (cfg.matcher == "auto" and tries.choose(attempts, cfg.plausibility)[0]
-                                               is None):
+            flow = attempts[0].extra.get("median_flow_px", 0.0) if attempts else 0.0
+            large = cfg.matcher == "auto" and 0 < cfg.descriptor_flow_px < flow
+            if cfg.matcher == "descriptor" or large or (cfg.matcher == "auto" and tries.choose(
+                    attempts, cfg.plausibility)[0] is None):
                 # The descriptors' prior: the net's motion, else constant velocity (identity at the start).
                 prior = pred_ref_cur if pred_ref_cur is not None else self._t_ref_prev @ self._last_motion
-                attempts.append(self._descriptor_attempt(gray, k_w, depth, prior))
-                self._judge(attempts[-1], dt)
+                attempts.insert(0 if large else len(attempts), self._descriptor_attempt(gray, k_w, depth, prior))
+                self._judge(attempts[0 if large else -1], dt)
             chosen, est.reason = tries.choose(attempts, cfg.plausibility)
             implausible = any(a.verdict is not None and not a.verdict.plausible for a in attempts)
             if chosen is None and implausible and self._rejected_in_row >= 2:
@@ -329,6 +331,8 @@ class PoseEstimator:
                 if ok_g.sum() > ok.sum():
                     pts1, ok = pts1_g, ok_g
                     attempt.extra["net_guided_tracking"] = True
+        if ok.any():
+            attempt.extra["median_flow_px"] = float(np.median(np.linalg.norm(pts1[ok] - pts0[ok], axis=1)))
         return tries.solve(cfg, self._pnp, attempt, pts0[ok], pts1[ok], z[ok], has_z[ok],
                            invert_se3(hypothesis) if hypothesis is not None else None, depth, k_w, gray.shape[::-1])
 
