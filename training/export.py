@@ -110,8 +110,14 @@ def _camera_metadata(cameras: list[dict[str, Any]], domain: str) -> dict[str, st
     return meta
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0) -> dict[str, Any]:
-    """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report."""
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0,
+                      size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report.
+
+    ``size`` (width, height; multiples of 32): the models' input size when it is not the training
+    size, e.g. a square camera's 256x256 instead of a squashed 416x128 (the nets are
+    convolutional: the same weights at another aspect ratio); the training size is kept in
+    vode.train_input_size."""
     import onnxruntime as ort
 
     from .checkpoint import load_checkpoint, method_from_checkpoint
@@ -124,12 +130,18 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
     info = method.export_info()
     d = cfg["data"]
     c, h, w = method.channels, d["height"], d["width"]
+    if size is not None:
+        w, h = (int(v) for v in size)
+        if w <= 0 or h <= 0 or w % 32 or h % 32:
+            raise ValueError(f"export size {w}x{h}: width and height must be positive multiples of 32 (the nets' stride)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mean = np.asarray(info["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(info["std"], np.float32).reshape(1, -1, 1, 1)
     rng = np.random.default_rng(seed)
     real = _real_frames(cfg)
+    if real is not None and real.shape[-2:] != (h, w):     # another input size: the same frames resized
+        real = torch.nn.functional.interpolate(torch.from_numpy(real), size=(h, w), mode="area").numpy()
 
     def norm(x01: np.ndarray) -> np.ndarray:
         return ((x01 - mean) / std).astype(np.float32)
@@ -193,6 +205,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                 "vode.onnx_parity_max_abs": f"{diff:.3g}",
                 "vode.output": desc,
                 **camera_meta,
+                **({"vode.train_input_size": f"{d['width']}x{d['height']}"} if (w, h) != (d["width"], d["height"]) else {}),
                 **io.get("metadata", {}),
             }, out_shape)
             report["files"][kind] = {"path": str(final), "parity_max_abs": diff, "tolerance": tol,

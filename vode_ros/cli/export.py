@@ -18,6 +18,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "against torch (inverse depth <= 1e-4, pose <= 1e-5).")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `vode train`")
     p.add_argument("--out", required=True, help="folder for depth.onnx / pose.onnx")
+    p.add_argument("--size", default=None, metavar="WxH",
+                   help="input size of the exported models (multiples of 32), e.g. 256x256 for a square camera: "
+                        "keeps the camera's aspect ratio instead of squashing it to the training size")
     p.set_defaults(func=run)
     declare_outputs(p, ("out", "--out", True))
     return p
@@ -30,8 +33,15 @@ def run(args) -> int:
         print(f"vode export: the training extras are not installed ({exc}); "
               "pip install -r scripts/requirements.txt", file=sys.stderr)
         return 2
+    size = None
+    if args.size:
+        parts = args.size.lower().split("x")
+        if len(parts) != 2 or not all(v.isdigit() for v in parts):
+            print(f"vode export: --size {args.size!r}: expected WIDTHxHEIGHT, e.g. 256x256", file=sys.stderr)
+            return 2
+        size = (int(parts[0]), int(parts[1]))
     try:
-        report = export_checkpoint(args.checkpoint, args.out)
+        report = export_checkpoint(args.checkpoint, args.out, size=size)
     except (FileNotFoundError, ValueError) as exc:
         print(f"vode export: {exc}", file=sys.stderr)
         return 2
