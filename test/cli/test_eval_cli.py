@@ -241,7 +241,7 @@ class _OracleModel:
 
         self.path = Path(f"/oracle/{kind}.onnx")
         self.provider = "oracle"
-        self.meta = SimpleNamespace(method="oracle", width=416, height=128, color="gray",
+        self.meta = SimpleNamespace(method="oracle", width=416, height=128, color="gray", mean=(0.0,), std=(1.0,),
                                     metric_scale=metric, raw={"vode.kind": kind})
 
     def preprocess(self, img, encoding):

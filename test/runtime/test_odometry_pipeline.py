@@ -12,7 +12,7 @@ from vode_ros.core.frames import mount_transform
 from vode_ros.runtime.odometry_pipeline import (OdometryPipeline, OdometrySettings, StampRejected,
                                                 integrate_sequence)
 from vode_ros.runtime.pose.config import PoseEstimatorConfig
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 from vode_training.data.synthetic import generate_sequence
 
 MOUNT = mount_transform([0.2, 0.0, 1.65], [0.0, 0.02, 0.0])
@@ -101,7 +101,7 @@ def test_a_gap_past_max_bridge_gap_is_not_integrated(seq):
 
 
 def test_one_stereo_match_per_pair_shared_between_callers(seq):
-    share = StereoDepthShare()
+    share = FrameShare()
     got = []
     barrier = threading.Barrier(2)
 
@@ -114,7 +114,7 @@ def test_one_stereo_match_per_pair_shared_between_callers(seq):
         t.start()
     for t in threads:
         t.join()
-    assert share.computed == 1 and share.shared == 1 and got[0] is got[1]
+    assert share.computed["sgbm"] == 1 and share.shared["sgbm"] == 1 and got[0] is got[1]
     assert not got[0].flags.writeable                       # read by both: nobody may write into it
     valid = (got[0] > 0) & (seq.depth[0] > 0)
     assert np.median(np.abs(got[0][valid] - seq.depth[0][valid]) / seq.depth[0][valid]) < 0.05
@@ -127,16 +127,19 @@ def test_depth_and_odometry_pipelines_match_a_pair_once(seq, models_dir):
     from vode_ros.runtime.depth_pipeline import DepthPipeline, DepthSettings
     from vode_ros.runtime.inference import OnnxModel
 
-    share = StereoDepthShare()
+    share = FrameShare()
     depth = DepthPipeline(OnnxModel(models_dir / "depth.onnx", ["CPUExecutionProvider"], expected_kind="depth"),
                           DepthSettings(scale_mode="stereo", have_stereo=True), share)
-    odom = OdometryPipeline(None, OdometrySettings(PoseEstimatorConfig(pose_source="geometric"), "stereo", MOUNT),
-                            stereo=share)
+    pose_model = OnnxModel(models_dir / "pose.onnx", ["CPUExecutionProvider"], expected_kind="pose")
+    odom = OdometryPipeline(pose_model, OdometrySettings(PoseEstimatorConfig(pose_source="hybrid"), "stereo", MOUNT),
+                            shared=share)
     for i in range(4):
         d = depth.step(seq.left[i], "mono8", _ns(seq, i), seq.k, right=seq.right[i], baseline=seq.baseline)
         o = _step(odom, seq, i)
-    assert share.computed == 4 and share.shared == 4
-    assert o.estimate.source == "geometric"
+    assert share.computed["sgbm"] == 4 and share.shared["sgbm"] == 4
+    # The shipped depth and pose nets take the same input: preprocessed once per frame too.
+    assert share.computed["net_input"] == 4 and share.shared["net_input"] == 4
+    assert o.estimate.source == "hybrid"
     assert depth.scaler.updates == 4 and np.isfinite(d.scale) and d.scale > 0
     # The scaled depth is the stereo depth's scale: median ratio to the exact depth near 1.
     truth = seq.depth[3]

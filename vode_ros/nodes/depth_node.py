@@ -34,18 +34,18 @@ from vode_ros.nodes.ros_msgs import image_to_msg, pointcloud_msg, rectified_came
 from vode_ros.nodes.shutdown import run_single
 from vode_ros.runtime.depth_pipeline import DepthPipeline, DepthSettings
 from vode_ros.runtime.scale import NODE_MODES
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 
 
 class DepthNode(VodeNodeBase):
     role = "depth"
 
-    def __init__(self, depth_cache=None, stereo_share: StereoDepthShare | None = None, **kwargs):
+    def __init__(self, depth_cache=None, frame_share: FrameShare | None = None, **kwargs):
         # depth_cache (runtime.pose.depth_input.DepthCache): an odometry node in the same process
-        # takes the depth from here instead of from depth/image (vode run). stereo_share: the SGBM
+        # takes the depth from here instead of from depth/image (vode run). frame_share: the SGBM
         # maps of the pairs, shared with that odometry node (one match per pair); None: its own.
         self.depth_sink = depth_cache
-        self.stereo_share = stereo_share or StereoDepthShare()
+        self.frame_share = frame_share or FrameShare()
         self.adaptation: AdaptationHook | None = None     # made at configure
         super().__init__("depth_node", **kwargs)
 
@@ -73,7 +73,7 @@ class DepthNode(VodeNodeBase):
         settings = DepthSettings(p("scale_mode"), str(p("domain")), float(p("camera_height")),
                                  float(p("scale_smoothing")), have_stereo=p("mode") == "stereo",
                                  fuse_stereo=bool(p("fuse_stereo")))
-        self.pipeline = DepthPipeline(self.model, settings, self.stereo_share)
+        self.pipeline = DepthPipeline(self.model, settings, self.frame_share)
         self.params.on_change(["scale_mode", "domain"], self._set_scale_mode)
         self.params.on_change(["camera_height"], lambda v: self._set_scaler("camera_height", float(v["camera_height"])))
         self.params.on_change(["scale_smoothing"], lambda v: self._set_scaler("smoothing", float(v["scale_smoothing"])))

@@ -40,7 +40,7 @@ from vode_ros.runtime.inference import OnnxModel, default_model_dir
 from vode_ros.runtime.odometry import diagonal_covariance
 from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, StampRejected
 from vode_ros.runtime.scale import RELATIVE
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 from vode_ros_msgs.msg import VodeStatus
 
 
@@ -60,12 +60,12 @@ class OdometryNode(VodeNodeBase):
     role = "pose"
     uses_right = False    # the pose net needs only the left image: a silent right camera never stalls it
 
-    def __init__(self, depth_cache=None, stereo_share: StereoDepthShare | None = None, **kwargs):
+    def __init__(self, depth_cache=None, frame_share: FrameShare | None = None, **kwargs):
         # depth_cache (runtime.pose.depth_input.DepthCache): filled directly by a depth node in the
-        # same process (vode run); None: from depth/image. stereo_share: the SGBM maps of the pairs,
+        # same process (vode run); None: from depth/image. frame_share: the SGBM maps of the pairs,
         # shared with a depth node in the same process (one match per pair); None: its own.
         self.shared_depth = depth_cache
-        self.stereo_share = stereo_share or StereoDepthShare()
+        self.frame_share = frame_share or FrameShare()
         super().__init__("odometry_node", **kwargs)
 
     def declare(self) -> None:
@@ -117,7 +117,7 @@ class OdometryNode(VodeNodeBase):
                                     refine_iters=int(p("refine_iters")), max_frame_gap=float(p("max_frame_gap")),
                                     max_bridge_gap=float(p("max_bridge_gap")), depth_wait_s=float(p("depth_wait")),
                                     domain=str(p("domain")))
-        self.pipeline = OdometryPipeline(self.model, settings, self.pose_params.cache, self.stereo_share,
+        self.pipeline = OdometryPipeline(self.model, settings, self.pose_params.cache, shared=self.frame_share,
                                          depth_model=self._load_depth() if refine else None)
         self.pose_params.log_choice()
         reliable = self.output_qos(10)

@@ -68,7 +68,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     from vode_ros.nodes.odometry_node import OdometryNode
     from vode_ros.nodes.shutdown import quiet_signals, spin_until_shutdown, startup_errors
     from vode_ros.runtime.pose.depth_input import DepthCache
-    from vode_ros.runtime.stereo_share import StereoDepthShare
+    from vode_ros.runtime.frame_share import FrameShare
 
     params_file = Path(params_file or DEFAULT_PARAMS)
     if not params_file.is_file():
@@ -89,12 +89,12 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
     # directly (same stamps, no serialisation) instead of through depth/image.
     # And a stereo pair is matched once, for the depth node's scale and the odometry's geometry.
     shared_depth = DepthCache() if {"depth", "odometry"} <= set(nodes) else None
-    shared_stereo = StereoDepthShare()
+    shared_frames = FrameShare()
     try:
         for name in nodes:
             own = [Parameter(k, value=v) for k, v in (node_overrides or {}).get(name, {}).items()]
             created.append({"depth": DepthNode, "odometry": OdometryNode}[name](
-                parameter_overrides=own, depth_cache=shared_depth, stereo_share=shared_stereo))
+                parameter_overrides=own, depth_cache=shared_depth, frame_share=shared_frames))
     except startup_errors() as exc:   # bad model file or parameter: the node has torn itself down
         error(f"error: {exc}")
         for n in created:

@@ -9,8 +9,8 @@ focal-length rescaling for metric models), the scale (runtime.scale.ScaleEstimat
 stereo | stereo_start | camera_height; ``auto`` decided per model, camera and scene by
 runtime.metric_trust, which the frames' evidence can overturn: the model/stereo ratio, the
 predicted depth's spread against the training frames'), and the depth times that scale. The
-stereo scale reads the pair's SGBM map from a StereoDepthShare: in `vode run` the odometry's
-geometry reads the same map, one match per pair.
+stereo scale reads the pair's SGBM map, and the net its input, from a FrameShare: in `vode run`
+the odometry's pipeline reads the same, one match and one preprocessing per frame.
 
 With a stereo pair (``fuse_stereo``, default on) the published depth is the fusion of the pair's
 SGBM and the scaled net (core.depth_fusion: SGBM where it is valid, the net in the holes and far
@@ -29,7 +29,7 @@ from vode_ros.runtime.inference import DepthNet, OnnxModel
 from vode_ros.runtime.metric_trust import (SceneMonitor, ScaleDecision, choose_scale_source, horizontal_fov_deg,
                                            scene_problem)
 from vode_ros.runtime.scale import ScaleEstimator, median_ratio, relative_because
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 
 
 @dataclass
@@ -56,9 +56,9 @@ class DepthPipeline:
     """The per-frame depth (see the module docstring). One caller steps it; settings change between
     steps through :meth:`set_scale_mode` and the scaler's fields."""
 
-    def __init__(self, model: OnnxModel, settings: DepthSettings, stereo: StereoDepthShare | None = None):
+    def __init__(self, model: OnnxModel, settings: DepthSettings, shared: FrameShare | None = None):
         self.settings = settings
-        self.stereo = stereo or StereoDepthShare()
+        self.shared = shared or FrameShare()      # the net input and the SGBM map, once per frame
         self.decision: ScaleDecision | None = None
         self._decision_key: tuple | None = None
         self._last_stamp_ns: int | None = None
@@ -103,7 +103,7 @@ class DepthPipeline:
         if self.model.recurrent and self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
             self.model.reset_state()      # bag loop / time jump: a recurrent model starts a new sequence
         self._last_stamp_ns = int(stamp_ns)
-        net_in = self.model.preprocess(image, encoding)
+        net_in = self.shared.net_input(stamp_ns, self.model, image, encoding)
         k_net = self.model.intrinsics_for_net(k, (image.shape[1], image.shape[0]))
         depth = self.net(net_in, fx=float(k_net[0, 0]))
         ref = ratio = None
@@ -151,7 +151,7 @@ class DepthPipeline:
         from vode_ros.core.image_codec import to_gray
 
         left = image if image.ndim == 2 else to_gray(image, "rgb8")
-        ref = self.stereo.depth(stamp_ns, left, right, float(k[0, 0]), float(baseline))
+        ref = self.shared.depth(stamp_ns, left, right, float(k[0, 0]), float(baseline))
         h, w = shape
         if ref.shape != (h, w):
             ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -38,7 +38,7 @@ from vode_ros.runtime.pose.config import PoseEstimate, PoseEstimatorConfig
 from vode_ros.runtime.pose.depth_input import DepthCache
 from vode_ros.runtime.pose.frontend import PoseFrontEnd
 from vode_ros.runtime.pose.net_domain import NetDomainGate
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 
 
 class StampRejected(ValueError):
@@ -86,15 +86,16 @@ class OdometryPipeline:
     settings change between steps (the node holds its model lock)."""
 
     def __init__(self, pose_model: OnnxModel | None, settings: OdometrySettings,
-                 depth_cache: DepthCache | None = None, stereo: StereoDepthShare | None = None,
+                 depth_cache: DepthCache | None = None, shared: FrameShare | None = None,
                  depth_model: OnnxModel | None = None):
         self.settings = settings
+        self.shared = shared or FrameShare()      # the net input and the SGBM map, once per frame
         if settings.pose.pose_source != "geometric" and pose_model is None:
             raise ValueError(f"pose_source {settings.pose.pose_source} needs the pose net (pose.onnx)")
         geometry = "none" if settings.geometry_depth == "given" else settings.geometry_depth
         self.given_depth = settings.geometry_depth == "given"
         self.frontend = PoseFrontEnd(settings.pose, geometry, depth_cache, settings.depth_wait_s,
-                                     stereo=stereo or StereoDepthShare())
+                                     stereo=self.shared)
         self.integrator = OdometryIntegrator(settings.t_base_cam)
         self.pose_model, self.depth_model = pose_model, depth_model
         self.pose_net = inference.PoseNet(pose_model) if pose_model is not None else None
@@ -123,8 +124,11 @@ class OdometryPipeline:
         self.settings.t_base_cam = self.integrator.t_base_cam = np.asarray(t_base_cam, np.float64)
 
     def reconfigure(self, config: PoseEstimatorConfig) -> None:
+        was_net = self.settings.pose.pose_source == "net"
         self.settings.pose = config
         self.frontend.reconfigure(config)
+        if was_net != (config.pose_source == "net"):
+            self.frontend.restart()      # the geometry skipped frames (or is skipped now): no stale previous frame
 
     def restart(self) -> None:
         """The next frame starts a new frame pair; the pose goes on from where it is."""
@@ -146,8 +150,8 @@ class OdometryPipeline:
         stamp = int(stamp_ns) * 1e-9
         notes: list[tuple[str, str]] = []
         bridge = self._stamp_rules(stamp, notes)
-        net_in = self.pose_model.preprocess(image, encoding) if self.pose_model is not None else None
-        grey = to_gray(image, encoding)
+        net_in = (self.shared.net_input(stamp_ns, self.pose_model, image, encoding)
+                  if self.pose_model is not None else None)
         if not self._pair_open and bridge is None:
             self.integrator.start(stamp)
             self.frontend.restart()
@@ -163,8 +167,11 @@ class OdometryPipeline:
             net_motion = self._net_motion(net_in, image, k) if self.needs_net else None
             if net_motion is not None and self.settings.pose.pose_source != "net":
                 net_motion = self._gate_net(net_motion, k, image.shape[1], stamp, notes)
-        est = self.frontend.step(grey, int(stamp_ns), k, net_t_prev_cur=net_motion, right=right, baseline=baseline,
-                                 depth=depth if self.given_depth else None)
+        if self.settings.pose.pose_source == "net":
+            est = self._net_estimate(stamp, net_motion)
+        else:
+            est = self.frontend.step(to_gray(image, encoding), int(stamp_ns), k, net_t_prev_cur=net_motion,
+                                     right=right, baseline=baseline, depth=depth if self.given_depth else None)
         if bridge is not None:
             est = bridge
         out = self._integrate(stamp, est, notes)
@@ -174,6 +181,20 @@ class OdometryPipeline:
             self._previous_depth = self.depth_net(net_in if same else self.depth_model.preprocess(image, encoding))
         self._previous, self._pair_open = net_in, True
         return out
+
+    def _net_estimate(self, stamp: float, net_motion: np.ndarray | None) -> PoseEstimate:
+        """pose_source net: the net's motion with its fixed covariance; no image work for the geometry
+        (the front end is skipped, its counters kept)."""
+        fe = self.frontend
+        if net_motion is None:
+            est = PoseEstimate(stamp, np.eye(4), np.zeros((6, 6)), "start")
+        else:
+            last = self.integrator.last_stamp
+            est = PoseEstimate(stamp, net_motion, self.settings.pose.net_covariance(), "net",
+                               dt=stamp - last if last is not None else 0.0)
+        fe.stats.frames += 1
+        fe.last = est
+        return est
 
     def _stamp_rules(self, stamp: float, notes: list) -> PoseEstimate | None:
         """Refuse a repeated stamp, reset on time going back, handle a forward gap. -> the bridged
@@ -249,6 +270,7 @@ class OdometryPipeline:
 
     def _integrate(self, stamp: float, est: PoseEstimate, notes: list) -> OdometryStep:
         if est.source == "start":
+            self.integrator.last_stamp = stamp             # the next motion's time runs from here
             held = self.integrator.pose_covariance()       # after a gap: what the trajectory has gathered
             return OdometryStep(stamp, est, self.integrator.pose.copy(), np.zeros(3), np.zeros(3),
                                 held if held.any() else None, None, notes)

@@ -1,5 +1,5 @@
 """Where the pose estimator's depth comes from at run time: SGBM of the stereo pair
-(core.stereo_depth.pair_depth, shared through runtime.stereo_share), or the depth node's published
+(core.stereo_depth.pair_depth, shared through runtime.frame_share), or the depth node's published
 depth paired with the camera images by exact stamp, and the parameters that choose between them.
 
 - :class:`DepthCache`: depth maps keyed by their image's stamp (integer nanoseconds, copied from

@@ -7,7 +7,7 @@ the counters the node reports.
 geometry_depth (see depth_input.resolve_geometry_depth):
 - ``none``: the pose net alone (pose_source net);
 - ``stereo``: SGBM of this frame's rectified pair at about 416 px wide (a third on KITTI), from a
-  :class:`~vode_ros.runtime.stereo_share.StereoDepthShare` (matched here, or by the depth node of the
+  :class:`~vode_ros.runtime.frame_share.FrameShare` (matched here, or by the depth node of the
   same process for the same pair);
 - ``depth_topic``: the depth node's depth of the previous frame, taken from a :class:`DepthCache`
   (filled from depth/image, or directly by a depth node in the same process) just before the
@@ -21,7 +21,7 @@ import numpy as np
 
 from vode_ros.runtime.pose.depth_input import DepthCache
 from vode_ros.runtime.pose.estimator import PoseEstimate, PoseEstimator, PoseEstimatorConfig
-from vode_ros.runtime.stereo_share import StereoDepthShare
+from vode_ros.runtime.frame_share import FrameShare
 
 
 @dataclass
@@ -33,7 +33,7 @@ class FrontEndStats:
 
 class PoseFrontEnd:
     def __init__(self, config: PoseEstimatorConfig, geometry_depth: str = "none", cache: DepthCache | None = None,
-                 depth_wait_s: float = 0.5, stereo: StereoDepthShare | None = None):
+                 depth_wait_s: float = 0.5, stereo: FrameShare | None = None):
         if geometry_depth not in ("none", "stereo", "depth_topic"):
             raise ValueError(f"geometry_depth must be none, stereo or depth_topic, got {geometry_depth!r}")
         if geometry_depth == "depth_topic" and cache is None:
@@ -42,7 +42,7 @@ class PoseFrontEnd:
         self.geometry_depth = geometry_depth
         self.cache = cache
         self.depth_wait_s = depth_wait_s
-        self.stereo = stereo or StereoDepthShare()
+        self.stereo = stereo or FrameShare()
         self.stats = FrontEndStats()
         self.last: PoseEstimate | None = None
         self._prev_ns: int | None = None

@@ -28,6 +28,7 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
     from vode_ros.core.image_codec import encode_image
     from vode_ros.core.kitti import load_sequence, read_image
     from vode_ros.nodes.depth_node import DepthNode
+    from vode_ros.runtime.frame_share import FrameShare
     from vode_ros.nodes.odometry_node import OdometryNode
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -41,10 +42,12 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
         params = [Parameter("model_dir", value=str(model_dir)), Parameter("threads", value=int(cfg.threads)),
                   Parameter("image_topic", value=f"/{ns}/camera/image_raw"),
                   Parameter("camera_info_topic", value=f"/{ns}/camera/camera_info")]
-        depth_node = DepthNode(context=ctx, namespace=ns, parameter_overrides=params)
+        # Hosted as `vode run` hosts them: one FrameShare, so a frame is preprocessed once for both nets.
+        shared = FrameShare()
+        depth_node = DepthNode(context=ctx, namespace=ns, parameter_overrides=params, frame_share=shared)
         # The pose net's rate through the node (compared with the raw net below); the geometric
         # sources' cost and accuracy are pose_bench's (they also wait for the depth node's depth).
-        odom_node = OdometryNode(context=ctx, namespace=ns,
+        odom_node = OdometryNode(context=ctx, namespace=ns, frame_share=shared,
                                  parameter_overrides=params + [Parameter("pose_source", value="net")])
         probe = Node("vode_bench_probe", context=ctx, namespace=ns)
         nodes = [depth_node, odom_node, probe]
@@ -140,7 +143,7 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
     window = t1 - t0
     out: dict[str, Any] = {"model_dir": str(model_dir), "seconds": round(window, 2), "feed_hz": pub_hz or "max",
                            "published_hz": (pub1 - pub0) / window, "ros_domain_id": domain,
-                           "executor": "MultiThreadedExecutor(4), one process",
+                           "executor": "MultiThreadedExecutor(4), one process, one FrameShare (as vode run)",
                            "node_threads_param": cfg.threads}
     for key, raw_key, dropped in (("depth", "depth", drops[0]), ("odom", "pose", drops[1])):
         rows = [(t, lat) for t, lat in got[key] if t0 <= t < t1]
