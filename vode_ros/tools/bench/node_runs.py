@@ -120,9 +120,11 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
             time.sleep(0.02)
         t0, pub0 = time.time(), published[0]
         drop0 = (depth_node.worker.dropped, odom_node.worker.dropped)
+        acc0 = (depth_node.accounts.snapshot(), odom_node.accounts.snapshot())
         time.sleep(cfg.node_seconds)
         t1, pub1 = time.time(), published[0]
         drops = (depth_node.worker.dropped - drop0[0], odom_node.worker.dropped - drop0[1])
+        acc1 = (depth_node.accounts.snapshot(), odom_node.accounts.snapshot())
     finally:
         if stop is not None:
             stop.set()
@@ -145,13 +147,21 @@ def measure_nodes(model_dir: Path, cfg: BenchConfig, raw: dict[str, float], pub_
                            "published_hz": (pub1 - pub0) / window, "ros_domain_id": domain,
                            "executor": "MultiThreadedExecutor(4), one process, one FrameShare (as vode run)",
                            "node_threads_param": cfg.threads}
-    for key, raw_key, dropped in (("depth", "depth", drops[0]), ("odom", "pose", drops[1])):
+    for key, raw_key, dropped, a0, a1 in (("depth", "depth", drops[0], acc0[0], acc1[0]),
+                                          ("odom", "pose", drops[1], acc0[1], acc1[1])):
         rows = [(t, lat) for t, lat in got[key] if t0 <= t < t1]
         lat = [r[1] * 1e3 for r in rows]
         hz = len(rows) / window
         out[key] = {"hz": hz, "latency_ms_p50": float(np.percentile(lat, 50)) if lat else float("nan"),
                     "latency_ms_p95": float(np.percentile(lat, 95)) if lat else float("nan"),
                     "frames_dropped": dropped, "raw_fps": raw[raw_key],
+                    # Every image of the window: published by the feeder, taken in by the node's
+                    # callbacks (the rest never reached them: best-effort DDS, a full reader queue),
+                    # out, dropped by newest-frame-wins, rejected. A frame lost before the node is a
+                    # lost frame too: "no dropped frame" means frames_out == images published.
+                    "images_published": pub1 - pub0, "frames_in": a1.frames_in - a0.frames_in,
+                    "frames_out": a1.frames_out - a0.frames_out,
+                    "frames_rejected": sum(a1.rejected.values()) - sum(a0.rejected.values()),
                     "ratio_to_raw": hz / raw[raw_key] if raw[raw_key] else float("nan")}
     seq_fps = raw.get("depth+pose", 0.0)
     both = min(out["depth"]["hz"], out["odom"]["hz"])

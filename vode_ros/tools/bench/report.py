@@ -60,6 +60,10 @@ def format_report(rep: dict[str, Any]) -> str:
             lines.append(f"  {label:12s} {v['hz']:6.1f} Hz   raw OnnxModel.run {v['raw_fps']:6.1f} FPS   ratio "
                          f"{v['ratio_to_raw']:.2f}   latency stamp->receipt p50 {v['latency_ms_p50']:.1f} ms "
                          f"p95 {v['latency_ms_p95']:.1f} ms   dropped {v['frames_dropped']}")
+            if "frames_in" in v:
+                lines.append(f"  {'':12s} of {v['images_published']} images published: {v['frames_in']} reached the "
+                             f"node, {v['frames_out']} out, {v['frames_dropped']} dropped (newest wins), "
+                             f"{v['frames_rejected']} rejected")
         p = n["pipeline"]
         lines.append(f"  both         {p['hz']:6.1f} Hz   raw depth+pose sequential {p['raw_sequential_fps']:6.1f} FPS"
                      f"   ratio {p['ratio_to_raw']:.2f}")
