@@ -117,7 +117,8 @@ class VodeNodeBase(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - reported, and the node stays unconfigured
             self.configure_error = exc
             self._release()
-            self.get_logger().error(f"configure failed: {exc}")
+            if self.context.ok():         # else Ctrl-C shut rclpy down under it: the stop, not a fault
+                self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.configure_error = None
         return TransitionCallbackReturn.SUCCESS
@@ -157,6 +158,16 @@ class VodeNodeBase(LifecycleNode):
     def _unsubscribe_inputs(self) -> None:
         if self.inputs is not None:
             self.inputs.unsubscribe()
+
+    def stop_input(self) -> None:
+        """At process shutdown, before the executor stops: callbacks waiting for a stereo partner or for room
+        in the worker's queue (reliable input) return, and frames still queued count as rejected (shutdown)."""
+        if self.inputs is not None:
+            self.inputs.close()
+        worker = getattr(self, "worker", None)
+        if worker is not None:
+            for _ in worker.stop():
+                self.accounts.rejected("shutdown")
 
     def _stop_work(self) -> None:
         """Stop the worker (frames still queued count as rejected, reason shutdown) and the subclass's threads."""

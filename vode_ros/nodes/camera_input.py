@@ -113,11 +113,15 @@ class CameraInput:
             self._subscribe(CameraInfo, p("right_camera_info_topic"), self.on_right_info, self.right_group)
             self._subscribe_image(p("right_image_topic"), self.on_right_image, self.right_group)
 
+    def close(self) -> None:
+        """Callbacks waiting for room or a stereo partner give up (deactivation, process shutdown)."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
     def unsubscribe(self) -> None:
         """No more camera input: images waiting for their CameraInfo or stereo partner are given up."""
-        with self.cond:
-            self.closed = True             # a callback waiting for room or a partner gives up
-            self.cond.notify_all()
+        self.close()
         for sub in self.subscriptions:
             self.node.destroy_subscription(sub)
         self.subscriptions.clear()

@@ -66,7 +66,7 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
 
     from vode_ros.nodes.depth_node import DepthNode
     from vode_ros.nodes.odometry_node import OdometryNode
-    from vode_ros.nodes.shutdown import quiet_signals, spin_until_shutdown, startup_errors
+    from vode_ros.nodes.shutdown import quiet_signals, spin_until_shutdown, startup_errors, stopped_while_starting
     from vode_ros.runtime.pose.depth_input import DepthCache
     from vode_ros.runtime.frame_share import FrameShare
 
@@ -95,10 +95,14 @@ def run_nodes(params_file: Path | None = None, overrides: dict[str, str] | None 
             own = [Parameter(k, value=v) for k, v in (node_overrides or {}).get(name, {}).items()]
             created.append({"depth": DepthNode, "odometry": OdometryNode}[name](
                 parameter_overrides=own, depth_cache=shared_depth, frame_share=shared_frames))
-    except startup_errors() as exc:   # bad model file or parameter: the node has torn itself down
-        error(f"error: {exc}")
+    except Exception as exc:   # bad model file or parameter: the node has torn itself down
         for n in created:
             n.destroy_node()
+        if stopped_while_starting():      # Ctrl-C while the models were loading: a quiet stop
+            return 0
+        if not isinstance(exc, startup_errors()):
+            raise
+        error(f"error: {exc}")
         rclpy.try_shutdown()
         return 1
     executor = MultiThreadedExecutor(num_threads=4)

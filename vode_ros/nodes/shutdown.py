@@ -44,13 +44,28 @@ def startup_errors() -> tuple[type[BaseException], ...]:
     return (ModelLoadError, ValueError, ParameterException, OSError)
 
 
+def stopped_while_starting() -> bool:
+    """True (and rclpy shut down) when SIGINT / SIGTERM came while the nodes were being made: rclpy has
+    shut its context down under the constructor, whose error is then the stop, not a fault to report."""
+    import rclpy
+
+    if not received and rclpy.ok():
+        return False
+    ignore_further_signals()
+    rclpy.try_shutdown()
+    return True
+
+
 def spin_until_shutdown(executor, nodes) -> None:
     """Spin until SIGINT / SIGTERM or rclpy shutdown, then tear the nodes down quietly."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
     try:
-        executor.spin()
+        # A signal while the nodes were starting (loading models) reached only quiet_signals' record:
+        # rclpy wakes the executors that exist when it comes, and this one did not yet.
+        if not received:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:                   # noqa: BLE001 - a signal can shut the context down while the
@@ -58,10 +73,34 @@ def spin_until_shutdown(executor, nodes) -> None:
             raise
     finally:
         ignore_further_signals()
+        for node in nodes:              # a callback blocked by back-pressure (reliable input) returns now
+            stop = getattr(node, "stop_input", None)
+            if stop is not None:
+                stop()
+        _drain_handlers(executor)
         executor.shutdown()
+        _retrieve_handler_errors(executor)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _drain_handlers(executor) -> None:
+    """Let the callbacks already handed to a MultiThreadedExecutor's threads finish before the executor
+    shuts down. rclpy's shutdown destroys the executor's guard condition first; a callback that ends
+    after it signals the destroyed guard and fails with "cannot use Destroyable because destruction was
+    requested", which rclpy prints at exit as "The following exception was never retrieved"."""
+    pool = getattr(executor, "_executor", None)          # rclpy's ThreadPoolExecutor (not public API)
+    if pool is not None and hasattr(pool, "shutdown"):
+        pool.shutdown(wait=True)
+
+
+def _retrieve_handler_errors(executor) -> None:
+    """Mark the errors of callbacks that ended during shutdown as seen (each was a callback cut short by
+    the stop, not a fault), so rclpy does not print them at exit."""
+    for task in list(getattr(executor, "_futures", None) or []):
+        if hasattr(task, "done") and task.done() and hasattr(task, "exception"):
+            task.exception()
 
 
 def run_single(node_cls, args=None) -> int:
@@ -75,9 +114,15 @@ def run_single(node_cls, args=None) -> int:
     try:
         node = node_cls()
     except startup_errors() as exc:
+        if stopped_while_starting():
+            return 0
         rclpy.logging.get_logger(node_cls.__name__).fatal(str(exc))
         rclpy.try_shutdown()
         return 1
+    except Exception:
+        if stopped_while_starting():
+            return 0
+        raise
     # Several threads: a reliable input blocked by back-pressure must not stop timers and services.
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
