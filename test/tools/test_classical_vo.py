@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vode_ros.core.geometry import invert_se3
-from vode_ros.tools.classical_vo import ClassicalVO, run_classical, stereo_depth
+from vode_ros.core.stereo_depth import pair_depth
+from vode_ros.tools.classical_vo import ClassicalVO, run_classical
 from vode_training.data.synthetic import generate_sequence
 
 
@@ -27,7 +28,7 @@ def _step_errors(poses: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
 @pytest.mark.parametrize("mode, max_step_m", [("rgbd", 0.08), ("stereo", 0.2), ("mono", 0.35)])
 def test_follows_the_exact_motion(street, mode, max_step_m):
     depths = (list(street.depth) if mode != "stereo" else
-              [stereo_depth(a, b, street.k[0, 0], street.baseline) for a, b in zip(street.left, street.right)])
+              [pair_depth(a, b, street.k[0, 0], street.baseline, div=1) for a, b in zip(street.left, street.right)])
     poses, stats = run_classical(list(street.left), depths, street.k, mode)
     trans, rot = _step_errors(poses, street.poses)
     assert stats.failures == 0 and min(stats.inliers) > 40

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vode_ros.core.geometry import invert_se3
-from vode_ros.core.stereo_depth import sgbm_depth
 
 MODES = ("stereo", "rgbd", "mono")
 
@@ -36,18 +35,6 @@ class ClassicalStats:
     pairs: int = 0
     failures: int = 0                        # pairs that repeated the previous motion
     inliers: list[int] = field(default_factory=list)
-
-
-def stereo_depth(left: np.ndarray, right: np.ndarray, fx: float, baseline: float, div: int = 1) -> np.ndarray:
-    """(H, W) grey uint8 rectified pair -> (H/div, W/div) SGBM depth in metres (0 = none)."""
-    import cv2
-
-    h, w = left.shape[:2]
-    wh = (w // div, h // div)
-    if div > 1:
-        left = cv2.resize(left, wh, interpolation=cv2.INTER_AREA)
-        right = cv2.resize(right, wh, interpolation=cv2.INTER_AREA)
-    return sgbm_depth(left, right, fx * wh[0] / w, baseline, num_disparities=128 // div)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
