@@ -53,3 +53,17 @@ def test_launch_file_uses_declared_parameters_and_installed_executables(nodes):
     args = set(re.findall(r'DeclareLaunchArgument\("(\w+)"', src))
     assert {"mode", "model_dir", "image_topic", "camera_info_topic", "use_sim_time", "bag", "rviz"} <= args
     assert (REPO / "config" / "vode.rviz").is_file()
+
+
+def test_every_number_parameter_carries_its_range_for_ros2_param_describe(nodes):
+    # `ros2 param describe` shows the descriptor: a number without a range there tells a user nothing
+    # of what the node accepts (test_ros2_cli.py reads it through the real CLI on a launched node).
+    for name, node in nodes.items():
+        for param in node._parameters.values():
+            if param.type_ not in (Parameter.Type.INTEGER, Parameter.Type.DOUBLE):
+                continue
+            d = node.describe_parameter(param.name)
+            ranges = d.integer_range if param.type_ == Parameter.Type.INTEGER else d.floating_point_range
+            assert len(ranges) == 1, f"{name}.{param.name} ({param.type_.name}) has no range in its descriptor"
+            assert ranges[0].from_value <= param.value <= ranges[0].to_value, f"{name}.{param.name}"
+            assert d.description, f"{name}.{param.name} has no description"
