@@ -33,7 +33,8 @@ INPUTS_HASH="$( { cat "$ROOT/scripts/setup.sh" "$ROOT/scripts/requirements.txt" 
 register() { "$VENV/bin/python" "$ROOT/scripts/register_package.py" --venv "$VENV" --repo "$ROOT"; }
 registered() {
   local share="$VENV/ros_ws/install/vode_ros/share" f
-  [[ -e "$share/ament_index/resource_index/packages/vode_ros" ]] || return 1
+  [[ -e "$share/ament_index/resource_index/packages/vode_ros" && -x "$VENV/ros_ws/install/vode_ros/lib/vode_ros/depth_node" ]] \
+    || return 1
   for f in "$ROOT"/launch/*.launch.py; do [[ -e "$share/vode_ros/launch/${f##*/}" ]] || return 1; done
 }
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$INPUTS_HASH" ]]; then
