@@ -5,6 +5,7 @@
                         [--max-frames N]
     vode bag info BAG
     vode bag play BAG [--rate R] [--clock] [--loop] [--topics T ...] [--reliable] [--wait-for [T ...]]
+                      [--wait-subscribers N]
     vode bag record OUT --topics T [T ...] [--storage mcap|sqlite3] [--duration S]
 """
 from __future__ import annotations
