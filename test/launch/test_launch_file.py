@@ -235,6 +235,10 @@ def test_vode_bag_play_waits_for_the_number_of_subscribers_asked(kitti_dir, tmp_
             executor.spin_once(timeout_sec=0.1)
         return proc.returncode, proc.stdout.read()
 
+    bad = subprocess.run([sys.executable, "-m", "vode_ros.cli.main", "bag", "play", str(bag), "--wait-for",
+                          "--wait-subscribers", "0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--wait-subscribers must be 1 or more" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
     try:
         for node in readers:
             executor.add_node(node)
