@@ -20,7 +20,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
         ("share/" + PACKAGE + "/models", glob("models/*")),
         # The demo clip and the message definitions: vode_ros.core.resources finds them here

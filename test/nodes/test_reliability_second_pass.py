@@ -178,3 +178,72 @@ def test_reliable_stereo_on_a_node_slower_than_the_camera_processes_every_pair(m
         assert h.wait_for(lambda: len(stamps) == n, 10.0) and stamps == sorted(stamps)
     finally:
         h.close()
+
+
+# A camera in another process: N images of W x H, best effort (sensor data QoS), at 4 Hz, then it stays up.
+BIG_IMAGES = """
+import sys, time
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+w, h, enc, seconds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+rclpy.init()
+node = rclpy.create_node("big_camera")
+pub = node.create_publisher(Image, "/camera/left/image_raw", qos_profile_sensor_data)
+ch = 1 if enc == "mono8" else 3
+data = np.random.default_rng(0).integers(0, 255, (h, w, ch), dtype=np.uint8).tobytes()
+end, i = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    msg = Image(height=h, width=w, encoding=enc, step=w * ch, data=data)
+    msg.header.stamp.sec = 7000 + i
+    pub.publish(msg)
+    i += 1
+    time.sleep(0.25)
+print(i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("case", ["large_best_effort", "best_effort_into_reliable"])
+def test_a_topic_with_publishers_and_no_images_is_said_once(models_dir, case):
+    """images of 1920x1080 bgr8 published best effort from another process (DDS drops such samples whole:
+    rgb8 640x480 2 of 8, 1226x370 0 of 8 here), or a best-effort camera into reliable_input | after 5 s the node
+    says once on the log and keeps on /diagnostics (`images_not_arriving`) that the topic has publishers and no
+    image arrived, with the fixes: reliable input, image_transport compressed, a shared-memory transport, a
+    smaller image (or, for the QoS mismatch, that the two do not match); the node keeps running (before: nothing
+    was said)
+    """
+    import subprocess
+    import sys
+
+    ensure_rclpy()
+    from vode_ros.nodes.depth_node import DepthNode
+
+    reliable = case == "best_effort_into_reliable"
+    depth = DepthNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir)),
+                                           Parameter("reliable_input", value=reliable)])
+    h = Harness([depth])
+    logs: list[Log] = []
+    h.probe.create_subscription(Log, "/rosout", logs.append, ROSOUT)
+    size = ["640", "480", "mono8"] if reliable else ["1920", "1080", "bgr8"]
+    camera = subprocess.Popen([sys.executable, "-c", BIG_IMAGES, *size, "12"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        said = lambda: [m.msg for m in logs if m.name == "depth_node" and "no image arrived in 5 s" in m.msg]  # noqa: E731
+        assert h.wait_for(lambda: said(), 25.0), [m.msg for m in logs if m.name == "depth_node"]
+        (line,) = said()
+        assert "/camera/left/image_raw has 2 publishers but no image arrived" in line     # the camera and the probe
+        if reliable:
+            assert "best effort and reliable_input subscribes reliable, so they do not match" in line
+        else:
+            for fix in ("reliable_input:=true", "image_transport:=compressed", "config/fastdds_large_images.xml",
+                        "a smaller image"):
+                assert fix in line
+        assert h.wait_for(lambda: any(kv.key == "problem_images_not_arriving" for d in h.got["diag"][-2:]
+                                      for s in d.status for kv in s.values), 5.0)
+        assert depth.frames_in == 0
+        time.sleep(2.0)
+        assert len(said()) == 1, "said more than once"
+    finally:
+        camera.wait(30)
+        h.close()

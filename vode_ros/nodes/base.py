@@ -347,13 +347,14 @@ class VodeNodeBase(LifecycleNode):
         self._unreported = True
         self.problem(reason, why)
 
-    def problem(self, reason: str, why: str | None = None) -> None:
-        """Report a problem: logged at most every LOG_EVERY_S per reason, WARN on /diagnostics."""
+    def problem(self, reason: str, why: str | None = None, log: bool = True) -> None:
+        """Report a problem: logged at most every LOG_EVERY_S per reason (log=False: not logged, the caller
+        said it once), WARN on /diagnostics."""
         if why is None:               # problem(message): one general reason
             reason, why = "general", reason
         now = time.monotonic()
         self._problems[reason] = (why, now)
-        if now - self._logged.get(reason, -1e9) >= LOG_EVERY_S:
+        if log and now - self._logged.get(reason, -1e9) >= LOG_EVERY_S:
             self._logged[reason] = now
             self.get_logger().warning(why)
 
@@ -419,6 +420,8 @@ class VodeNodeBase(LifecycleNode):
         # vode/status also goes out when frames came in but none went out (only bad input).
         if self._unreported:
             self._publish_status()
+        if self.inputs is not None:
+            self.inputs.check_arrival()
         self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
@@ -430,7 +433,7 @@ class VodeNodeBase(LifecycleNode):
         if self.lifecycle_state == "inactive":
             message = "inactive (lifecycle): not subscribed to the camera; activate to start"
         elif self.inputs.camera_info is None and snap.frames_in == 0 and not recent:
-            level, message = WARN, "waiting for images and CameraInfo"
+            level, message = WARN, f"waiting for images on {self.params.value('image_topic')} and CameraInfo"
         status = DiagnosticStatus(level=level, name=f"vode_ros: {self.get_name()}", message=message,
                                   hardware_id=self.params.value("image_topic"))
         model = self.model

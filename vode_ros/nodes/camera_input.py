@@ -37,6 +37,7 @@ from vode_ros.core.input_checks import camera_info_problem, image_size_problem
 from vode_ros.core.rectify import (Calibration, Rectifier, calibration_from_info, intrinsics_problem,
                                    rectification_needed, rectification_problem, rectifier_for)
 from vode_ros.nodes.ros_msgs import image_from_msg, stamp_to_sec
+from vode_ros.runtime.arrival_watch import ArrivalWatch
 from vode_ros.runtime.stereo_sync import StereoPairer
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class CameraInput:
         self.qos = (QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
                     if reliable else qos_profile_sensor_data)
         self.subscriptions: list = []
+        self.received: dict[str, int] = {}              # subscribed image topic -> messages taken
+        self.watches: dict = {}                          # image subscription -> (its topic, ArrivalWatch)
 
     # -- subscriptions ------------------------------------------------------------------------
     def subscribe(self, stereo: bool) -> None:
@@ -125,6 +128,7 @@ class CameraInput:
         for sub in self.subscriptions:
             self.node.destroy_subscription(sub)
         self.subscriptions.clear()
+        self.watches.clear()
         accounts = self.node.accounts
         with self.cond:
             waiting = len(self.parked) + len(self.parked_pairs) + len(self.ready_pairs) + len(self.pairer.flush_left())
@@ -139,10 +143,43 @@ class CameraInput:
                                                                 callback_group=group or self.group))
 
     def _subscribe_image(self, topic: str, callback, group=None) -> None:
-        if self.node.params.value("image_transport") == "compressed":
-            self._subscribe(CompressedImage, topic.rstrip("/") + "/compressed", callback, group)
-        else:
-            self._subscribe(Image, topic, callback, group)
+        compressed = self.node.params.value("image_transport") == "compressed"
+        name = topic.rstrip("/") + "/compressed" if compressed else topic
+        self.received.setdefault(name, 0)
+
+        def counted(msg, name=name):
+            self.received[name] += 1
+            callback(msg)
+
+        self._subscribe(CompressedImage if compressed else Image, name, counted, group)
+        self.watches[self.subscriptions[-1]] = (name, ArrivalWatch())
+
+    def check_arrival(self) -> None:
+        """Once a second (the node's timer): an image topic with publishers and nothing received for a few
+        seconds is said once on the log and kept on /diagnostics while it lasts, with the way out."""
+        now = time.monotonic()
+        for sub, (name, watch) in list(self.watches.items()):
+            if sub not in self.subscriptions:          # unsubscribed (deactivated)
+                continue
+            publishers = self.node.get_publishers_info_by_topic(sub.topic_name)
+            if watch.update(len(publishers), self.received.get(name, 0), now):
+                self.node.get_logger().warning(self._silence_reason(sub.topic_name, publishers, watch.grace_s))
+            if watch.silent:
+                self.node.problem("images_not_arriving", self._silence_reason(sub.topic_name, publishers,
+                                                                              watch.grace_s), log=False)
+
+    def _silence_reason(self, topic: str, publishers, grace: float) -> str:
+        n = len(publishers)
+        head = f"{topic} has {n} publisher{'s' if n != 1 else ''} but no image arrived in {grace:.0f} s"
+        best_effort = [p for p in publishers if p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
+        if self.reliable and best_effort:
+            return (f"{head}: the publisher is best effort and reliable_input subscribes reliable, so they do not "
+                    "match; drop reliable_input, or publish reliable")
+        return (f"{head}: large images on a best-effort input are lost whole when one DDS fragment is lost. Fixes "
+                "(measured in docs/reliability.md): reliable_input:=true with a reliable publisher (vode run "
+                "--reliable-input), image_transport:=compressed, shared memory with a large segment in both processes "
+                "(export FASTDDS_DEFAULT_PROFILES_FILE=<vode_ros share>/config/fastdds_large_images.xml), or a "
+                "smaller image")
 
     # -- CameraInfo and rectification -----------------------------------------------------------
     @staticmethod
