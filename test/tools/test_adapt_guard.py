@@ -26,6 +26,15 @@ def test_each_failure_keeps_the_old_model_with_its_reason():
     assert not judge({"photometric": 0.2, "depth_abs_rel": 0.3}, {"photometric": 0.1, "depth_abs_rel": math.nan}).install
 
 
+def test_the_published_depth_is_judged():
+    """A model far off in metres that learns them is better, though its median-scaled shape moved."""
+    before = {"photometric": 0.092, "depth_abs_rel": 0.331, "depth_abs_rel_metric": 7.70}
+    after = {"photometric": 0.089, "depth_abs_rel": 0.368, "depth_abs_rel_metric": 0.41}
+    assert not judge(before, after).install
+    v = judge(before, after, depth_key="depth_abs_rel_metric")
+    assert v.install and "depth_abs_rel_metric 7.7000 -> 0.4100" in v.summary
+
+
 def test_scores_measured_on_one_side_only_are_not_compared():
     assert judge({"photometric": 0.2}, {"photometric": 0.1, "pose_ate5": 9.0}).install
 

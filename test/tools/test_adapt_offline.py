@@ -80,48 +80,38 @@ def test_guard_installs_a_better_model_and_keeps_it_against_a_poisoned_bag(bags,
     from vode_ros.tools.adaptation.offline import adapt_bag
 
     out = tmp_path / "adapted"
-    # Judged on photometric error and depth (a random tiny pose net's ATE-5 over five frames is
-    # noise; the pose rule of the guard has its own tests).
-    good = adapt_bag(_options(bags["good"], tiny_base, out, max_steps=8, odometry_topic=""))
+    # The left camera alone, no odometry: judged on the photometric error (a random tiny net's
+    # metres and five-frame ATE-5 are noise; the depth and pose rules of the guard have their own
+    # tests). Without a scale source the model is relative, and the report says so.
+    good = adapt_bag(_options(bags["good"], tiny_base, out, max_steps=8, odometry_topic="",
+                              image_topic="/camera/left/image_raw"))
     place = out / "robot"
     assert good["installed"], good["verdict"]
     assert good["after"]["photometric"] < good["before"]["photometric"]
-    assert good["scale_source"] == "stereo" and good["depth_reference"] == "stereo SGBM"
+    assert good["scale_source"] == "none" and "relative" in good["scale"] and good["depth_reference"] == "none"
     assert good["split"] == {"frames": FRAMES, "train": [0, 19], "heldout": [20, 24],
                              "rule": "in time: the last 20% held out"}
-    assert {"depth_abs_rel", "constant_abs_rel"} <= set(good["after"]) and "pose_ate5" not in good["after"]
+    assert "depth_abs_rel" not in good["after"] and "pose_ate5" not in good["after"]
     assert {p.name for p in place.iterdir()} >= {"depth.onnx", "pose.onnx", "checkpoint.pt", "report.json", "report.png"}
     assert json.loads((place / "report.json").read_text())["installed"] is True
     depth = OnnxModel(place / "depth.onnx", expected_kind="depth")
-    assert "adapted on good" in depth.meta.raw["vode.trained_on"] and depth.meta.raw["vode.scale_source"] == "stereo"
-    assert depth.meta.metric_scale
+    assert "adapted on good" in depth.meta.raw["vode.trained_on"] and depth.meta.raw["vode.scale_source"] == "none"
+    assert depth.meta.metric_scale is False
     spread = json.loads(depth.meta.raw["vode.train_depth_range"])["spread"]    # recorded at export (metric_trust)
     assert spread > 1.0
     installed = {n: (place / n).read_bytes() for n in ("depth.onnx", "pose.onnx", "checkpoint.pt")}
 
-    # From the installed model on, a recording whose training part is poisoned: the candidate is
-    # worse on the held-out (genuine) end, so the model in use stays and the report says why.
+    # From the installed model on, a stereo recording whose training part is poisoned: the candidate
+    # is worse on the held-out (genuine) end, so the model in use stays and the report says why.
     bad = adapt_bag(_options(bags["poisoned"], place, out, lr=3e-3, max_steps=8, odometry_topic=""))
+    assert bad["scale_source"] == "stereo" and bad["depth_reference"] == "stereo SGBM"
+    assert {"depth_abs_rel", "depth_abs_rel_metric", "constant_abs_rel"} <= set(bad["after"])
     assert not bad["installed"], bad["verdict"]
     assert bad["after"]["photometric"] > bad["before"]["photometric"]
     assert "did not fall" in bad["verdict"] or "got worse" in bad["verdict"]
     assert {n: (place / n).read_bytes() for n in installed} == installed
     assert (place / "rejected" / "depth.onnx").is_file()
     assert json.loads((place / "report.json").read_text())["installed"] is False
-
-
-def test_mono_bag_without_scale_source_is_relative_and_said_so(bags, tiny_base, tmp_path):
-    from vode_ros.runtime.inference import OnnxModel
-    from vode_ros.tools.adaptation.offline import adapt_bag
-
-    rep = adapt_bag(_options(bags["good"], tiny_base, tmp_path, image_topic="/camera/left/image_raw",
-                             odometry_topic="", max_steps=2))
-    # The bag has a right camera, but only the left one was asked for... and auto-finding applies
-    # only without --image-topic: a mono adaptation without odometry has no scale source.
-    assert rep["scale_source"] == "none" and "relative" in rep["scale"]
-    assert rep["depth_reference"] == "none" and "depth_abs_rel" not in rep["after"]
-    model_dir = Path(rep["model_dir"] or rep["candidate_dir"])
-    assert OnnxModel(model_dir / "depth.onnx", expected_kind="depth").meta.metric_scale is False
 
 
 def test_cli_end_to_end_with_hot_reload_of_running_nodes(bags, tiny_base, tmp_path):
@@ -140,7 +130,8 @@ def test_cli_end_to_end_with_hot_reload_of_running_nodes(bags, tiny_base, tmp_pa
     try:
         rc = main(["adapt", "--bag", str(bags["good"]), "--init", str(tiny_base), "--out", str(tmp_path), "--name", "car",
                    "--minutes", "5", "--max-steps", "8", "--lr", "1e-3", "--batch-size", "2", "--base-share", "0",
-                   "--other", str(bags["root"] / "good_kitti"), "--odometry-topic", "", "--threads", "1", "--no-progress",
+                   "--other", str(bags["root"] / "good_kitti"), "--odometry-topic", "", "--image-topic",
+                   "/camera/left/image_raw", "--threads", "1", "--no-progress",
                    "--apply-to", "/"])
         assert rc == 0
         report = json.loads((tmp_path / "car" / "report.json").read_text())

@@ -5,7 +5,10 @@ Scores are dicts of errors (lower is better) on the same held-out frames, e.g.
 ``{"photometric": 0.121, "depth_abs_rel": 0.18, "pose_ate5": 0.031}``. The candidate must lower
 the photometric reprojection error (always measured: it needs no reference), must not raise the
 depth error where a reference (stereo, a depth topic) was measured, and must not make the pose
-worse than ``pose_tolerance`` (relative) where the bag has odometry or ground truth.
+worse than ``pose_tolerance`` (relative) where the bag has odometry or ground truth. The depth
+error judged is the one of what the node will publish: metric Abs Rel for a candidate with a
+scale source (``depth_key="depth_abs_rel_metric"``: a model 17x too far that learns the metres
+is better even if its median-scaled shape moved a little), median-scaled Abs Rel otherwise.
 """
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import math
 from dataclasses import dataclass, field
 
 PRIMARY = "photometric"        # the error that must fall
-DEPTH_KEYS = ("depth_abs_rel",)
-POSE_KEYS = ("pose_ate5",)
+DEPTH_KEY = "depth_abs_rel"    # median-scaled; "depth_abs_rel_metric" for a candidate that publishes metres
+POSE_KEY = "pose_ate5"
 POSE_TOLERANCE = 0.05          # ATE-5 may move within 5 % (frame-to-frame noise of a short held-out stretch)
 
 
@@ -33,7 +36,7 @@ def _finite(x) -> bool:
 
 
 def judge(before: dict[str, float], after: dict[str, float], pose_tolerance: float = POSE_TOLERANCE,
-          depth_tolerance: float = 0.0) -> Verdict:
+          depth_tolerance: float = 0.0, depth_key: str = DEPTH_KEY) -> Verdict:
     """Install the candidate (``after``) over the model in use (``before``)? See the module doc."""
     reasons, ok = [], True
     b, a = before.get(PRIMARY), after.get(PRIMARY)
@@ -46,15 +49,14 @@ def judge(before: dict[str, float], after: dict[str, float], pose_tolerance: flo
     else:
         ok = False
         reasons.append(f"held-out {PRIMARY} error did not fall: {b:.4f} -> {a:.4f} ({(a - b) / b:+.1%})")
-    for keys, tol, what in ((DEPTH_KEYS, depth_tolerance, "depth"), (POSE_KEYS, pose_tolerance, "pose")):
-        for key in keys:
-            vb, va = before.get(key), after.get(key)
-            if not _finite(vb) or key not in after:
-                continue               # not measured on this recording
-            if not _finite(va) or va > vb * (1.0 + tol) + 1e-12:
-                ok = False
-                reasons.append(f"{what} got worse on held-out frames: {key} {vb:.4f} -> {va:.4f} "
-                               f"({(va - vb) / max(vb, 1e-12):+.1%}, tolerance {tol:.0%})")
-            else:
-                reasons.append(f"{key} {vb:.4f} -> {va:.4f} ({(va - vb) / max(vb, 1e-12):+.1%})")
+    for key, tol, what in ((depth_key, depth_tolerance, "depth"), (POSE_KEY, pose_tolerance, "pose")):
+        vb, va = before.get(key), after.get(key)
+        if not _finite(vb) or key not in after:
+            continue               # not measured on this recording
+        if not _finite(va) or va > vb * (1.0 + tol) + 1e-12:
+            ok = False
+            reasons.append(f"{what} got worse on held-out frames: {key} {vb:.4f} -> {va:.4f} "
+                           f"({(va - vb) / max(vb, 1e-12):+.1%}, tolerance {tol:.0%})")
+        else:
+            reasons.append(f"{key} {vb:.4f} -> {va:.4f} ({(va - vb) / max(vb, 1e-12):+.1%})")
     return Verdict(ok, reasons)

@@ -282,7 +282,9 @@ def adapt_bag(opts: AdaptOptions) -> dict[str, Any]:
                     set_metadata(candidate / f"{kind}.onnx", {"vode.metric_scale": "false", "vode.scale_source": "none"})
         after, after_extras = score_model(candidate, method, held, snippets)
         _log(f"after:  {json.dumps({k: round(v, 4) for k, v in after.items() if isinstance(v, float)})}", opts.progress)
-        verdict = judge(before, after)
+        # The depth the node will publish: metres where the candidate has a scale source.
+        depth_key = "depth_abs_rel" if scale_source == "none" else "depth_abs_rel_metric"
+        verdict = judge(before, after, depth_key=depth_key)
         others = [o for o in opts.other if o and o.lower() != "none"]
         forgetting = _forgetting(others, before_dir, candidate, opts.other_stride) if others else []
         name = opts.name or Path(opts.bag).resolve().name
@@ -310,6 +312,7 @@ def adapt_bag(opts: AdaptOptions) -> dict[str, Any]:
                          "l2sp": opts.l2sp, "l2sp_distance": result.l2sp_final, "snippets": len(train_ds)},
             "before": before, "after": after, "forgetting": forgetting,
             "verdict": verdict.summary, "reasons": verdict.reasons, "installed": verdict.install,
+            "judged_depth": depth_key,
             "model_dir": str(place) if verdict.install else "", "candidate_dir": str(ended),
             "seconds_total": round(time.monotonic() - t_start, 1), "options": asdict(opts),
         }
