@@ -26,6 +26,15 @@ def test_each_failure_keeps_the_old_model_with_its_reason():
     assert not judge({"photometric": 0.2, "depth_abs_rel": 0.3}, {"photometric": 0.1, "depth_abs_rel": math.nan}).install
 
 
+def test_a_pose_change_within_the_noise_of_a_short_held_out_stretch_is_not_worse():
+    before = {"photometric": 0.27, "pose_ate5": 0.0629, "pose_ate5_std": 0.025, "pose_snippets": 6}
+    after = {"photometric": 0.22, "pose_ate5": 0.0720, "pose_ate5_std": 0.020, "pose_snippets": 6}
+    v = judge(before, after)
+    assert v.install and "within the noise of 6 snippets" in v.summary
+    many = {**before, "pose_snippets": 400}
+    assert not judge(many, {**after, "pose_snippets": 400}).install     # measured well: +14 % is worse
+
+
 def test_the_published_depth_is_judged():
     """A model far off in metres that learns them is better, though its median-scaled shape moved."""
     before = {"photometric": 0.092, "depth_abs_rel": 0.331, "depth_abs_rel_metric": 7.70}

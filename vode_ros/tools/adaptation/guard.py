@@ -5,7 +5,9 @@ Scores are dicts of errors (lower is better) on the same held-out frames, e.g.
 ``{"photometric": 0.121, "depth_abs_rel": 0.18, "pose_ate5": 0.031}``. The candidate must lower
 the photometric reprojection error (always measured: it needs no reference), must not raise the
 depth error where a reference (stereo, a depth topic) was measured, and must not make the pose
-worse than ``pose_tolerance`` (relative) where the bag has odometry or ground truth. The depth
+worse than ``pose_tolerance`` (relative), or than the noise of the measurement where that is
+larger (the standard error of the ATE-5 difference over the held-out snippets), where the bag
+has odometry or ground truth. The depth
 error judged is the one of what the node will publish: metric Abs Rel for a candidate with a
 scale source (``depth_key="depth_abs_rel_metric"``: a model 17x too far that learns the metres
 is better even if its median-scaled shape moved a little), median-scaled Abs Rel otherwise.
@@ -53,10 +55,25 @@ def judge(before: dict[str, float], after: dict[str, float], pose_tolerance: flo
         vb, va = before.get(key), after.get(key)
         if not _finite(vb) or key not in after:
             continue               # not measured on this recording
-        if not _finite(va) or va > vb * (1.0 + tol) + 1e-12:
+        allowed, why = vb * tol, f"tolerance {tol:.0%}"
+        noise = _pose_noise(before, after) if key == POSE_KEY else 0.0
+        if noise > allowed:
+            allowed, why = noise, f"within the noise of {before.get('pose_snippets', 0):.0f} snippets, {noise:.4f}"
+        if not _finite(va) or va > vb + allowed + 1e-12:
             ok = False
             reasons.append(f"{what} got worse on held-out frames: {key} {vb:.4f} -> {va:.4f} "
-                           f"({(va - vb) / max(vb, 1e-12):+.1%}, tolerance {tol:.0%})")
+                           f"({(va - vb) / max(vb, 1e-12):+.1%}; {why})")
         else:
-            reasons.append(f"{key} {vb:.4f} -> {va:.4f} ({(va - vb) / max(vb, 1e-12):+.1%})")
+            reasons.append(f"{key} {vb:.4f} -> {va:.4f} ({(va - vb) / max(vb, 1e-12):+.1%}; {why})")
     return Verdict(ok, reasons)
+
+
+def _pose_noise(before: dict[str, float], after: dict[str, float]) -> float:
+    """The standard error of the ATE-5 difference (snippet spreads ``pose_ate5_std`` over
+    ``pose_snippets`` snippets of each): a short held-out stretch has few snippets, and a pose
+    that moves less than this has not measurably got worse."""
+    n = min(before.get("pose_snippets", 0) or 0, after.get("pose_snippets", 0) or 0)
+    sb, sa = before.get("pose_ate5_std"), after.get("pose_ate5_std")
+    if n < 2 or not (_finite(sb) and _finite(sa)):
+        return 0.0
+    return math.sqrt(sb * sb + sa * sa) / math.sqrt(n)

@@ -139,7 +139,7 @@ def pose_scores(est: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     mean, std = ate5(est, gt)
     gt_len = path_length(gt)
     return {"pose_ate5": mean, "pose_ate5_std": std, "path_length_ratio": path_length(est) / gt_len if gt_len > 0
-            else float("nan"), "pose_frames": len(gt)}
+            else float("nan"), "pose_frames": len(gt), "pose_snippets": len(gt) - 4}
 
 
 def score_model(model_dir: Path, method, held: HeldOut, snippets) -> tuple[dict[str, float], dict[str, Any]]:
