@@ -51,8 +51,8 @@ class DepthNode(VodeNodeBase):
 
     def declare(self) -> None:
         self._declare("scale_mode", "auto", "auto | model | none | stereo | stereo_start | camera_height; "
-                      "auto: the model's metres where it was trained on a camera and domain like this one, "
-                      "else stereo in mode stereo, else none (relative, said so on vode/status)",
+                      "auto: in mode stereo the stereo pair; else the model's metres where it was trained on a "
+                      "camera, domain and kind of scene like this one, else none (relative, said so on vode/status)",
                       choices=NODE_MODES)
         self._declare("domain", "", "what the camera sees, e.g. driving or indoor ('' = not said): with "
                       "scale_mode auto a model trained on another domain is not trusted for metres")

@@ -9,8 +9,8 @@ that maps them to metres:
 - stereo_start:  the same for the first `warmup` frames, then frozen (a stereo start, then mono).
 - camera_height: fit the ground plane to the lower image part of the network depth; the
                  known mounting height over the ground divided by the fitted one.
-- auto (the nodes' default): the model where its metres hold on this camera and domain, else
-                 stereo in stereo mode, else none, said so on vode/status (runtime.metric_trust).
+- auto (the nodes' default): stereo in stereo mode; else the model where its metres hold on this
+                 camera, domain and scene, else none, said so on vode/status (runtime.metric_trust).
 """
 from __future__ import annotations
 
