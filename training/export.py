@@ -96,12 +96,17 @@ def _camera_metadata(cameras: list[dict[str, Any]], domain: str) -> dict[str, st
     training cameras) and vode.train_domain: what the run time checks before it trusts the
     model's metres on a camera (vode_ros.runtime.metric_trust). Focal length and field of view
     come from the cameras with a scale source (``metric``) where the run had any: a camera that
-    trained without stereo or poses taught no metres, so it must not widen the trusted range."""
+    trained without stereo or poses taught no metres, so it must not widen the trusted range.
+    The focal length comes from the cameras that pinned the depth net's metres directly (a stereo
+    pair, a depth sensor) where the run had any: ground-truth poses reach the depth only through
+    the pose net, and in a mixed set the direct ones are what the net's metres belong to (7-Scenes'
+    Kinect, not the desk camera with poses, in the indoor recipe)."""
     meta = {"vode.train_domain": domain} if domain else {}
     if not cameras:
         return meta
     scaled = [c for c in cameras if c.get("metric", True)] or cameras
-    fx = np.repeat([c["fx"] for c in scaled], [c["frames"] for c in scaled])
+    direct = [c for c in scaled if {"stereo", "sensor_depth"} & set(c.get("scale_sources", []))] or scaled
+    fx = np.repeat([c["fx"] for c in direct], [c["frames"] for c in direct])
     hfov = [c["hfov_deg"] for c in scaled]
     meta.update({"vode.train_fx": f"{float(np.median(fx)):.3f}",
                  "vode.train_hfov_deg": json.dumps([round(min(hfov), 2), round(max(hfov), 2)]),

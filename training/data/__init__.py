@@ -137,9 +137,9 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """The cameras a config trains on: per sequence its name, frames, focal length at the training
     size (``fx``, pixels), horizontal field of view (degrees) and ``metric``: whether the run has a
     scale source there (its stereo pair, its ground-truth poses pulled on by loss.pose_weight /
-    speed_weight, or its sensor depth pulled on by loss.sensor_depth_weight); a camera without one
-    teaches no metres. Empty where the data kind does not say (rosbags, synthetic scenes not yet
-    rendered): the export then records no camera."""
+    speed_weight, or its sensor depth pulled on by loss.sensor_depth_weight; listed in
+    ``scale_sources``); a camera without one teaches no metres. Empty where the data kind does not
+    say (rosbags, synthetic scenes not yet rendered): the export then records no camera."""
     import math
 
     from vode_ros.core.geometry import scale_intrinsics
@@ -157,12 +157,13 @@ def training_cameras(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         except (KittiFormatError, OSError):
             continue
         k = scale_intrinsics(seq.k, seq.image_size, (d["width"], d["height"]))
-        metric = (bool(d["stereo"]) and seq.right is not None and bool(seq.baseline)) or (
-            seq.poses is not None and poses_give_scale(loss)) or (
-            bool(seq.depth) and any(p is not None for p in seq.depth) and sensor_depth_gives_scale(cfg))
+        sources = [name for name, has in (
+            ("stereo", bool(d["stereo"]) and seq.right is not None and bool(seq.baseline)),
+            ("sensor_depth", bool(seq.depth) and any(p is not None for p in seq.depth) and sensor_depth_gives_scale(cfg)),
+            ("poses", seq.poses is not None and poses_give_scale(loss))) if has]
         out.append({"name": Path(path).name, "frames": len(seq), "fx": float(k[0, 0]),
                     "hfov_deg": math.degrees(2 * math.atan(seq.image_size[0] / (2 * seq.k[0, 0]))),
-                    "metric": metric})
+                    "metric": bool(sources), "scale_sources": sources})
     return out
 
 

@@ -100,3 +100,21 @@ def test_sensor_depth_weight_without_the_data_is_refused():
     cfg = load_config(None, ["data.stereo=false", "loss.sensor_depth_weight=1.0"])
     with pytest.raises(ValueError, match="data.sensor_depth"):
         build_method(cfg, channels=1)
+
+
+def test_the_trusted_focal_length_is_the_depth_sensor_cameras():
+    """A depth sensor pins the depth net's metres on its camera; a camera with poses only reaches the
+    depth through the pose net. vode.train_fx, by which the run time rescales metric depth, must be
+    the sensor camera's even where the posed camera has more frames."""
+    from vode_training.export import _camera_metadata
+
+    cameras = [{"name": "rgbd", "frames": 500, "fx": 234.0, "hfov_deg": 57.4, "metric": True,
+                "scale_sources": ["sensor_depth", "poses"]},
+               {"name": "desk", "frames": 736, "fx": 143.2, "hfov_deg": 83.6, "metric": True,
+                "scale_sources": ["poses"]},
+               {"name": "drone", "frames": 211, "fx": 243.4, "hfov_deg": 55.5, "metric": False, "scale_sources": []}]
+    meta = _camera_metadata(cameras, "indoor")
+    assert float(meta["vode.train_fx"]) == pytest.approx(234.0)
+    assert meta["vode.train_hfov_deg"] == "[57.4, 83.6]"          # the trusted range: every metric camera
+    posed_only = [dict(c, scale_sources=[s for s in c["scale_sources"] if s == "poses"]) for c in cameras]
+    assert float(_camera_metadata(posed_only, "indoor")["vode.train_fx"]) == pytest.approx(143.2)
