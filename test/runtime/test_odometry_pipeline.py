@@ -148,3 +148,22 @@ def test_depth_and_odometry_pipelines_match_a_pair_once(seq, models_dir):
     truth = cv2.resize(truth, d.depth.shape[::-1], interpolation=cv2.INTER_NEAREST)
     ok = truth > 0
     assert np.median(d.depth[ok] / truth[ok]) == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.needs_models
+def test_net_source_integrates_the_nets_motions_without_image_work_for_the_geometry(seq, models_dir):
+    from vode_ros.runtime.inference import OnnxModel, PoseNet
+
+    model = OnnxModel(models_dir / "pose.onnx", ["CPUExecutionProvider"], expected_kind="pose")
+    p = OdometryPipeline(model, OdometrySettings(PoseEstimatorConfig(pose_source="net"), "none", MOUNT))
+    net, want, prev = PoseNet(model), np.eye(4), None
+    for i in range(5):
+        s = _step(p, seq, i)
+        cur = model.preprocess(seq.left[i], "mono8")
+        if prev is not None:
+            want = want @ net(cur, prev)
+        prev = cur
+        np.testing.assert_allclose(_camera_pose(s), want, atol=1e-9)
+    assert s.estimate.source == "net" and p.frontend.stats.frames == 5
+    assert not p.frontend.estimator.started                 # no corners, no resizing: the geometry never ran
+    np.testing.assert_allclose(s.estimate.covariance, PoseEstimatorConfig().net_covariance())
