@@ -247,3 +247,63 @@ def test_a_topic_with_publishers_and_no_images_is_said_once(models_dir, case):
     finally:
         camera.wait(30)
         h.close()
+
+
+def _beyond(spec, side: str):
+    """A value just outside a bound of `spec` (same type as its default), or None."""
+    bound = spec.low if side == "low" else spec.high
+    if bound is None:
+        return None
+    step = 1 if isinstance(spec.default, int) and not isinstance(spec.default, bool) else max(abs(bound) * 0.01, 1e-3)
+    value = bound - step if side == "low" else bound + step
+    if isinstance(spec.default, list):
+        return [type(spec.default[0])(value)] * len(spec.default) if spec.default else None
+    return type(spec.default)(value)
+
+
+def test_every_parameter_at_and_beyond_its_bounds(models_dir, seq):
+    """every numeric parameter of both nodes set (as `ros2 param set`) to its lowest and highest allowed value, and
+    just beyond each | at a bound: applied (or, read at start-up only, refused with "restart"); beyond: refused with
+    the range in the reason, the old value kept; afterwards both nodes still process a frame and their accounts
+    balance
+    """
+    ensure_rclpy()
+    from vode_ros.nodes.depth_node import DepthNode
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    params = [Parameter("model_dir", value=str(models_dir))]
+    depth, odom = DepthNode(parameter_overrides=params), OdometryNode(parameter_overrides=params)
+    h = Harness([depth, odom])
+    tried = 0
+    try:
+        assert h.wait_connected(subscribers=2)
+        for node in (depth, odom):
+            for name, spec in node.params.specs.items():
+                if spec.low is None and spec.high is None or name in ("threads",):   # threads: a model reload each
+                    continue
+                old = node.get_parameter(name).value
+                for side in ("low", "high"):
+                    bound = spec.low if side == "low" else spec.high
+                    if bound is None:
+                        continue
+                    value = type(spec.default)(bound) if not isinstance(spec.default, list) else \
+                        [type(spec.default[0])(bound)] * len(spec.default)
+                    (r,) = node.set_parameters([Parameter(name, value=value)])
+                    assert r.successful or (not spec.live and "restart" in r.reason), (name, value, r.reason)
+                    bad = _beyond(spec, side)
+                    if bad is not None:
+                        before = node.get_parameter(name).value
+                        (r,) = node.set_parameters([Parameter(name, value=bad)])
+                        assert not r.successful and r.reason, (name, bad)
+                        assert list(np.atleast_1d(node.get_parameter(name).value)) == list(np.atleast_1d(before))
+                    tried += 1
+                node.set_parameters([Parameter(name, value=old)])
+        assert tried >= 20, tried
+        for i in range(2):
+            before = (depth.frames_out, odom.frames_out)
+            h.publish_frame(read_image(seq.left[i]), "mono8", seq.k, 9000.0 + 0.1 * i)
+            assert h.wait_for(lambda b=before: depth.frames_out > b[0] and odom.frames_out > b[1], 30.0)
+        for node in (depth, odom):
+            assert _settled(node) and node.accounts.snapshot().balanced()
+    finally:
+        h.close()

@@ -103,7 +103,9 @@ class _Ros:
         self.thread.start()
 
     def close(self, *nodes) -> None:
-        self.executor.shutdown()
+        from vode_ros.nodes.shutdown import shutdown_executor
+
+        shutdown_executor(self.executor)
         if self.thread is not None:
             self.thread.join(5.0)
         for n in nodes:

@@ -77,12 +77,17 @@ def spin_until_shutdown(executor, nodes) -> None:
             stop = getattr(node, "stop_input", None)
             if stop is not None:
                 stop()
-        _drain_handlers(executor)
-        executor.shutdown()
-        _retrieve_handler_errors(executor)
+        shutdown_executor(executor)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def shutdown_executor(executor) -> None:
+    """executor.shutdown() without rclpy's "exception was never retrieved" noise (see _drain_handlers)."""
+    _drain_handlers(executor)
+    executor.shutdown()
+    _retrieve_handler_errors(executor)
 
 
 def _drain_handlers(executor) -> None:
