@@ -146,7 +146,7 @@ class OdometryPipeline:
         """image (H, W[, 3]) uint8 in ``encoding``, rectified; k (3, 3) at its size; stamp integer ns.
         right (H, W) grey rectified partner and baseline (m): geometry_depth stereo. depth (Hd, Wd)
         metres of *this* image: geometry_depth given (offline: the depth net's, SGBM's or a sensor's).
-        Raises StampRejected (repeated stamp) and ValueError (bad input) before changing any state."""
+        Raises StampRejected (a repeated stamp; nothing changed) and ValueError (bad input)."""
         stamp = int(stamp_ns) * 1e-9
         notes: list[tuple[str, str]] = []
         bridge = self._stamp_rules(stamp, notes)
