@@ -175,7 +175,10 @@ class CameraInput:
         if self.reliable and best_effort:
             return (f"{head}: the publisher is best effort and reliable_input subscribes reliable, so they do not "
                     "match; drop reliable_input, or publish reliable")
-        return (f"{head}: large images on a best-effort input are lost whole when one DDS fragment is lost. Fixes "
+        if self.reliable:
+            return f"{head}; the camera may not be sending yet"
+        return (f"{head}. If the camera is sending, its images are too large for a best-effort input: DDS drops an "
+                "image whole when one of its fragments is lost. Fixes "
                 "(measured in docs/reliability.md): reliable_input:=true with a reliable publisher (vode run "
                 "--reliable-input), image_transport:=compressed, shared memory with a large segment in both processes "
                 "(export FASTDDS_DEFAULT_PROFILES_FILE=<vode_ros share>/config/fastdds_large_images.xml), or a "
