@@ -121,7 +121,12 @@ def run(args) -> int:
         return 2
     print(text)
     if args.json:
-        print(f"vode eval {args.eval_task}: wrote {run_eval.write_json(result, args.json)}", file=sys.stderr)
+        try:
+            print(f"vode eval {args.eval_task}: wrote {run_eval.write_json(result, args.json)}", file=sys.stderr)
+        except OSError as exc:     # checked before the evaluation; the disk can still fill up since
+            print(f"vode eval {args.eval_task}: --json {args.json} not written ({exc.strerror or exc}); the "
+                  "results are above", file=sys.stderr)
+            return 1
     for f in result.get("plots", []):
         print(f"vode eval {args.eval_task}: wrote {f}", file=sys.stderr)
     return 0
