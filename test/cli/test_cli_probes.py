@@ -66,6 +66,7 @@ PROBES = [
     ("`vode synth OUT --frames 0` / `--baseline -1` / `--speed nan`", ["synth", "OUT", "--baseline", "-1"],
      "argument --baseline: must be more than 0"),
     ("`vode bench --json /sys/b.json`", ["bench", "--json", RO + "/b.json"], "/sys is not writable"),
+    ("`vode bench --data DIR` (an empty folder)", ["bench", "--data", "DIR"], "no image_0/"),
     ("`vode bench soak --minutes 0` / `--rate 0`", ["bench", "soak", "--rate", "0"], "must be more than 0"),
     ("`vode bench train --json FILE/x`", ["bench", "train", "--json", "FILE/x"], "is a file, so nothing"),
     ("`vode compare --out /sys/x`", ["compare", "--out", RO], "/sys is not writable"),

@@ -181,9 +181,14 @@ def run(args) -> int:
     if not cfg.data_dir.is_dir():
         print(f"vode bench: clip {cfg.data_dir} not found (calibration and node frames come from it)", file=sys.stderr)
         return 2
-    cfg.log = lambda msg: print(f"vode bench: {msg}", file=sys.stderr, flush=True)
-    from vode_ros.core.kitti import KittiFormatError
+    from vode_ros.core.kitti import KittiFormatError, load_sequence
 
+    try:
+        load_sequence(cfg.data_dir, max_frames=1)        # before any net is built: a bad clip is said at once
+    except KittiFormatError as exc:
+        print(f"vode bench: --data {exc}", file=sys.stderr)
+        return 2
+    cfg.log = lambda msg: print(f"vode bench: {msg}", file=sys.stderr, flush=True)
     try:
         report = run_bench(cfg)
     except (RuntimeError, KittiFormatError) as exc:
