@@ -80,7 +80,9 @@ A node never stops for bad input: each input frame ends as published, dropped by
 being processed, 0 when idle). Rejections are counted per reason (`rejected_<reason>` on
 /diagnostics, with the last message as `problem_<reason>`), logged at most every 5 s per reason,
 and /diagnostics is WARN for 10 s after a problem. vode/status also goes out (1 Hz) while only bad
-input arrives. Parameters are checked at start-up and when set at run time (refused with the reason,
+input arrives. In stereo a pair is one frame: with `reliable_input` both cameras are held back per pair
+and a late partner is matched by stamp; live (best effort) the newest pair wins. An image topic with
+publishers and no image for 5 s is said once (`images_not_arriving`), with its likely cause and fixes. Parameters are checked at start-up and when set at run time (refused with the reason,
 applied live, or refused with "restart" for those read at start-up: mode, topics, transport,
 reliable_input and the adaptation settings).
 
