@@ -49,14 +49,33 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
+class GuidedFilter:
+    """He et al.'s guided filter with the grey ``guide`` (H, W) in [0, 1]; the guide's local
+    statistics are computed once for all the maps filtered with it."""
+
+    def __init__(self, guide: np.ndarray, radius: int, eps: float):
+        self.guide, self.radius = np.asarray(guide, np.float32), int(radius)
+        self.mean_i = _box(self.guide, self.radius)
+        self.var_eps = _box(self.guide * self.guide, self.radius) - self.mean_i * self.mean_i + np.float32(eps)
+
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        src = np.asarray(src, np.float32)
+        mean_p = _box(src, self.radius)
+        a = (_box(self.guide * src, self.radius) - self.mean_i * mean_p) / self.var_eps
+        b = mean_p - a * self.mean_i
+        return _box(a, self.radius) * self.guide + _box(b, self.radius)
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """He et al.'s guided filter of ``src`` (H, W) with the grey ``guide`` (H, W) in [0, 1]."""
-    mean_i, mean_p = _box(guide, radius), _box(src, radius)
-    cov_ip = _box(guide * src, radius) - mean_i * mean_p
-    var_i = _box(guide * guide, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return _box(a, radius) * guide + _box(b, radius)
+    return GuidedFilter(guide, radius, eps)(src)
+
+
+def _median(x: np.ndarray, most: int = 8192) -> float:
+    """Median of a 1-D sample, of an even subsample where it is long (robust statistics of a frame
+    need no more; keeps the fusion cheap at the node's rate)."""
+    step = max(1, x.size // most)
+    return float(np.median(x[::step]))
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -95,10 +114,11 @@ def fuse_depth(net_depth: np.ndarray, stereo_depth: np.ndarray, image: np.ndarra
     scaling = valid & (disparity >= min_ratio_disparity)
     if int(scaling.sum()) < MIN_VALID:
         scaling = valid
-    global_log = float(np.median(log_ratio[scaling]))
+    global_log = _median(log_ratio[scaling])
     r = radius or max(4, w // 24)
-    log_ref = np.log(np.where(valid, ref, 1.0))
-    log_net = np.log(np.where(ok_net, net, 1.0))
+    log_ref = np.log(np.where(valid, ref, np.float32(1.0)))
+    log_net = np.log(np.where(ok_net, net, np.float32(1.0)))
+    gf = GuidedFilter(guide, r, eps)
 
     def fill(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """From the SGBM pixels in ``mask``: the net's log depth locally scaled, SGBM's log depth
@@ -106,16 +126,16 @@ def fuse_depth(net_depth: np.ndarray, stereo_depth: np.ndarray, image: np.ndarra
         guided filtering: the same local linear model of the guide weighs numerator and
         denominator, so an average stays on the image side of an edge)."""
         m = mask.astype(np.float32)
-        den = guided_filter(guide, m, r, eps)
+        den = gf(m)
         have = np.clip(den / 0.05, 0.0, 1.0)
         safe = np.maximum(den, 0.05)
-        local = global_log + guided_filter(guide, (log_ratio - global_log) * m, r, eps) / safe * have
-        base = float(np.median(log_ref[mask])) if mask.any() else global_log
-        interp = base + guided_filter(guide, (log_ref - base) * m, r, eps) / safe
+        local = global_log + gf((log_ratio - global_log) * m) / safe * have
+        base = _median(log_ref[mask]) if mask.any() else global_log
+        interp = base + gf((log_ref - base) * m) / safe
         return log_net + local, interp, have
 
     def spread(x: np.ndarray) -> float:
-        return 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else float("inf")
+        return 1.4826 * _median(np.abs(x - _median(x))) if x.size else float("inf")
 
     # Each hole filler's error, measured in this frame on SGBM pixels hidden from it (blocks of
     # the filter's size, one in five): the locally scaled net and SGBM's own interpolation near
@@ -129,7 +149,7 @@ def fuse_depth(net_depth: np.ndarray, stereo_depth: np.ndarray, image: np.ndarra
     sigma_local = max(NET_SIGMA_FLOOR, spread((net_h - log_ref)[probe])) if enough else np.inf
     sigma_int = max(NET_SIGMA_FLOOR, spread((int_h - log_ref)[probe])) if enough else np.inf
     sigma_global = max(NET_SIGMA_FLOOR, spread((log_net + global_log - log_ref)[scaling]))
-    median_log = float(np.median(log_ref[scaling]))
+    median_log = _median(log_ref[scaling])
     sigma_const = max(NET_SIGMA_FLOOR, spread(log_ref[scaling] - median_log))
     log_netl, log_int, have = fill(scaling)
     sigma_net = np.minimum(sigma_global, np.where(have >= 1.0, sigma_local, sigma_global))   # (H, W)
