@@ -242,9 +242,9 @@ def evaluate(data_dir: Path, in_bag: Path, out_bag: Path, report_dir: Path, n_de
             out["depth_truth"] = {"source": source, "label": ref_label, **common}
             out["depth_metric"] = mean_metrics(per_metric)
             out["depth_median_scaled"] = mean_metrics(per_median)
-            scales = [1.0 / r["scale"] for r in per_median if r["n_valid"] and r["scale"] > 0]
+            ratios = [1.0 / r["scale"] for r in per_median if r["n_valid"] and r["scale"] > 0]
             # How far off the published metres are: each panel has its own colour range, so say it here.
-            out["depth_scale_pred_over_truth"] = float(np.median(scales)) if scales else float("nan")
+            out["depth_scale_pred_over_truth"] = float(np.median(ratios)) if ratios else float("nan")
 
     # Timing from the nodes' own status messages.
     for role in ("depth", "pose"):
