@@ -259,11 +259,27 @@ class PoseNet:
         return pose_vec2mat(vec)
 
 
-def default_model_dir() -> Path:
-    """The shipped models (source tree, colcon install or wheel: :mod:`vode_ros.core.resources`)."""
+SHIPPED_MODELS = ("driving", "indoor")     # models/ and models/indoor/
+
+
+def default_model_dir(model: str = "driving") -> Path:
+    """A shipped model's folder (source tree, colcon install or wheel: :mod:`vode_ros.core.resources`):
+    ``driving`` = models/ (KITTI cameras), ``indoor`` = models/indoor/ (hand-held and RGB-D indoor)."""
     from vode_ros.core.resources import resource_path
 
-    return resource_path("models")
+    if model not in SHIPPED_MODELS:
+        raise ModelLoadError(f"no shipped model {model!r}: choose one of {', '.join(SHIPPED_MODELS)}, "
+                             "or give a folder with depth.onnx and pose.onnx (model_dir)")
+    base = resource_path("models")
+    return base if model == "driving" else base / model
+
+
+def shipped_model_for(model: str, domain: str) -> str:
+    """Which shipped model runs: ``model`` where given, else the one of the camera's ``domain``
+    (the indoor model indoors, the driving one elsewhere and where the domain is not said)."""
+    if model:
+        return model
+    return "indoor" if domain.strip().lower() == "indoor" else "driving"
 
 
 def load_models(model_dir: str | Path | None, providers: list[str] | None = None,
