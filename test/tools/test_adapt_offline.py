@@ -19,11 +19,23 @@ FRAMES = 25
 TINY = ["data.width=128", "data.height=64", "data.max_stride=1", "data.scale_crop=0.0"] + TINY_NETS
 
 
-def _clip(src: Path, dst: Path, frames: int, swap_first: int = 0) -> Path:
+def _clip(src: Path, dst: Path, frames: int, swap_first: int = 0, depth: bool = False) -> Path:
     """The first ``frames`` frames of a KITTI stereo folder; left and right swapped in the first
-    ``swap_first`` (a poisoned recording: the stereo term then teaches nonsense)."""
+    ``swap_first`` (a poisoned recording: the stereo term then teaches nonsense); ``depth``: a
+    depth_0/ as an RGB-D camera would give (here the pair's SGBM, uint16 m * 256)."""
     for cam in ("image_0", "image_1"):
         (dst / cam).mkdir(parents=True)
+    if depth:
+        import cv2
+
+        from vode_ros.core.kitti import load_sequence, read_image
+        from vode_ros.core.stereo_depth import sgbm_depth
+
+        seq = load_sequence(src, max_frames=frames)
+        (dst / "depth_0").mkdir()
+        for i in range(frames):
+            d = sgbm_depth(read_image(seq.left[i]), read_image(seq.right[i]), float(seq.k[0, 0]), seq.baseline)
+            cv2.imwrite(str(dst / "depth_0" / f"{i:06d}.png"), np.clip(d * 256, 0, 65535).astype(np.uint16))
     for i in range(frames):
         a, b = ("image_1", "image_0") if i < swap_first else ("image_0", "image_1")
         shutil.copy(src / a / f"{i:06d}.png", dst / "image_0" / f"{i:06d}.png")
@@ -43,7 +55,8 @@ def bags(tmp_path_factory, kitti_dir):
     good = convert(_clip(kitti_dir, root / "good_kitti", FRAMES), root / "good", progress=False)["out_path"]
     poisoned = convert(_clip(kitti_dir, root / "poisoned_kitti", FRAMES, swap_first=20), root / "poisoned",
                        progress=False)["out_path"]
-    return {"good": Path(good), "poisoned": Path(poisoned), "root": root}
+    rgbd = convert(_clip(kitti_dir, root / "rgbd_kitti", FRAMES, depth=True), root / "rgbd", progress=False)["out_path"]
+    return {"good": Path(good), "poisoned": Path(poisoned), "rgbd": Path(rgbd), "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +169,21 @@ def test_demo_adapt_on_a_clip_shows_before_and_after(bags, tiny_base, tmp_path):
     assert report["split"]["frames"] == FRAMES and {"photometric", "depth_abs_rel"} <= set(report["before"])
     assert Path(report["figure"]).is_file() and Path(report["report"]).parent == tmp_path / "adapted" / "good_kitti"
     assert (tmp_path / "bags" / "good_kitti_adapt" / "metadata.yaml").is_file()
+
+
+def test_a_depth_topic_is_reference_and_scale_source(bags, tiny_base, tmp_path):
+    """A mono camera with a depth sensor (`vode bag from-kitti` writes depth_0/ as 32FC1): the depth
+    topic judges the depth and calibrates the model's metres (folded into vode.train_fx)."""
+    from vode_ros.runtime.inference import OnnxModel
+    from vode_ros.tools.adaptation.offline import adapt_bag
+
+    rep = adapt_bag(_options(bags["rgbd"], tiny_base, tmp_path, image_topic="/camera/left/image_raw",
+                             depth_topic="/camera/depth/image", odometry_topic="", max_steps=2))
+    assert rep["scale_source"] == "depth topic" and rep["depth_reference"] == "depth topic"
+    assert rep["judged_depth"] == "depth_abs_rel_metric" and "calibrated to /camera/depth/image" in rep["scale"]
+    assert abs(rep["after"]["scale_pred_over_true"] - 1.0) < 0.25        # the calibration holds on held-out frames
+    meta = OnnxModel(Path(rep["model_dir"] or rep["candidate_dir"]) / "depth.onnx", expected_kind="depth").meta
+    assert meta.metric_scale and "depth topic" in meta.raw["vode.scale_calibration"]
 
 
 def test_bag_odometry_becomes_camera_poses_and_scores(bags):

@@ -5,6 +5,8 @@ Per frame i (stamp = times.txt[i] + stamp_offset):
     LEFT_INFO / RIGHT_INFO      sensor_msgs/CameraInfo, plumb_bob, D = 0, R = I,
                                 right P[0, 3] = -fx * baseline (ROS stereo convention)
     GROUND_TRUTH                nav_msgs/Odometry odom -> base_link (only with poses.txt)
+    DEPTH_IMAGE                 sensor_msgs/Image 32FC1, metres, 0 = none, in LEFT_FRAME (only
+                                with depth_0/: RGB-D footage; `vode adapt --depth-topic` reads it)
 Once, at the first stamp:
     TF_STATIC                   tf2_msgs/TFMessage LEFT_FRAME -> RIGHT_FRAME, recorded with
                                 the transient-local QoS of /tf_static
@@ -25,7 +27,7 @@ import numpy as np
 
 from vode_ros.core import frames
 from vode_ros.bag import topics as T
-from vode_ros.core.kitti import KittiFormatError, load_sequence, read_image
+from vode_ros.core.kitti import KittiFormatError, load_sequence, read_depth, read_image
 
 STORAGES = ("mcap", "sqlite3")
 
@@ -240,6 +242,7 @@ def convert(
                 write(c_tf, stamps[0], tf)
             if gt is not None:
                 c_gt = conn(T.GROUND_TRUTH, T.ODOMETRY_TYPE)
+            c_depth = conn(T.DEPTH_IMAGE, T.IMAGE_TYPE) if seq.depth else None   # depth_0/ (RGB-D footage)
 
             encodings = set()
             for i in tqdm(range(len(seq)), desc=f"kitti -> {storage}", unit="frame", disable=not progress):
@@ -258,6 +261,11 @@ def convert(
                     write(c_info, stamp, msgs.camera_info(seq.k, tx, seq.image_size, stamp, frame_id))
                 if gt is not None:
                     write(c_gt, stamp, msgs.odometry(gt[i], gt_twist[0][i], gt_twist[1][i], stamp))
+                if c_depth is not None and seq.depth[i] is not None:
+                    d = np.ascontiguousarray(read_depth(seq.depth[i]), dtype=np.float32)    # metres, 0 = none
+                    write(c_depth, stamp, msgs.Image(header=msgs.header(stamp, T.LEFT_FRAME), height=d.shape[0],
+                                                     width=d.shape[1], encoding="32FC1", is_bigendian=0,
+                                                     step=d.strides[0], data=d.reshape(-1).view(np.uint8)))
         # Success: move into place (replacing an old bag only now, when the new one is complete).
         if out_path.exists() or out_path.is_symlink():
             old = tmp_dir / ".replaced"

@@ -11,6 +11,7 @@ LEFT_IMAGE = "/camera/left/image_raw"
 LEFT_INFO = "/camera/left/camera_info"
 RIGHT_IMAGE = "/camera/right/image_raw"
 RIGHT_INFO = "/camera/right/camera_info"
+DEPTH_IMAGE = "/camera/depth/image"     # a depth sensor registered to the left camera (32FC1, m)
 TF_STATIC = "/tf_static"
 GROUND_TRUTH = "/ground_truth/odom"
 
