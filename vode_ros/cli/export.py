@@ -34,7 +34,7 @@ def run(args) -> int:
               "pip install -r scripts/requirements.txt", file=sys.stderr)
         return 2
     size = None
-    if args.size:
+    if getattr(args, "size", None):     # (a Namespace built by hand may lack it)
         parts = args.size.lower().split("x")
         if len(parts) != 2 or not all(v.isdigit() for v in parts):
             print(f"vode export: --size {args.size!r}: expected WIDTHxHEIGHT, e.g. 256x256", file=sys.stderr)
