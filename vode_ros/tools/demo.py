@@ -349,6 +349,10 @@ def _notes(report: dict, data_dir: Path) -> str:
                      f"{dt['max_depth']:g}) m, Garg crop {'on' if dt['garg_crop'] else 'off'} (the rules of "
                      "`vode eval depth`); 'depth_metric' uses the model's own scale, 'depth_median_scaled' applies "
                      "per-image median scaling (the monocular protocol).")
+        if report.get("mode") == "stereo" and dt.get("source") == "sgbm":
+            parts.append("In mode stereo the depth node publishes SGBM fused with the net (fuse_stereo): scored "
+                         "against SGBM it is partly scored against itself, no fair judge; docs/adaptation.md "
+                         "scores the fusion against sensor depth and on SGBM pixels hidden from it.")
     else:
         parts.append("Depth is not scored: the folder has no depth ground truth (depth_0/, Velodyne, or a right "
                      "camera for SGBM); the depth_*.png panels show what was published.")
