@@ -133,8 +133,10 @@ def test_reliable_stereo_on_a_node_slower_than_the_camera_processes_every_pair(m
     reliable_queue_size 2), both cameras together or the right one 6 frames late | every pair is processed, in
     stamp order: the right camera has its own callback group, back-pressure holds each camera per pair, a late
     right image is matched by stamp (not called silent), nothing is `stereo_unpaired`; in = out + dropped +
-    rejected + pending at every moment (before: pairs rejected as `stereo_unpaired` once the lefts ran ahead of
-    their partners by the pairer's queue, and "the right camera is silent; left images go on alone")
+    rejected + pending at every moment; left images whose right ones never come go on alone after stereo_timeout
+    of silence or, already waiting, are given up then (`stereo_unpaired`): nothing stays pending (before: pairs
+    rejected as `stereo_unpaired` once the lefts ran ahead of their partners by the pairer's queue, and "the right
+    camera is silent; left images go on alone")
     """
     ensure_rclpy()
     params = [Parameter("model_dir", value=str(models_dir)), Parameter("mode", value="stereo"),
@@ -169,13 +171,23 @@ def test_reliable_stereo_on_a_node_slower_than_the_camera_processes_every_pair(m
         sampler.start()
         _stereo_pairs(h, seq, n, 4000.0 + 100 * lag, 20.0, lag, left_pub, right_pub, info_pub, right_info_pub)
         assert _settled(depth, 90.0)
+        snap = depth.accounts.snapshot()
+        assert snap.frames_in == n and snap.frames_out == n and snap.rejected == {} and snap.frames_dropped == 0, snap
+        assert "right_camera_silent" not in depth._problems, depth._problems
+        assert h.wait_for(lambda: len(stamps) == n, 10.0) and stamps == sorted(stamps), (len(stamps), snap)
+        # Two left images whose right ones never come: each goes on alone (the right camera silent for
+        # stereo_timeout) or, already waiting for a partner, is given up after it; nothing stays pending.
+        for i in range(2):
+            t = 5000.0 + 100 * lag + 0.05 * i
+            info_pub.publish(h.camera_info(seq.k, *seq.image_size, t, "camera_left_optical_frame"))
+            left_pub.publish(_image(read_image(seq.left[i]), t, "camera_left_optical_frame"))
+        ended = lambda: depth.accounts.snapshot().frames_in == n + 2 and _settled(depth, 0.5)  # noqa: E731
+        assert h.wait_for(ended, 15.0), (depth.accounts.snapshot(), len(depth.inputs.pairer.left))
         sampler_stop.append(True)
         sampler.join(2.0)
         snap = depth.accounts.snapshot()
-        assert snap.frames_in == n and snap.frames_out == n and snap.rejected == {} and snap.frames_dropped == 0, snap
+        assert snap.frames_out + snap.rejected.get("stereo_unpaired", 0) == n + 2 and snap.balanced(), snap
         assert all(balanced) and len(balanced) > 10
-        assert "right_camera_silent" not in depth._problems, depth._problems
-        assert h.wait_for(lambda: len(stamps) == n, 10.0) and stamps == sorted(stamps)
     finally:
         h.close()
 

@@ -422,6 +422,8 @@ class VodeNodeBase(LifecycleNode):
             self._publish_status()
         if self.inputs is not None:
             self.inputs.check_arrival()
+            if self.stereo:
+                self.inputs.expire_unpaired()
         self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:

@@ -310,20 +310,32 @@ class CameraInput:
             return node.submit(frame)
         self._drain()
 
+    def _right_silence(self) -> float:
+        """Under `cond`: wall seconds without a right image (0 while one is handled or a pair is on its way)."""
+        if self.right_busy or self.submit_lock.locked() or self.ready_pairs:
+            return 0.0
+        if self.last_right_wall is None:
+            self.last_right_wall = time.monotonic()     # from the first left image on
+        return time.monotonic() - self.last_right_wall
+
     def _wait_for_room(self, queue: deque, timeout: float) -> float | None:
         """Reliable stereo, under `cond`: wait while `queue` (the pairer's left or right side) is full. Returns how
-        long the right camera has been silent (wall s, 0 while its images come or a pair is on its way), or
-        None once the input is closed."""
-        def silence() -> float:
-            if self.right_busy or self.submit_lock.locked() or self.ready_pairs:
-                return 0.0
-            if self.last_right_wall is None:
-                self.last_right_wall = time.monotonic()     # from the first left image on
-            return time.monotonic() - self.last_right_wall
-
-        while len(queue) >= self.pairer.queue_size and not self.closed and silence() <= timeout:
+        long the right camera has been silent (wall s), or None once the input is closed."""
+        while len(queue) >= self.pairer.queue_size and not self.closed and self._right_silence() <= timeout:
             self.cond.wait(0.05)
-        return None if self.closed else silence()
+        return None if self.closed else self._right_silence()
+
+    def expire_unpaired(self) -> None:
+        """Once a second (the node's timer): left images still waiting for a partner after stereo_timeout of wall
+        time without any right image are given up (`stereo_unpaired`), so the last frames of a stream whose right
+        images stopped do not stay pending."""
+        timeout = float(self.node.params.value("stereo_timeout"))
+        with self.cond:
+            given_up = self.pairer.flush_left() if self.pairer.left and self._right_silence() > timeout else []
+            self.cond.notify_all()
+        for _ in given_up:
+            self.node.reject("stereo_unpaired", f"left image without a right partner given up: no image on "
+                             f"{self.node.params.value('right_image_topic')} for {timeout:g} s")
 
     def _park(self, queue: deque, item, reason: str, why: str) -> None:
         """Keep `item` until its CameraInfo comes; beyond `hold` waiting, the oldest is rejected (`reason`)."""
