@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vode_ros.core.geometry import invert_se3
+from vode_ros.core.geometry import backproject_points, invert_se3
 
 MODES = ("stereo", "rgbd", "mono")
 
@@ -94,8 +94,7 @@ class ClassicalVO:
         has = np.isfinite(z)
         if has.sum() < max(self.min_inliers, 6):
             return None
-        # The previous frame's keypoints lifted with their depth: z K⁻¹ [u, v, 1].
-        p3 = np.c_[a[has], np.ones(int(has.sum()))] @ np.linalg.inv(self.k).T * z[has, None]
+        p3 = backproject_points(a[has].T, z[has], self.k).T       # the previous keypoints lifted, (M, 3)
         ok, rvec, tvec, inl = cv2.solvePnPRansac(p3, b[has], self.k, None, iterationsCount=200,
                                                  reprojectionError=self.ransac_px, confidence=0.999)
         if not ok or inl is None or len(inl) < self.min_inliers:
