@@ -49,3 +49,20 @@ def test_status_says_the_net_translation_is_not_used_off_domain(driving_models, 
         assert said == off, status.scale_source
     finally:
         h.close()
+
+
+def test_matcher_and_plausibility_parameters_reach_the_estimator(models_dir):
+    from vode_ros.nodes.odometry_node import OdometryNode
+
+    ensure_rclpy()
+    node = OdometryNode(parameter_overrides=[Parameter("model_dir", value=str(models_dir)),
+                                             Parameter("matcher", value="lk")])
+    try:
+        assert node.pipeline.settings.pose.matcher == "lk" and node.pipeline.settings.pose.plausibility
+        result = node.set_parameters([Parameter("matcher", value="descriptor"), Parameter("plausibility", value=False)])
+        assert all(r.successful for r in result)
+        cfg = node.pipeline.frontend.config
+        assert cfg.matcher == "descriptor" and not cfg.plausibility
+        assert not node.set_parameters([Parameter("matcher", value="sift")])[0].successful   # not a matcher
+    finally:
+        node.destroy_node()

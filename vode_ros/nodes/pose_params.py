@@ -10,7 +10,8 @@ Parameters (declared with ranges through nodes.params; the tuning ones apply liv
                        depth net's depth, i.e. geometry_depth depth_topic)
   length_smoothing     the speed filtered over frames, a in [0, 1) (negative = auto: 0.7 with the depth
                        net's depth, 0 otherwise)
-  min_inliers, ransac_threshold_px, max_features, work_width, keyframes, refine: the estimator's settings
+  min_inliers, ransac_threshold_px, max_features, work_width, keyframes, matcher, plausibility, refine:
+                       the estimator's settings
 
 The per-frame logic is runtime.odometry_pipeline.OdometryPipeline (no ROS); this module turns
 parameters into its settings, the depth topic into its DepthCache, and its counters into status.
@@ -27,14 +28,15 @@ from sensor_msgs.msg import Image
 
 from vode_ros.core.image_codec import ImageDecodeError
 from vode_ros.nodes.ros_msgs import depth_from_msg, stamp_to_ns
-from vode_ros.runtime.pose.config import POSE_SOURCES, PoseEstimatorConfig
+from vode_ros.runtime.pose.config import MATCHERS, POSE_SOURCES, PoseEstimatorConfig
 from vode_ros.runtime.pose.depth_input import (ESSENTIAL_CHOICES, GEOMETRY_DEPTHS, DepthCache,
                                                resolve_geometry_depth, resolve_length_smoothing, use_essential)
 
 # parameter -> PoseEstimatorConfig field
 TUNING = {"min_inliers": "min_inliers", "ransac_threshold_px": "ransac_threshold", "max_features": "max_features",
           "work_width": "work_width", "refine": "refine", "pose_std_xyz": "net_std_xyz",
-          "pose_std_rpy": "net_std_rpy", "keyframes": "keyframes"}
+          "pose_std_rpy": "net_std_rpy", "keyframes": "keyframes", "matcher": "matcher",
+          "plausibility": "plausibility"}
 
 
 class PoseSourceParams:
@@ -70,6 +72,11 @@ class PoseSourceParams:
           "geometric motion keeps its direction with the filtered length; negative = auto: 0.7 with the depth net's "
           "depth (whose scale wobbles from frame to frame), 0 with stereo or sensor depth",
           low=-1.0, high=0.99)
+        d("matcher", "auto", "correspondences: lk (tracked corners), descriptor (ORB matched around the motion "
+          "prior), auto (LK, descriptors where LK gives no motion or an implausible one: large motion, low frame "
+          "rate, dropped frames; chosen leave-one-sequence-out, docs/odometry.md)", choices=MATCHERS)
+        d("plausibility", True, "refuse a motion whose length disagrees with the recent speed beyond a speed "
+          "change, 3 m/s^2 and 3 sigma of its covariance (another matcher, else the fallback)")
         d("refine", False, "hybrid: direct photometric refinement of the motion with the geometry's depth "
           "(measured worse than without in stereo)")
 
