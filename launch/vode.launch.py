@@ -102,6 +102,9 @@ def generate_launch_description():
                               description="configure and activate the (lifecycle) nodes at start-up; false: "
                                           "leave the transitions to a lifecycle manager"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/vode.rviz"),
+        DeclareLaunchArgument("model", default_value="", choices=["", "driving", "indoor"],
+                              description="shipped model where model_dir is '': driving (KITTI cameras) | indoor "
+                                          "(hand-held, RGB-D, drones) | '' = by the domain argument"),
         DeclareLaunchArgument("model_dir", default_value="", description="folder with depth.onnx + pose.onnx ('' = shipped)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "vode.yaml")),
         DeclareLaunchArgument("namespace", default_value="",
@@ -122,6 +125,7 @@ def generate_launch_description():
     ]
     overrides = {
         "model_dir": LaunchConfiguration("model_dir"),
+        "model": LaunchConfiguration("model"),
         "image_topic": LaunchConfiguration("image_topic"),
         "camera_info_topic": LaunchConfiguration("camera_info_topic"),
         "mode": LaunchConfiguration("mode"),
@@ -144,6 +148,7 @@ def generate_launch_description():
         "odom_frame": LaunchConfiguration("odom_frame"),
         "base_frame": LaunchConfiguration("base_frame"),
         "camera_frame": LaunchConfiguration("camera_frame"),
+        "domain": LaunchConfiguration("domain"),   # the pose net's domain gate, and the model choice
     }]
     namespace = LaunchConfiguration("namespace")
     nodes = [

@@ -19,6 +19,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                                           "parameter file, in one process. Optionally plays a bag into them.")
     p.add_argument("--params", type=Path, default=None, help="parameter YAML (default: config/vode.yaml)")
     p.add_argument("--model-dir", default=None, help="folder with depth.onnx and pose.onnx")
+    p.add_argument("--model", choices=("driving", "indoor"), default=None,
+                   help="shipped model where --model-dir is not given (default: by --domain, else driving)")
     p.add_argument("--nodes", default="depth,odometry", help="comma list of depth, odometry")
     p.add_argument("--mode", choices=("mono", "stereo"), default=None,
                    help="mono, or stereo (right camera pairs for metric scale)")
@@ -58,6 +60,8 @@ def node_parameters(args) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     overrides: dict[str, str] = {}
     if args.model_dir:
         overrides["model_dir"] = str(Path(args.model_dir).resolve())
+    if args.model:
+        overrides["model"] = args.model
     for option, name in (("image_topic", "image_topic"), ("camera_info_topic", "camera_info_topic"),
                          ("right_image_topic", "right_image_topic"),
                          ("right_camera_info_topic", "right_camera_info_topic"),

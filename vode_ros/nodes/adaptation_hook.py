@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from vode_ros.nodes.base import ERROR, OK, WARN
-from vode_ros.runtime.inference import OnnxModel, default_model_dir
+from vode_ros.runtime.inference import OnnxModel
 
 
 def default_save_dir(namespace: str) -> Path:
@@ -85,7 +85,8 @@ class AdaptationHook:
         model_dir = p("model_dir").value
         if model_dir and (Path(model_dir) / "checkpoint.pt").is_file():
             return Path(model_dir) / "checkpoint.pt"     # a folder written by ~/save_adapted
-        return default_model_dir() / "sfmlearner_driving.pt"
+        shipped = self.node.shipped_model_dir()
+        return next(iter(sorted(shipped.glob("sfmlearner_*.pt"))), shipped / "sfmlearner_driving.pt")
 
     def _start(self) -> None:
         from vode_ros.tools.adaptation import AdaptationError, AdaptSettings, OnlineAdapter

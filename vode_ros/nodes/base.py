@@ -28,7 +28,8 @@ from vode_ros.core.rectify import RECTIFY_MODES
 from vode_ros.nodes.camera_input import CameraInput, Frame
 from vode_ros.nodes.params import ParameterTable, ParamSpec
 from vode_ros.runtime.accounting import FrameAccounts
-from vode_ros.runtime.inference import ModelLoadError, OnnxModel, default_model_dir, provider_problem
+from vode_ros.runtime.inference import (SHIPPED_MODELS, ModelLoadError, OnnxModel, default_model_dir,
+                                     provider_problem, shipped_model_for)
 from vode_ros.runtime.latest_worker import LatestFrameWorker
 from vode_ros.runtime.scale import METRIC_MODEL, RELATIVE
 from vode_ros_msgs.msg import VodeStatus
@@ -203,8 +204,11 @@ class VodeNodeBase(LifecycleNode):
         """Subclasses declare their parameters here (at construction, before configure)."""
 
     def _declare_common(self) -> None:
-        self._declare("model_dir", "", "folder with depth.onnx and pose.onnx ('' = the shipped models); "
+        self._declare("model_dir", "", "folder with depth.onnx and pose.onnx ('' = a shipped model, see model); "
                       "a change reloads the model")
+        self._declare("model", "", "shipped model where model_dir is '': driving (KITTI cameras) | indoor "
+                      "(hand-held, RGB-D, drones) | '' = by the domain parameter (indoor -> indoor, else driving); "
+                      "a change reloads the model", choices=("", *SHIPPED_MODELS))
         self._declare("providers", ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
                       "ONNX Runtime execution providers in order of preference", check=provider_problem)
         self._declare("threads", 0, "ONNX Runtime intra-op threads (0 = ORT default)", low=0, high=64)
@@ -247,7 +251,8 @@ class VodeNodeBase(LifecycleNode):
         self.last_total_ms = 0.0
         self.last_process_ms = 0.0
         self.params.on_change(["stereo_slop"], lambda v: setattr(self.inputs.pairer, "slop", float(v["stereo_slop"])))
-        self.params.on_change(["model_dir", "providers", "threads"], self._reload_with)
+        self.params.on_change(["model_dir", "model", "providers", "threads"], self._reload_with)
+        self.params.on_change(["domain"], self._follow_domain)
         self.status_pub = self.create_publisher(VodeStatus, "vode/status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         reliable = bool(p("reliable_input"))
@@ -305,14 +310,28 @@ class VodeNodeBase(LifecycleNode):
         return None
 
     def load_model(self, values: dict[str, Any] | None = None) -> OnnxModel:
-        v = {n: self.params.value(n) for n in ("model_dir", "providers", "threads")}
+        v = {n: self.params.value(n) for n in ("model_dir", "model", "providers", "threads")}
         v.update(values or {})
-        model_dir = Path(v["model_dir"] or default_model_dir())
+        model_dir = Path(v["model_dir"]) if v["model_dir"] else self.shipped_model_dir(v)
         model = OnnxModel(model_dir / f"{self.role}.onnx", list(v["providers"]), int(v["threads"]),
                           expected_kind=self.role)
         self.get_logger().info(f"{model.path} ({model.meta.method}, {model.meta.width}x{model.meta.height} "
                                f"{model.meta.color}) runs on {model.provider}")
         return model
+
+    def shipped_model_dir(self, values: dict[str, Any] | None = None) -> Path:
+        """The shipped model's folder for ``model`` and, where that is '', the camera's ``domain``."""
+        v = values or {}
+        model = v.get("model", self.params.value("model"))
+        domain = v.get("domain", self.params.value("domain") if self.has_parameter("domain") else "")
+        return default_model_dir(shipped_model_for(str(model), str(domain)))
+
+    def _follow_domain(self, values: dict[str, Any]) -> None:
+        """A new domain picks another shipped model where neither model_dir nor model names one."""
+        if self.params.value("model_dir") or self.params.value("model") or self.model is None:
+            return
+        if self.shipped_model_dir(values) != self.model.path.parent:
+            self._reload_with({**values, "model_dir": ""})
 
     def _reload_with(self, values: dict[str, Any]) -> None:
         new = self.load_model(values)      # ModelLoadError: the parameter change is refused with it

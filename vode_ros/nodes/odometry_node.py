@@ -36,7 +36,7 @@ from vode_ros.nodes.pose_params import PoseSourceParams
 from vode_ros.nodes.ros_bridges import TfOut
 from vode_ros.nodes.ros_msgs import odometry_msg, stamp_to_ns, transform_msg
 from vode_ros.nodes.shutdown import run_single
-from vode_ros.runtime.inference import OnnxModel, default_model_dir
+from vode_ros.runtime.inference import OnnxModel
 from vode_ros.runtime.odometry import diagonal_covariance
 from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, StampRejected
 from vode_ros.runtime.scale import RELATIVE
@@ -189,7 +189,7 @@ class OdometryNode(VodeNodeBase):
     def _load_depth(self) -> OnnxModel:
         """depth.onnx next to pose.onnx: the previous frame's depth for refine_pose."""
         p = self.params.value
-        model = OnnxModel(Path(p("model_dir") or default_model_dir()) / "depth.onnx", list(p("providers")),
+        model = OnnxModel(Path(p("model_dir") or self.shipped_model_dir()) / "depth.onnx", list(p("providers")),
                           int(p("threads")), expected_kind="depth")
         pm = self.model.meta
         if (model.meta.width, model.meta.height, model.meta.color) != (pm.width, pm.height, pm.color):
