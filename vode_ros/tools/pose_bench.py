@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--matcher", default=PoseEstimatorConfig.matcher, choices=MATCHERS,
                     help="correspondences: LK, descriptors, or LK with descriptors where LK fails (auto)")
     ap.add_argument("--no-plausibility", action="store_true", help="take motions of any length (no check)")
+    ap.add_argument("--no-net-length-check", action="store_true",
+                    help="take the pose net's length as it is (no check against the recent speed)")
     ap.add_argument("--descriptor-flow-px", type=float, default=PoseEstimatorConfig.descriptor_flow_px,
                     help="matcher auto: also match descriptors, and prefer them, past this median LK track (px)")
     ap.add_argument("--first-frame", type=int, default=0,
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
     base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes,
                                matcher=args.matcher, plausibility=not args.no_plausibility,
-                               descriptor_flow_px=args.descriptor_flow_px)
+                               descriptor_flow_px=args.descriptor_flow_px, plausible_net=not args.no_net_length_check)
     rows = []
     for folder in seqs:
         try:

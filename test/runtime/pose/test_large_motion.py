@@ -125,3 +125,37 @@ def test_prediction_with_and_without_depth():
     np.testing.assert_allclose(out[0], (k @ q)[:2] / q[2])                 # with depth: the full motion
     ray = t[:3, :3] @ np.array([0.1, -0.1, 1.0])
     np.testing.assert_allclose(out[1], (k @ ray)[:2] / ray[2])             # without: the rotation alone
+
+
+def test_a_net_length_off_the_recent_speed_gives_way(street):
+    """A pose net whose translations are a quarter of the truth (trained at four times this frame
+    rate): where the geometry fails (a blank frame) the fallback keeps its rotation and direction
+    with the recent speed's length, not its own."""
+    view, k = street
+    poses, images, depths = turning(view, 6, 2.0, 0.5)
+    images[-1] = np.full_like(images[-1], 120)                            # nothing to track: falls back
+
+    def short_net(i):
+        t = invert_se3(poses[i - 1]) @ poses[i]
+        t[:3, 3] *= 0.25
+        return t
+
+    for check, expect in ((True, 0.5), (False, 0.125)):
+        est = PoseEstimator(PoseEstimatorConfig(pose_source="hybrid", plausible_net=check))
+        for i, (img, depth) in enumerate(zip(images, depths)):
+            e = est.step(img, 0.1 * i, k, depth=depth, net_t_prev_cur=short_net(i) if i else None)
+        assert e.source == "fallback"
+        assert np.linalg.norm(e.t_prev_cur[:3, 3]) == pytest.approx(expect, rel=0.05), check
+
+
+def test_net_length_band_both_ways():
+    p = MotionPlausibility()
+    t = np.eye(4)
+    t[2, 3] = 1.0
+    for _ in range(3):
+        p.accept(t, 0.1)
+    assert p.net_length(t, 0.1) is None
+    short = t.copy()
+    short[2, 3] = 0.3
+    assert p.net_length(short, 0.1) == pytest.approx(1.0)                 # too short is as wrong as too long
+    assert p.net_length(short, 0.3) == pytest.approx(3.0)                 # and the expectation follows dt

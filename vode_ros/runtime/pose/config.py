@@ -93,6 +93,7 @@ class PoseEstimatorConfig:
     plausibility: bool = True
     plausible_max_accel: float = 3.0     # m/s²
     plausible_speed_change: float = 1.0  # relative change of speed between two frames
+    plausible_net: bool = True           # the pose net's length held to the recent speed too (plausibility.py)
     refine: bool = False                 # hybrid / fallback: direct photometric refinement after
     refine_width: int = 416              # resolution of the direct refinement
     refine_max_points: int = 3000

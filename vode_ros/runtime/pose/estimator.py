@@ -237,6 +237,15 @@ class PoseEstimator:
         hybrid = cfg.pose_source == "hybrid"
         est = PoseEstimate(0.0, np.eye(4), np.zeros((6, 6)), "geometric" if not hybrid else "hybrid")
         older_ref = self._ref_stamp != self._prev_stamp                  # keyframe before the previous frame
+        if net is not None and cfg.plausibility and cfg.plausible_net:
+            length = self._plausible.net_length(net, dt)
+            if length is not None:
+                # The net's translation disagrees with the recent speed (a frame rate or footage it was
+                # not trained on): its direction and rotation with the recent speed's length, as a
+                # prior, a RANSAC hypothesis and a fallback.
+                est.extra["net_length_m"] = float(np.linalg.norm(net[:3, 3]))
+                net = net.copy()
+                net[:3, 3] *= length / max(float(np.linalg.norm(net[:3, 3])), 1e-9)
         # Predicted motion reference -> current: the net's (or constant velocity) after the
         # reference -> previous motion. Guides LK and RANSAC where the reference is older.
         step_guess = net if net is not None else (self._last_motion if older_ref else None)

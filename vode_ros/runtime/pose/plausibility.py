@@ -10,7 +10,8 @@ length ``v dt``; a motion is implausible where its length differs from that by m
     max(max_speed_change * v dt, max_accel * dt²) + n_sigma * σ_along
 
 (σ_along: the solution's own standard deviation along its direction of travel). With no history
-yet every motion is plausible.
+yet every motion is plausible. The pose net's motion, which has no covariance of its own, is held
+to a band both ways (``net_length``): a net trained at another frame rate is short by that factor.
 """
 from __future__ import annotations
 
@@ -61,6 +62,21 @@ class MotionPlausibility:
         allowed = (max(self.cfg.max_speed_change * expected, self.cfg.max_accel * dt * dt)
                    + self.cfg.n_sigma * sigma)
         return Verdict(abs(length - expected) <= allowed, length, expected, allowed)
+
+    def net_length(self, net_t_prev_cur: np.ndarray, dt: float) -> float | None:
+        """The length to give the pose net's motion: None where its own is plausible, else the
+        recent speed's ``v dt``. The net has no covariance of its own and is as wrong when too short
+        (a net trained at a higher frame rate, or on slower footage) as when too long, so its length
+        must lie within a factor (1 + max_speed_change) of ``v dt``, give or take max_accel dt²."""
+        expected = self.expected_length(dt)
+        if expected is None:
+            return None
+        length = float(np.linalg.norm(np.asarray(net_t_prev_cur)[:3, 3]))
+        slack = self.cfg.max_accel * dt * dt
+        factor = 1.0 + self.cfg.max_speed_change
+        if expected / factor - slack <= length <= expected * factor + slack:
+            return None
+        return expected
 
     def accept(self, t_prev_cur: np.ndarray, dt: float) -> None:
         """A motion taken as the camera's: its speed joins the history."""
