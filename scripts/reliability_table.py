@@ -17,7 +17,7 @@ SOURCES = [
     "test/nodes/test_node_reliability.py", "test/nodes/test_decode_fuzz.py", "test/nodes/test_node_signals.py",
     "test/nodes/test_two_cameras.py", "test/nodes/test_ros_conventions.py", "test/bag/test_kitti_frame_gap.py",
     "test/bag/test_bag_damage.py", "test/cli/test_cli_bad_files.py", "test/tools/test_demo_input_checks.py",
-    "test/nodes/test_lifecycle.py", "test/nodes/test_reliability_second_pass.py", "test/cli/test_cli_second_pass.py",
+    "test/nodes/test_lifecycle.py", "test/nodes/test_node_hostile_input.py", "test/cli/test_cli_refusals.py",
     "test/bag/test_kitti_bad_text.py", "test/bag/test_record_late_publishers.py",
 ]
 # Measured by hand, with the commands that reproduce it (not a test: it depends on the machine).

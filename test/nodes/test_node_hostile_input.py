@@ -1,4 +1,4 @@
-"""Node behaviour a clumsy or hostile user still broke, with real rclpy over DDS: a metric-trust change while
+"""Node behaviour under a clumsy or hostile user, with real rclpy over DDS: a metric-trust change while
 running, stereo with reliable input on nodes slower than the camera, large images on best-effort input.
 
 Each test's docstring is a row of docs/reliability.md (scripts/reliability_table.py).
