@@ -16,7 +16,7 @@ import pytest
 
 from vode_ros.bag.reader import bag_info
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 # A node that starts like the vode nodes do: one output first, the next a while later; each publishes
 # once its reader is there (as the nodes do once frames flow), numbered, and says how many it sent.
