@@ -82,9 +82,10 @@ being processed, 0 when idle). Rejections are counted per reason (`rejected_<rea
 and /diagnostics is WARN for 10 s after a problem. vode/status also goes out (1 Hz) while only bad
 input arrives. In stereo a pair is one frame: with `reliable_input` both cameras are held back per pair
 and a late partner is matched by stamp; live (best effort) the newest pair wins. An image topic with
-publishers and no image for 5 s is said once (`images_not_arriving`), with its likely cause and fixes. Parameters are checked at start-up and when set at run time (refused with the reason,
-applied live, or refused with "restart" for those read at start-up: mode, topics, transport,
-reliable_input and the adaptation settings).
+publishers and no image for 5 s is said once (`images_not_arriving`), with its likely cause and fixes.
+Parameters are checked at start-up and when set at run time (refused with the reason, applied live,
+or refused with "restart" for those read at start-up: mode, topics, transport, reliable_input and the
+adaptation settings).
 
 | bad input | what happens | test |
 |---|---|---|
