@@ -26,20 +26,21 @@ MEASURED = """
 
 One process publishes 8 images at 5 Hz (sensor-data QoS unless said), another subscribes as the nodes
 do (sensor-data QoS; RELIABLE + KEEP_ALL with `reliable_input`), on one machine, Fast DDS
-(`rmw_fastrtps_cpp`), `ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`. Each row is one run of 8 images; the
-plain best-effort row is the baseline of its size.
+(`rmw_fastrtps_cpp`), `ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`. Each row is one run of 8 images
+(`scripts/large_image_delivery.py W H ENCODING best_effort|reliable raw|compressed`, with the transport's
+environment variable set); the plain best-effort row is the baseline of its size.
 
 | image | transport | arrived |
 |---|---|---|
 | 320x240 rgb8 (230 kB) | best effort (default) | 8 of 8 |
 | 1226x370 mono8 (454 kB) | best effort (default) | 8 of 8 |
-| 640x480 rgb8 (922 kB) | best effort (default) | 1 and 2 of 8 (two runs) |
+| 640x480 rgb8 (922 kB) | best effort (default) | 1, 2 and 5 of 8 (three runs) |
 | 640x480 rgb8 | `reliable_input` with a reliable publisher | 8 of 8 |
 | 640x480 rgb8 | compressed (jpeg, 77 kB), best effort | 8 of 8 |
 | 640x480 rgb8 | `FASTDDS_BUILTIN_TRANSPORTS=SHM` (0.5 MiB segment), best effort | 0 of 8 |
 | 640x480 rgb8 | `FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`, best effort | 1 of 8 |
 | 640x480 rgb8 | shared memory, 32 MiB segment (`config/fastdds_large_images.xml`), best effort | 8 of 8 |
-| 1226x370 rgb8 (1.36 MB) | best effort (default) | 0 of 8 |
+| 1226x370 rgb8 (1.36 MB) | best effort (default) | 0 and 0 of 8 (two runs) |
 | 1226x370 rgb8 | `reliable_input` with a reliable publisher | 8 of 8 |
 | 1226x370 rgb8 | compressed (jpeg, 115 kB), best effort | 8 of 8 |
 | 1226x370 rgb8 | `FASTDDS_BUILTIN_TRANSPORTS=SHM` / `LARGE_DATA`, best effort | 0 / 0 of 8 |
