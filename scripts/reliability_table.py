@@ -19,6 +19,7 @@ SOURCES = [
     "test/bag/test_bag_damage.py", "test/cli/test_cli_bad_files.py", "test/tools/test_demo_input_checks.py",
     "test/nodes/test_lifecycle.py", "test/nodes/test_node_hostile_input.py", "test/cli/test_cli_refusals.py",
     "test/bag/test_kitti_bad_text.py", "test/bag/test_record_late_publishers.py",
+    "test/nodes/test_nodes_features.py", "test/runtime/test_odometry_pipeline.py",
 ]
 # Measured by hand, with the commands that reproduce it (not a test: it depends on the machine).
 MEASURED = """

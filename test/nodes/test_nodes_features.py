@@ -165,8 +165,9 @@ def test_odometry_with_direct_pose_refinement(models_dir, seq):
 
 
 def test_odom_frame_equal_to_base_frame_is_refused(models_dir):
-    """odom -> base_link needs two frames: the same name for both is refused live and at start-up,
-    with the reason, and the node keeps its frames."""
+    """`odom_frame` set equal to `base_frame` (`ros2 param set /odometry_node odom_frame base_link`, or at
+    start-up) | refused with the reason ("odom_frame and base_frame are both 'base_link'"), live and at
+    start-up; the node keeps its frames (before: accepted, /odom with frame_id = child_frame_id)"""
     ensure_rclpy()
     from vode_ros.nodes.odometry_node import OdometryNode
 

@@ -72,8 +72,10 @@ def test_stamp_rules_refuse_a_repeat_and_reset_on_time_going_back(seq):
 
 
 def test_a_stamp_gap_is_bridged_at_the_last_velocity_with_an_inflated_covariance(seq):
-    """Frames 6..16 never arrive (1.2 s, over max_frame_gap 1 s: a stereo pair held for a silent
-    right camera): the gap's motion is the last velocity's, not skipped; then measured again."""
+    """A stamp gap of 1.2 s (over max_frame_gap 1 s; e.g. stereo pairs lost while the right camera was
+    silent) | bridged at the last velocity up to max_bridge_gap (3 s), the covariance inflated by the gap,
+    a `stamp_gap` note, measured again from the next frame (before: the gap's motion skipped, 12 m short
+    on this scene)"""
     p = _stereo_pipeline()
     for i in range(6):
         last = _step(p, seq, i)
@@ -90,6 +92,8 @@ def test_a_stamp_gap_is_bridged_at_the_last_velocity_with_an_inflated_covariance
 
 
 def test_a_gap_past_max_bridge_gap_is_not_integrated(seq):
+    """A stamp gap past max_bridge_gap | not integrated: the pose goes on from the last one, with a log
+    line saying so; odometry restarts from the next frame"""
     p = _stereo_pipeline(max_bridge_gap=1.1)
     for i in range(6):
         last = _step(p, seq, i)
