@@ -38,7 +38,9 @@ def training_depth_range(method, cfg: dict[str, Any], frames: int = FRAMES) -> d
     with torch.no_grad():
         for i in picks:
             x = (ds[int(i)]["tgt"][None] - mean) / std
-            out = module(x)
+            # A recurrent depth net (RNN-MVOD) takes its state too: a first frame, from zero state.
+            state = module.zero_state() if hasattr(module, "zero_state") else []
+            out = module(x, *state)
             inv = (out[0] if isinstance(out, (tuple, list)) else out)[0, 0].numpy()
             depth = disp_to_depth(inv, float(info["min_depth"]), float(info["max_depth"]))
             p5, p50, p95 = np.percentile(depth, [5, 50, 95])
