@@ -302,7 +302,8 @@ def write_report(out: Path, s: Settings, hw: dict[str, Any], errors: dict[str, s
     report = {"settings": asdict(s), "hardware": hw, "session_s": session_s,
               "total_wall_s": sum(r.get("wall_s", 0.0) for r in rows), "methods": rows}
     _write_json(out / "compare.json", report)
-    (out / "compare.md").write_text(to_markdown(report))
+    with atomic_write(out / "compare.md") as fh:
+        fh.write(to_markdown(report))
     if any("error" not in r for r in rows):
         from vode_ros.tools.plots import plot_compare
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vode_ros.bag import topics as T
+from vode_ros.core.atomic_file import atomic_write
 from vode_ros.tools import launch_runner
 
 
@@ -176,7 +177,8 @@ def run_soak(minutes: float, rate: float, data_dir: Path, model_dir: Path | None
         "rss_samples": [(round(t, 1), round(m, 1)) for t, m in samples],
     }
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2))
+        with atomic_write(json_path) as fh:
+            fh.write(json.dumps(result, indent=2))
     return result
 
 
