@@ -33,7 +33,7 @@ NODE_SOURCES = {
 RUN_OPTION = {
     "mode": "--mode", "scale_mode": "--scale-mode", "right_image_topic": "--right-image-topic",
     "right_camera_info_topic": "--right-camera-info-topic", "image_transport": "--image-transport",
-    "model_dir": "--model-dir", "params_file": "--params", "namespace": "--namespace",
+    "model_dir": "--model-dir", "model": "--model", "params_file": "--params", "namespace": "--namespace",
     "frame_prefix": "--frame-prefix", "odom_frame": "--odom-frame", "base_frame": "--base-frame",
     "camera_frame": "--camera-frame", "image_topic": "--image-topic", "camera_info_topic": "--camera-info-topic",
     "use_sim_time": "--use-sim-time", "depth": "--nodes", "odometry": "--nodes", "bag": "--bag", "bag_rate": "--rate",

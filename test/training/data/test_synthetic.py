@@ -164,6 +164,9 @@ def test_synth_cli(tmp_path, capsys):
                  "--seed", "4", "--no-progress"]) == 0
     assert len(list((tmp_path / "s" / "image_0").glob("*.png"))) == 2
     assert "2 frames 64x24 gray" in capsys.readouterr().out
-    assert main(["synth", str(tmp_path / "t"), "--frames", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:                 # refused while parsing, one line
+        main(["synth", str(tmp_path / "t"), "--frames", "0"])
+    assert refused.value.code == 2 and "--frames: must be 1 or more, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
     (tmp_path / "file").write_text("x")
     assert main(["synth", str(tmp_path / "file"), "--frames", "1"]) == 2
