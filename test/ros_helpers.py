@@ -87,6 +87,20 @@ class Harness:
             setattr(msg, key, value)
         self.image_pub.publish(msg)
 
+    def publish_right(self, image_pub, info_pub, img: np.ndarray, k: np.ndarray, baseline: float,
+                      stamp_s: float) -> None:
+        """A mono8 right image of a rectified pair and its CameraInfo (P[0, 3] = -fx * baseline)."""
+        h, w = img.shape[:2]
+        info = self.camera_info(k, w, h, stamp_s, "camera_right_optical_frame")
+        info.p[3] = -k[0, 0] * baseline
+        info_pub.publish(info)
+        msg = self.Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
+        msg.header.frame_id = "camera_right_optical_frame"
+        msg.height, msg.width, msg.encoding, msg.step = h, w, "mono8", w
+        msg.data = img.tobytes()
+        image_pub.publish(msg)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.thread.join(timeout=10.0)      # the spin thread must be out before the nodes are destroyed

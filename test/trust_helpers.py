@@ -13,20 +13,27 @@ import onnx
 TRAIN_RANGE = {"p5": 6.165, "p50": 12.848, "p95": 43.77, "spread": 7.147, "frames": 16}
 
 
-def driving_models(src, dst, **props):
-    """The shipped models (``src``) copied to ``dst`` with driving-model metadata (+ ``props``)."""
+def models_with_metadata(src, dst, props: dict[str, str]):
+    """The shipped models (``src``) copied to ``dst`` with ``props`` added to their ONNX metadata."""
     for name in ("depth.onnx", "pose.onnx"):
         model = onnx.load(str(src / name))
         meta = {p.key: p.value for p in model.metadata_props}
-        meta.update({"vode.metric_scale": "true", "vode.train_domain": "driving",
-                     "vode.train_hfov_deg": json.dumps([81.6, 81.9]),
-                     "vode.train_depth_range": json.dumps(TRAIN_RANGE)}, **props)
+        meta.update(props)
         del model.metadata_props[:]
         for k, v in meta.items():
             e = model.metadata_props.add()
             e.key, e.value = k, v
         onnx.save(model, str(dst / name))
     return dst
+
+
+def driving_models(src, dst, domain: str = "driving", depth_range: bool = True, **props):
+    """The shipped models copied to ``dst`` as a metric model of ``domain`` trained at ~82 deg field of
+    view (with the training depth range unless ``depth_range`` is false), + ``props``."""
+    meta = {"vode.metric_scale": "true", "vode.train_domain": domain, "vode.train_hfov_deg": json.dumps([81.6, 81.9])}
+    if depth_range:
+        meta["vode.train_depth_range"] = json.dumps(TRAIN_RANGE)
+    return models_with_metadata(src, dst, {**meta, **props})
 
 
 def room_image(width: int = 640, height: int = 480, hfov_deg: float = 81.7):

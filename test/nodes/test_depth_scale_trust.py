@@ -42,15 +42,7 @@ def test_stereo_mode_publishes_stereo_scaled_depth_and_confidence(models_dir, ki
         for i in range(len(seq)):
             t = 50.0 + 0.1 * i
             left, right = read_image(seq.left[i]), read_image(seq.right[i])
-            info = h.camera_info(seq.k, *seq.image_size, t, "camera_right_optical_frame")
-            info.p[3] = -seq.k[0, 0] * seq.baseline
-            right_info_pub.publish(info)
-            msg = h.Image()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
-            msg.header.frame_id = "camera_right_optical_frame"
-            msg.height, msg.width, msg.encoding, msg.step = right.shape[0], right.shape[1], "mono8", right.shape[1]
-            msg.data = right.tobytes()
-            right_pub.publish(msg)
+            h.publish_right(right_pub, right_info_pub, right, seq.k, seq.baseline, t)
             h.publish_frame(left, "mono8", seq.k, t)
             assert h.wait_for(lambda n=i: node.frames_out > n and len(h.got["depth"]) > n, 20.0)
         assert h.wait_for(lambda: len(confidence) >= 1, 10.0)

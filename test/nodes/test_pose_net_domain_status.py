@@ -3,13 +3,12 @@ not used (real rclpy over DDS; the shipped pose net recorded as a driving model 
 node, so hybrid falls back to the net on every frame: the gated motion)."""
 from __future__ import annotations
 
-import json
 
-import onnx
 import pytest
 from rclpy.parameter import Parameter
 
 from ros_helpers import Harness, ensure_rclpy
+from trust_helpers import driving_models as trust_models
 from vode_ros.core.kitti import load_sequence, read_image
 
 pytestmark = [pytest.mark.ros]
@@ -17,17 +16,7 @@ pytestmark = [pytest.mark.ros]
 
 @pytest.fixture
 def driving_models(models_dir, tmp_path):
-    for name in ("depth.onnx", "pose.onnx"):
-        model = onnx.load(str(models_dir / name))
-        props = {p.key: p.value for p in model.metadata_props}
-        props.update({"vode.metric_scale": "true", "vode.train_domain": "driving",
-                      "vode.train_hfov_deg": json.dumps([81.6, 81.9])})
-        del model.metadata_props[:]
-        for k, v in props.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = k, v
-        onnx.save(model, str(tmp_path / name))
-    return tmp_path
+    return trust_models(models_dir, tmp_path, domain="driving", depth_range=False)
 
 
 @pytest.mark.parametrize("domain, off", [("", False), ("indoor", True)])

@@ -5,14 +5,13 @@ real rclpy over DDS, frames of the demo clip with the clip's camera, then with a
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
-import onnx
 import pytest
 from rclpy.parameter import Parameter
 
 from ros_helpers import Harness, ensure_rclpy
+from trust_helpers import driving_models as trust_models
 from vode_ros.core.kitti import load_sequence, read_image
 
 pytestmark = [pytest.mark.ros]
@@ -21,17 +20,7 @@ pytestmark = [pytest.mark.ros]
 @pytest.fixture(params=["driving", "driving,indoor"], ids=["driving", "mixed"])
 def driving_models(models_dir, tmp_path, request):
     """The shipped models recorded as a driving model, or as a mixed one trained on both domains."""
-    for name in ("depth.onnx", "pose.onnx"):
-        model = onnx.load(str(models_dir / name))
-        props = {p.key: p.value for p in model.metadata_props}
-        props.update({"vode.metric_scale": "true", "vode.train_domain": request.param,
-                      "vode.train_hfov_deg": json.dumps([81.6, 81.9])})
-        del model.metadata_props[:]
-        for k, v in props.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = k, v
-        onnx.save(model, str(tmp_path / name))
-    return tmp_path
+    return trust_models(models_dir, tmp_path, domain=request.param, depth_range=False)
 
 
 @pytest.mark.parametrize("fx_factor, domain, expect", [

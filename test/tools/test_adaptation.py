@@ -211,15 +211,7 @@ def test_depth_node_adapts_swaps_reloads_odometry_and_saves(tiny, tmp_path):
         assert h.wait_connected(2) and h.wait_for(lambda: right_pub.get_subscription_count() > 0)
         for i, (left, right) in enumerate(zip(tiny["left"], tiny["right"])):
             t = 100.0 + 0.1 * i
-            info = h.camera_info(seq.k, *seq.image_size, t, "camera_right_optical_frame")
-            info.p[3] = -seq.k[0, 0] * seq.baseline
-            right_info_pub.publish(info)
-            msg = h.Image()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), int(round((t % 1) * 1e9))
-            msg.header.frame_id = "camera_right_optical_frame"
-            msg.height, msg.width, msg.encoding, msg.step = right.shape[0], right.shape[1], "mono8", right.shape[1]
-            msg.data = right.tobytes()
-            right_pub.publish(msg)
+            h.publish_right(right_pub, right_info_pub, right, seq.k, seq.baseline, t)
             h.publish_frame(left, "mono8", seq.k, t)
             assert h.wait_for(lambda n=i: depth.frames_out > n, 15.0)
         stats = depth.adapter.stats
