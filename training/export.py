@@ -116,13 +116,15 @@ def _camera_metadata(cameras: list[dict[str, Any]], domain: str) -> dict[str, st
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0,
-                      size: tuple[int, int] | None = None) -> dict[str, Any]:
+                      size: tuple[int, int] | None = None, relative: bool = False) -> dict[str, Any]:
     """checkpoint -> out_dir/depth.onnx (+ pose.onnx when the method has a pose net); returns a report.
 
     ``size`` (width, height; multiples of 32): the models' input size when it is not the training
     size, e.g. a square camera's 256x256 instead of a squashed 416x128 (the nets are
     convolutional: the same weights at another aspect ratio); the training size is kept in
-    vode.train_input_size."""
+    vode.train_input_size. ``relative``: record the model as relative depth (vode.metric_scale
+    false) although its training had a scale source, where its metres were measured wrong on
+    held-out footage: the run time then never publishes them as metres."""
     import onnxruntime as ort
 
     from .checkpoint import load_checkpoint, method_from_checkpoint
@@ -201,7 +203,10 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, seed: int = 0
                 "vode.color": d["color"],
                 "vode.mean": json.dumps([float(v) for v in info["mean"]]),
                 "vode.std": json.dumps([float(v) for v in info["std"]]),
-                "vode.metric_scale": "true" if info["metric_scale"] else "false",
+                "vode.metric_scale": "true" if info["metric_scale"] and not relative else "false",
+                **({"vode.scale_note": "exported relative (vode export --relative): its training had a scale "
+                                       "source, but its metres did not hold on held-out footage"}
+                   if relative and info["metric_scale"] else {}),
                 "vode.min_depth": repr(float(info["min_depth"])),
                 "vode.max_depth": repr(float(info["max_depth"])),
                 "vode.trained_on": describe_data(cfg),

@@ -102,6 +102,24 @@ def test_cli_export_runs(checkpoint, tmp_path):
     assert cli_export.run(args) == 2
 
 
+def test_export_relative_records_no_metres(checkpoint, tmp_path):
+    """--relative: a model whose training had a scale source is recorded as relative depth, said why."""
+    import onnxruntime as ort
+
+    from vode_training.export import export_checkpoint
+
+    export_checkpoint(checkpoint, tmp_path / "metric")
+    export_checkpoint(checkpoint, tmp_path / "relative", relative=True)
+
+    def meta(folder):
+        return ort.InferenceSession(str(folder / "depth.onnx"), providers=["CPUExecutionProvider"]
+                                    ).get_modelmeta().custom_metadata_map
+
+    assert meta(tmp_path / "metric")["vode.metric_scale"] == "true"
+    assert meta(tmp_path / "relative")["vode.metric_scale"] == "false"
+    assert "held-out" in meta(tmp_path / "relative")["vode.scale_note"]
+
+
 def test_only_cameras_with_a_scale_source_set_the_trusted_field_of_view(tmp_path):
     """A mixed set: a stereo folder, a mono folder with poses (pose supervision) and a mono folder
     without poses at another field of view. The last taught no metres, so vode.train_hfov_deg

@@ -21,6 +21,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--size", default=None, metavar="WxH",
                    help="input size of the exported models (multiples of 32), e.g. 256x256 for a square camera: "
                         "keeps the camera's aspect ratio instead of squashing it to the training size")
+    p.add_argument("--relative", action="store_true",
+                   help="record the model as relative depth (vode.metric_scale false) even where its training had "
+                        "a scale source: for a model whose metres measured wrong on held-out footage")
     p.set_defaults(func=run)
     declare_outputs(p, ("out", "--out", True))
     return p
@@ -41,7 +44,7 @@ def run(args) -> int:
             return 2
         size = (int(parts[0]), int(parts[1]))
     try:
-        report = export_checkpoint(args.checkpoint, args.out, size=size)
+        report = export_checkpoint(args.checkpoint, args.out, size=size, relative=getattr(args, "relative", False))
     except (FileNotFoundError, ValueError) as exc:
         print(f"vode export: {exc}", file=sys.stderr)
         return 2
