@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .geometry import project, transform_points
+
 GT_SOURCES = ("png", "npy", "velodyne", "sgbm")
 GT_LABELS = {"png": "sensor depth (depth_0/*.png)", "npy": "exact GT depth (depth/*.npy)",
              "velodyne": "Velodyne GT", "sgbm": "SGBM stereo pseudo-GT (not a sensor)"}
@@ -51,18 +53,17 @@ def velodyne_depth_map(scan: np.ndarray, tr_velo_cam: np.ndarray, p_left: np.nda
     """
     width, height = image_size
     pts = np.asarray(scan, dtype=np.float64).reshape(-1, 4)[:, :3]
-    pts = pts[pts[:, 0] >= 0]
-    hom = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)                  # (N, 4)
-    velo_to_img = np.asarray(p_left) @ np.vstack([np.asarray(tr_velo_cam), [0, 0, 0, 1]])
-    im = hom @ velo_to_img.T                                                       # (N, 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = im[:, 0] / im[:, 2]
-        v = im[:, 1] / im[:, 2]
+    pts = pts[pts[:, 0] >= 0].T                                                    # (3, N), ahead of the car
+    # A rectified KITTI P is K [I | t]: the camera's offset from cam0 is t = K^-1 P[:, 3].
+    p = np.asarray(p_left, dtype=np.float64)
+    k = p[:, :3]
+    cam = transform_points(np.vstack([np.asarray(tr_velo_cam, np.float64), [0, 0, 0, 1]]), pts)
+    pix, z = project(cam + np.linalg.solve(k, p[:, 3:]), k)                        # (2, N), (1, N)
     off = 1.0 if matlab_offset else 0.0
-    u = np.round(u) - off
-    v = np.round(v) - off
-    ok = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    u, v, z = u[ok].astype(np.int64), v[ok].astype(np.int64), im[ok, 2]
+    u = np.round(pix[0]) - off
+    v = np.round(pix[1]) - off
+    ok = (z[0] > 0) & np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    u, v, z = u[ok].astype(np.int64), v[ok].astype(np.int64), z[0, ok]
     depth = np.full(height * width, np.inf)
     np.minimum.at(depth, v * width + u, z)
     depth[~np.isfinite(depth)] = 0.0
