@@ -22,7 +22,8 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
-        ("share/" + PACKAGE + "/models", glob("models/*")),
+        ("share/" + PACKAGE + "/models", glob("models/*.*")),
+        ("share/" + PACKAGE + "/models/indoor", glob("models/indoor/*.*")),
         # The demo clip and the message definitions: vode_ros.core.resources finds them here
         # when the package runs from an install (colcon without --symlink-install, or a wheel).
         ("share/" + PACKAGE + "/data", glob("data/*.md")),

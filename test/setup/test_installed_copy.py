@@ -22,6 +22,7 @@ print(json.dumps({"vode_ros": vode_ros.__file__, "vode_training": vode_training.
                   "train_config": str(r.resource_path("config", "train", "sfmlearner.yaml")),
                   "depth": str(r.resource_path("models", "depth.onnx")),
                   "pose": str(r.resource_path("models", "pose.onnx")),
+                  "indoor_depth": str(r.resource_path("models", "indoor", "depth.onnx")),
                   "clip": str(r.demo_clip() / "calib.txt"),
                   "msg": str(r.resource_path("msg", "VodeStatus.msg"))}))
 """
