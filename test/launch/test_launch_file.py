@@ -365,10 +365,11 @@ def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti
 
     from vode_ros.bag.kitti_to_bag import convert
 
-    bag = convert(kitti_dir, tmp_path / "clip", progress=False, max_frames=5)["out_path"]
+    bag = convert(kitti_dir, tmp_path / "clip", progress=False, max_frames=40)["out_path"]
     log = tmp_path / "launch.log"
-    proc = launch_runner.start({"namespace": "cam1", "frame_prefix": "cam1/", "model_dir": models_dir,
-                                "bag": bag, "bag_rate": "1.0"}, log_path=log)
+    # The probe subscribes before the nodes start, and the clip lasts 4 s: the outputs are volatile,
+    # and the player starts once the nodes listen, while this probe may still be discovering their
+    # publishers (seconds on a loaded machine; a 5-frame clip was over by then in half the runs).
     ctx = Context()
     rclpy.init(context=ctx)
     probe = Node("launch_test_probe", context=ctx)
@@ -378,13 +379,19 @@ def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti
     probe.create_subscription(Odometry, "/cam1/odom", lambda m: got.__setitem__("odom", got["odom"] + 1), qos)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(probe)
+    proc = launch_runner.start({"namespace": "cam1", "frame_prefix": "cam1/", "model_dir": models_dir,
+                                "bag": bag, "bag_rate": "1.0"}, log_path=log)
     try:
         deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and not (got["depth"] and got["odom"]):
+        wanted = {("/cam1", "depth_node"), ("/cam1", "odometry_node")}
+
+        def names() -> set[tuple[str, str]]:
+            return {(ns, n) for n, ns in probe.get_node_names_and_namespaces()}
+
+        while time.monotonic() < deadline and not (got["depth"] and got["odom"] and wanted <= names()):
             executor.spin_once(timeout_sec=0.2)
             assert proc.poll() is None, f"launch exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
-        names = {(ns, n) for n, ns in probe.get_node_names_and_namespaces()}
-        assert {("/cam1", "depth_node"), ("/cam1", "odometry_node")} <= names, names
+        assert wanted <= names(), names()
         assert got["depth"] and got["odom"], f"no output on /cam1/depth/image or /cam1/odom:\n{log.read_text()[-3000:]}"
     finally:
         code = launch_runner.stop(proc, timeout=20)
