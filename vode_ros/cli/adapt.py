@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.missing_extras import training_extras_missing
 from vode_ros.cli.output_paths import declare_outputs
 
 
@@ -78,9 +79,7 @@ def run(args) -> int:
     try:
         from vode_ros.tools.adaptation.offline import AdaptError, AdaptOptions, adapt_bag
     except ImportError as exc:
-        print(f"vode adapt: the training extras are not installed ({exc}); pip install -r scripts/requirements.txt",
-              file=sys.stderr)
-        return 2
+        return training_extras_missing("vode adapt", exc)
     if args.other is None:
         from vode_ros.core.resources import demo_clip
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from vode_ros.cli.arg_types import number
+from vode_ros.cli.missing_extras import training_extras_missing
 from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -63,9 +64,7 @@ def _run_adapt(args) -> int:
         from vode_ros.tools.adaptation.demo_adapt import run_adapt_demo
         from vode_ros.tools.adaptation.offline import AdaptError
     except ImportError as exc:
-        print(f"vode demo --adapt: the training extras are not installed ({exc}); pip install -r "
-              "scripts/requirements.txt", file=sys.stderr)
-        return 2
+        return training_extras_missing("vode demo --adapt", exc)
     try:
         report = run_adapt_demo(args.data, args.out, args.adapt,
                                 log=lambda m: print(f"vode demo --adapt: {m}", file=sys.stderr))

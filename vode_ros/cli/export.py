@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vode_ros.cli.missing_extras import training_extras_missing
 from vode_ros.cli.output_paths import declare_outputs
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -33,9 +34,7 @@ def run(args) -> int:
     try:
         from vode_training.export import ExportParityError, export_checkpoint
     except ImportError as exc:
-        print(f"vode export: the training extras are not installed ({exc}); "
-              "pip install -r scripts/requirements.txt", file=sys.stderr)
-        return 2
+        return training_extras_missing("vode export", exc)
     size = None
     if getattr(args, "size", None):     # (a Namespace built by hand may lack it)
         parts = args.size.lower().split("x")

@@ -28,6 +28,7 @@ import os
 import sys
 from pathlib import Path
 
+from vode_ros.cli.missing_extras import training_extras_missing
 from vode_ros.cli.output_paths import declare_outputs, output_problem
 
 DEFAULT_CONFIG = ("config", "train", "sfmlearner.yaml")
@@ -113,9 +114,7 @@ def run(args) -> int:
         from vode_training.config import ConfigError
         from vode_training.trainer import NonFiniteLossError, Trainer, train_distributed
     except ImportError as exc:  # torch missing: the run time does not need it
-        print(f"vode train: the training extras are not installed ({exc}); "
-              "pip install -r scripts/requirements.txt", file=sys.stderr)
-        return 2
+        return training_extras_missing("vode train", exc)
     try:
         cfg = build_config(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
