@@ -12,6 +12,7 @@ import sys
 from vode_ros.cli.missing_extras import training_extras_missing
 from vode_ros.cli.output_paths import declare_outputs
 
+
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "export", help="export a training checkpoint to ONNX (needs torch)",

@@ -81,25 +81,18 @@ def read_number_table(path: Path, columns: int, layout: str) -> np.ndarray:
         if len(fields) != columns:
             raise KittiFormatError(f"{where}: {len(fields)} numbers, expected {columns} ({layout}); fix or "
                                    "remove the line")
-        try:
-            values = [float(f) for f in fields]
-        except ValueError:
-            bad = next(f for f in fields if not _is_number(f))
-            raise KittiFormatError(f"{where}: {bad!r} is not a number ({layout}); fix the line") from None
+        values = []
+        for field in fields:
+            try:
+                values.append(float(field))
+            except ValueError:
+                raise KittiFormatError(f"{where}: {field!r} is not a number ({layout}); fix the line") from None
         if not all(np.isfinite(values)):
             raise KittiFormatError(f"{where}: {line.strip()!r} is not finite (NaN or Inf); fix the line")
         rows.append(values)
     if not rows:
         raise KittiFormatError(f"{path}: empty, expected {layout}")
     return np.asarray(rows, dtype=np.float64)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def load_sequence(root: str | Path, max_frames: int | None = None, first_frame: int = 0) -> KittiSequence:
