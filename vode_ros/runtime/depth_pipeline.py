@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vode_ros.core.image_codec import to_gray
 from vode_ros.runtime.inference import DepthNet, OnnxModel
 from vode_ros.runtime.metric_trust import (SceneMonitor, ScaleDecision, choose_scale_source, horizontal_fov_deg,
                                            scene_problem)
@@ -106,9 +107,10 @@ class DepthPipeline:
         net_in = self.shared.net_input(stamp_ns, self.model, image, encoding)
         k_net = self.model.intrinsics_for_net(k, (image.shape[1], image.shape[0]))
         depth = self.net(net_in, fx=float(k_net[0, 0]))
-        ref = ratio = None
+        ref = ratio = left = None
         if right is not None and baseline:
-            ref = self.stereo_map(image, right, k, baseline, stamp_ns, depth.shape)
+            left = to_gray(image, encoding)      # once: the SGBM match and the fusion's edge guide
+            ref = self.stereo_map(left, right, k, baseline, stamp_ns, depth.shape)
             ratio = median_ratio(ref, depth)
         self.scene.observe(depth, ratio)
         self._resolve_scale(k, image.shape[1], notes)
@@ -117,7 +119,7 @@ class DepthPipeline:
             depth *= np.float32(scale)
         confidence = None
         if ref is not None and self.settings.fuse_stereo:
-            fused = self._fuse(depth, ref, image, float(k_net[0, 0]), float(baseline))
+            fused = self._fuse(depth, ref, left, float(k_net[0, 0]), float(baseline))
             depth, confidence = fused.depth, fused.confidence
         return DepthStep(depth, k_net, net_in, scale, notes, confidence)
 
@@ -131,36 +133,28 @@ class DepthPipeline:
         return float(scaler.scale)
 
     @staticmethod
-    def _fuse(depth: np.ndarray, ref: np.ndarray, image: np.ndarray, fx_net: float, baseline: float):
-        """SGBM fused with the scaled net (core.depth_fusion) at the net's size; the image as edge guide."""
+    def _fuse(depth: np.ndarray, ref: np.ndarray, left: np.ndarray, fx_net: float, baseline: float):
+        """SGBM fused with the scaled net (core.depth_fusion) at the net's size; the grey left image
+        (H, W) as edge guide."""
         import cv2
 
         from vode_ros.core.depth_fusion import fuse_depth
-        from vode_ros.core.image_codec import to_gray
 
         h, w = depth.shape
-        left = image if image.ndim == 2 else to_gray(image, "rgb8")
         guide = cv2.resize(left, (w, h), interpolation=cv2.INTER_AREA)
         return fuse_depth(depth, ref, guide, fx_net, baseline)
 
-    def stereo_map(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
+    def stereo_map(self, left: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
                    shape: tuple[int, int]) -> np.ndarray:
-        """The pair's SGBM depth (the shared map), sampled at the net's pixels (nearest): (h, w) m, 0 = none."""
+        """The pair's SGBM depth (the shared map) from grey left / right (H, W), sampled at the net's pixels
+        (nearest): (h, w) m, 0 = none."""
         import cv2
 
-        from vode_ros.core.image_codec import to_gray
-
-        left = image if image.ndim == 2 else to_gray(image, "rgb8")
         ref = self.shared.depth(stamp_ns, left, right, float(k[0, 0]), float(baseline))
         h, w = shape
         if ref.shape != (h, w):
             ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_NEAREST)
         return ref
-
-    def stereo_ratio(self, image: np.ndarray, right: np.ndarray, k: np.ndarray, baseline: float, stamp_ns: int,
-                     depth: np.ndarray) -> float | None:
-        """median(SGBM depth / net depth) over pixels valid in both."""
-        return median_ratio(self.stereo_map(image, right, k, baseline, stamp_ns, depth.shape), depth)
 
     def _resolve_scale(self, k: np.ndarray, width: int, notes: list) -> None:
         """scale_mode auto: decide, per model and camera, whether the model's metres hold (metric_trust)."""
