@@ -253,7 +253,8 @@ def test_a_topic_with_publishers_and_no_images_is_said_once(models_dir, case):
                 assert fix in line
         assert h.wait_for(lambda: any(kv.key == "problem_images_not_arriving" for d in h.got["diag"][-2:]
                                       for s in d.status for kv in s.values), 5.0)
-        assert depth.frames_in == 0
+        if reliable:
+            assert depth.frames_in == 0      # a QoS mismatch lets nothing through; a 1080p image now and then does
         time.sleep(2.0)
         assert len(said()) == 1, "said more than once"
     finally:
