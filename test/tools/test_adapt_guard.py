@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from vode_ros.tools.adaptation.guard import judge
 from vode_ros.tools.adaptation.split import nearest_stamps, time_split
 
@@ -63,3 +65,18 @@ def test_nearest_stamps_within_tolerance():
 
     idx = nearest_stamps(np.array([0, 100, 200, 1000]), np.array([5, 96, 260]), 30)
     assert idx.tolist() == [0, 1, -1, -1]
+
+
+def test_adapt_starts_from_the_shipped_model_of_its_domain():
+    """`vode adapt --domain indoor` without --init starts from models/indoor (the model the nodes run
+    indoors), any other domain from the driving model; --init still wins."""
+    pytest.importorskip("torch")
+    from vode_ros.runtime.inference import default_model_dir
+    from vode_ros.tools.adaptation.offline import _resolve_init
+
+    ckpt, folder = _resolve_init("", "indoor")
+    assert folder == default_model_dir("indoor") and ckpt.parent == folder
+    ckpt, folder = _resolve_init("", "driving")
+    assert folder == default_model_dir("driving") and ckpt.parent == folder
+    assert _resolve_init("", "")[0] == ckpt
+    assert _resolve_init(str(default_model_dir("indoor")), "driving")[1] == default_model_dir("indoor")

@@ -34,7 +34,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps too (0 = time only)")
     p.add_argument("--out", default="", help="folder of adapted models (default ~/.ros/vode_ros/adapted)")
     p.add_argument("--name", default="", help="robot or place name: the model's folder under --out (default: bag name)")
-    p.add_argument("--init", default="", help="start from this checkpoint or model folder (default: the shipped model)")
+    p.add_argument("--init", default="", help="start from this checkpoint or model folder (default: the shipped "
+                   "model of --domain, as the nodes choose: indoor -> models/indoor, else the driving one)")
     p.add_argument("--apply-to", default=None, metavar="NAMESPACE",
                    help="after installing, point the running depth and odometry nodes of NAMESPACE at the new "
                         "model ('/' = the root namespace)")
@@ -46,7 +47,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--l2sp", type=float, default=0.01, help="pull toward the base weights, L2-SP (default 0.01; 0 = off)")
     p.add_argument("--camera-height", type=float, default=0.0,
                    help="camera height over the ground, m: the scale source of a mono bag without stereo, depth or odometry")
-    p.add_argument("--domain", default="", help="what the camera sees (driving, indoor): recorded in the model")
+    p.add_argument("--domain", default="", help="what the camera sees (driving, indoor): picks the shipped model "
+                   "to start from and is recorded in the adapted one")
     p.add_argument("--other", action="append", default=None, metavar="DIR",
                    help="KITTI-layout folder of another place to measure forgetting on (repeatable; default: the "
                         "shipped demo clip; 'none' = skip)")

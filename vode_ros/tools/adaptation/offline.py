@@ -74,12 +74,13 @@ def _log(msg: str, progress: bool) -> None:
         print(f"vode adapt: {msg}", file=sys.stderr, flush=True)
 
 
-def _resolve_init(init: str) -> tuple[Path, Path | None]:
-    """(checkpoint, folder with the depth.onnx/pose.onnx exported from it, or None)."""
-    from vode_ros.runtime.inference import default_model_dir
+def _resolve_init(init: str, domain: str = "") -> tuple[Path, Path | None]:
+    """(checkpoint, folder with the depth.onnx/pose.onnx exported from it, or None). Without ``init``
+    the shipped model the nodes would run for ``domain`` (the indoor one indoors, else the driving one)."""
+    from vode_ros.runtime.inference import default_model_dir, shipped_model_for
     from vode_training.checkpoint import resolve_checkpoint
 
-    path = Path(init).expanduser() if init else default_model_dir()
+    path = Path(init).expanduser() if init else default_model_dir(shipped_model_for("", domain))
     ckpt = resolve_checkpoint(path, "sfmlearner")
     folder = path if path.is_dir() else None
     if folder is not None and not ((folder / "depth.onnx").is_file() and (folder / "pose.onnx").is_file()):
@@ -189,7 +190,7 @@ def adapt_bag(opts: AdaptOptions) -> dict[str, Any]:
     if opts.threads > 0:
         torch.set_num_threads(opts.threads)
     try:
-        ckpt_path, before_dir = _resolve_init(opts.init)
+        ckpt_path, before_dir = _resolve_init(opts.init, opts.domain)
         ckpt = load_checkpoint(ckpt_path)
     except (FileNotFoundError, ValueError) as exc:
         raise AdaptError(f"--init: {exc}") from None
