@@ -1,8 +1,6 @@
-"""PoseEstimator on the real KITTI 06 clip (stereo, SGBM depth): a few frames, loose bounds.
-Skipped when the shared data folder is missing."""
+"""PoseEstimator on the real KITTI 06 clip the repo ships (stereo, SGBM depth): a few frames, loose bounds."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,13 +8,13 @@ import pytest
 
 from vode_ros.core.geometry import invert_se3
 from vode_ros.core.kitti import load_sequence, read_image
+from vode_ros.core.resources import demo_clip
 from vode_ros.core.stereo_depth import sgbm_depth
 from vode_ros.runtime.pose.estimator import PoseEstimator, PoseEstimatorConfig
 
-CLIP = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "kitti_odometry_06_0000-0050"
+CLIP = demo_clip()
 
 
-@pytest.mark.skipif(not (CLIP / "poses.txt").is_file(), reason=f"real data not found at {CLIP}")
 @pytest.mark.parametrize("source", ["geometric", "hybrid"])
 def test_kitti06_stereo_few_frames(source):
     seq = load_sequence(CLIP, max_frames=6)
