@@ -1,7 +1,6 @@
 """PoseEstimator on the real KITTI 06 clip the repo ships (stereo, SGBM depth): a few frames, loose bounds."""
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
