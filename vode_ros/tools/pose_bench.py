@@ -41,7 +41,7 @@ from vode_ros.core.trajectory import ate5, ate_rmse, path_length
 from vode_ros.core.stereo_depth import pair_depth
 from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, integrate_sequence
 from vode_ros.runtime.pose.config import PoseEstimatorConfig
-from vode_ros.runtime.pose.config import MATCHERS
+from vode_ros.runtime.pose.config import ESSENTIAL_LENGTHS, MATCHERS
 from vode_ros.runtime.pose.depth_input import ESSENTIAL_CHOICES, resolve_length_smoothing, use_essential
 from vode_ros.tools.classical_vo import run_classical
 
@@ -258,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length-smoothing", type=float, default=-1.0, metavar="A",
                     help="the speed filtered over frames (alpha-beta, gain 1 - A), A in [0, 1) (the odometry node's parameter; "
                          "negative = auto: 0.7 in mono, 0 otherwise)")
+    ap.add_argument("--length-smoothing-dt", type=float, default=PoseEstimatorConfig.length_smoothing_dt,
+                    metavar="S", help="the frame interval the speed filter's A is for: A^(dt / S) at dt (0: A per frame)")
+    ap.add_argument("--essential-length", default=PoseEstimatorConfig.essential_length, choices=ESSENTIAL_LENGTHS,
+                    help="the length along the essential matrix's direction: PnP's, or each point's by its parallax")
+    ap.add_argument("--descriptor-full-res", action=argparse.BooleanOptionalAction,
+                    default=PoseEstimatorConfig.descriptor_full_res,
+                    help="descriptors found on the full image rather than at the working resolution")
     ap.add_argument("--strides", default="1", help="comma list of k: every k-th frame, stamps kept (e.g. 1,2,3,4)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the classical odometry beside each run")
     ap.add_argument("--matcher", default=PoseEstimatorConfig.matcher, choices=MATCHERS,
@@ -299,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
     base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes,
                                matcher=args.matcher, plausibility=not args.no_plausibility,
-                               descriptor_flow_px=args.descriptor_flow_px, plausible_net=not args.no_net_length_check)
+                               descriptor_flow_px=args.descriptor_flow_px, plausible_net=not args.no_net_length_check,
+                               length_smoothing_dt=args.length_smoothing_dt, essential_length=args.essential_length,
+                               descriptor_full_res=args.descriptor_full_res)
     rows = []
     for folder in seqs:
         try:

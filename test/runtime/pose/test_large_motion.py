@@ -159,3 +159,20 @@ def test_net_length_band_both_ways():
     short[2, 3] = 0.3
     assert p.net_length(short, 0.1) == pytest.approx(1.0)                 # too short is as wrong as too long
     assert p.net_length(short, 0.3) == pytest.approx(3.0)                 # and the expectation follows dt
+
+
+def test_descriptors_found_on_the_full_image_give_the_motion_at_the_working_resolution(street):
+    """The stride-4 turn with a working resolution of half the image: descriptors found on the full
+    image (the default) and mapped to the working pixels give the motion at least as exactly as
+    those found on the downscaled image (a wrong mapping would shift every match by pixels)."""
+    view, k = street
+    poses, images, depths = turning(view, 5, 24.0, 1.0)
+    err = {}
+    for full in (True, False):
+        cfg = PoseEstimatorConfig(pose_source="geometric", matcher="descriptor", work_width=W // 2,
+                                  descriptor_full_res=full)
+        steps = run(cfg, poses, images, depths, k)
+        assert [e.source for e, _, _ in steps] == ["geometric"] * 4, full
+        assert max(t for _, t, _ in steps) < 0.08 and max(r for _, _, r in steps) < 1.5, full
+        err[full] = float(np.median([t for _, t, _ in steps]))
+    assert err[True] < 0.02 and err[True] <= err[False], err

@@ -67,7 +67,7 @@ def solve(cfg: PoseEstimatorConfig, pnp: PnpConfig, attempt: Attempt, uv0: np.nd
             result.t_cur_prev = invert_se3(t_two)
     if cfg.essential:
         # The covariance stays PnP's: the same correspondences, and the length is PnP's.
-        t_e = essential_choice(cfg, uv0, uv1, k_w, p3[result.inliers], result.t_cur_prev, attempt.extra)
+        t_e = essential_choice(cfg, uv0, uv1, z, has_z, k_w, p3[result.inliers], result.t_cur_prev, attempt.extra)
         if t_e is not None:
             result.t_cur_prev = t_e
     attempt.result = result

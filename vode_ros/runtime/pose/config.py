@@ -15,6 +15,7 @@ from vode_ros.runtime.pose.tracking import TrackingConfig
 
 POSE_SOURCES = ("net", "geometric", "hybrid")
 MATCHERS = ("auto", "lk", "descriptor")
+ESSENTIAL_LENGTHS = ("pnp", "parallax")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class PoseEstimatorConfig:
     essential_threshold_px: float = 0.5  # px at the working resolution (robust estimator, Sampson distance)
     essential_min_parallax_px: float = 2.0
     essential_max_rot_diff_deg: float = 2.0
+    # The length along the essential direction: PnP's, or each inlier's weighted by its parallax
+    # (essential.length_from_depth; too long with the shipped depth net, docs/odometry.md).
+    essential_length: str = "pnp"        # pnp | parallax
     # Monocular: the length of each geometric motion comes from the depth net's depth of one frame,
     # whose scale wobbles from frame to frame. length_smoothing = a in (0, 1): the speed (length / dt)
     # goes through an alpha-beta filter (speed and its rate of change; gain alpha = 1 - a, beta =
@@ -75,6 +79,10 @@ class PoseEstimatorConfig:
     # m), the filter follows a steady change of speed without lag (0.43 m). 0 = off (stereo and
     # sensor depth measure the length well).
     length_smoothing: float = 0.0
+    # s: the frame interval a is meant for, the prediction weighing a^(dt / this) at dt; 0 = a per
+    # frame whatever dt. 0.1 (KITTI's rate) against 0, leave-one-sequence-out over the KITTI mono
+    # rows at strides 1-4: chosen only for 07 (end drift better on 11 of 16 rows, ATE-5 worse on all).
+    length_smoothing_dt: float = 0.0
     # Correspondences (descriptor_matching.py): 'lk' tracks Shi-Tomasi corners by pyramidal LK (small
     # motions, sub-pixel); 'descriptor' matches ORB / SIFT features guided by the motion prior (any
     # motion the frames share a view across); 'auto' tracks by LK and matches descriptors where LK
@@ -83,6 +91,13 @@ class PoseEstimatorConfig:
     descriptor: str = "orb"              # orb | sift
     descriptor_features: int = 2000
     descriptor_window_px: float = 40.0   # guided search radius at the working resolution
+    # Descriptors found on the caller's image (positions mapped to the working resolution) rather than
+    # on the downscaled one: at the working resolution a long step keeps few near features, so the
+    # length rests on far points, whose depth the depth net compresses (KITTI 06 mono at stride 3,
+    # length / truth per frame 0.87 at 640 px, 1.00 on the full image). Chosen leave-one-sequence-out
+    # over the KITTI sequences (docs/odometry.md): 06 mono stride 3 end drift 9.1 -> 3.8 %, stride 4
+    # 19.7 -> 15.5 %; 06 stereo stride 4 1.46 -> 0.72 %. Images no wider than work_width: no change.
+    descriptor_full_res: bool = True
     # auto: also match descriptors, and prefer them, where LK's median track is longer than this (px
     # at the working resolution; 0 = only where LK gives no motion): past a few tens of pixels LK
     # keeps the far, slow corners and loses the near ones that fix the translation.
@@ -115,6 +130,9 @@ class PoseEstimatorConfig:
             raise ValueError(f"length_smoothing must be in [0, 1), got {self.length_smoothing}")
         if self.matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}, got {self.matcher!r}")
+        if self.essential_length not in ESSENTIAL_LENGTHS:
+            raise ValueError(f"essential_length must be one of {', '.join(ESSENTIAL_LENGTHS)}, "
+                             f"got {self.essential_length!r}")
         if self.descriptor not in DESCRIPTORS:
             raise ValueError(f"descriptor must be one of {', '.join(DESCRIPTORS)}, got {self.descriptor!r}")
 

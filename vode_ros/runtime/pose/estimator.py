@@ -13,7 +13,8 @@ Pose sources (``PoseEstimatorConfig.pose_source``):
 
 Correspondences (``matcher``): LK tracks, descriptor matches guided by the motion prior (the
 net's motion, else constant velocity), or LK with descriptor matches where LK gives no motion or
-an implausible one (``auto``). Every geometric motion is judged against the recent speed and its
+an implausible one (``auto``); descriptors are found on the caller's full image
+(``descriptor_full_res``). Every geometric motion is judged against the recent speed and its
 covariance (plausibility.py); an implausible one is not taken (attempt.py chooses).
 
 Each ``step`` takes the current image, its depth (the depth net's /depth/image or SGBM; any
@@ -208,7 +209,7 @@ class PoseEstimator:
         cfg = self.config
         if cfg.length_smoothing <= 0 or cfg.keyframes or est.source not in ("geometric", "hybrid"):
             return
-        self._speed.a = cfg.length_smoothing
+        self._speed.a, self._speed.dt_ref = cfg.length_smoothing, cfg.length_smoothing_dt
         measured = self._speed.filter_length(est.t_prev_cur, est.dt)
         if measured is not None:
             est.extra["length_measured_m"] = measured
@@ -265,7 +266,8 @@ class PoseEstimator:
                     attempts, cfg.plausibility)[0] is None):
                 # The descriptors' prior: the net's motion, else constant velocity (identity at the start).
                 prior = pred_ref_cur if pred_ref_cur is not None else self._t_ref_prev @ self._last_motion
-                attempts.insert(0 if large else len(attempts), self._descriptor_attempt(gray, k_w, depth, prior))
+                attempts.insert(0 if large else len(attempts),
+                                self._descriptor_attempt(gray, gray_full, k_w, depth, prior))
                 self._judge(attempts[0 if large else -1], dt)
             chosen, est.reason = tries.choose(attempts, cfg.plausibility)
             implausible = any(a.verdict is not None and not a.verdict.plausible for a in attempts)
@@ -345,13 +347,22 @@ class PoseEstimator:
         return tries.solve(cfg, self._pnp, attempt, pts0[ok], pts1[ok], z[ok], has_z[ok],
                            invert_se3(hypothesis) if hypothesis is not None else None, depth, k_w, gray.shape[::-1])
 
-    def _descriptor_attempt(self, gray: np.ndarray, k_w: np.ndarray, depth: np.ndarray | None,
-                            prior_ref_cur: np.ndarray) -> tries.Attempt:
+    def _describe(self, gray: np.ndarray, gray_full: np.ndarray) -> Features:
+        """Features of a frame at working-resolution pixels; found on the caller's full image where
+        ``descriptor_full_res`` (see the config)."""
+        if not self.config.descriptor_full_res or gray_full.shape == gray.shape:
+            return self._matcher.describe(gray)
+        f = self._matcher.describe(gray_full)
+        scale = np.array([gray.shape[1] / gray_full.shape[1], gray.shape[0] / gray_full.shape[0]], np.float32)
+        return Features((f.uv + 0.5) * scale - 0.5, f.desc)       # pixel centres as cv2.resize maps them
+
+    def _descriptor_attempt(self, gray: np.ndarray, gray_full: np.ndarray, k_w: np.ndarray,
+                            depth: np.ndarray | None, prior_ref_cur: np.ndarray) -> tries.Attempt:
         """Descriptor matches reference -> current, searched around where the prior puts each feature."""
         cfg = self.config
         if self._ref_features is None:
-            self._ref_features = self._matcher.describe(self._prev_gray)
-        self._cur_features = self._matcher.describe(gray)
+            self._ref_features = self._describe(self._prev_gray, self._prev_full)
+        self._cur_features = self._describe(gray, gray_full)
         wh = gray.shape[::-1]
         prior = invert_se3(prior_ref_cur)
         for window_prior in (prior, None):

@@ -13,8 +13,9 @@ import numpy as np
 class SpeedFilter:
     """Filtered speed (m/s) and its rate (m/s^2); ``a`` in [0, 1) is the weight of the prediction."""
 
-    def __init__(self, a: float):
+    def __init__(self, a: float, dt_ref: float = 0.0):
         self.a = float(a)
+        self.dt_ref = float(dt_ref)       # s: the frame interval ``a`` is meant for; 0 = every frame alike
         self.reset()
 
     def reset(self) -> None:
@@ -35,7 +36,10 @@ class SpeedFilter:
         if self.speed is None:
             self.speed, self.rate = measured, 0.0
         else:
-            alpha = 1.0 - self.a
+            # A frame further on (a lower frame rate, dropped frames) makes the prediction older:
+            # the speed may have changed more since, while one measurement is as good as ever.
+            a = self.a ** (dt / self.dt_ref) if self.dt_ref > 0 else self.a
+            alpha = 1.0 - a
             beta = alpha * alpha / (2.0 - alpha)
             predicted = self.speed + self.rate * dt
             residual = measured - predicted

@@ -12,17 +12,20 @@ import numpy as np
 
 from vode_ros.core.geometry import invert_se3
 from vode_ros.runtime.pose.config import PoseEstimatorConfig
-from vode_ros.runtime.pose.essential import essential_motion, translation_parallax
+from vode_ros.runtime.pose.essential import essential_motion, length_from_depth, translation_parallax
 from vode_ros.runtime.pose.tracking import backproject, project, sample_depth
 from vode_ros.runtime.pose.two_view import refine_two_view
 from vode_ros.runtime.pose.validators import rotation_angle
 
 
-def essential_choice(cfg: PoseEstimatorConfig, uv_prev: np.ndarray, uv_cur: np.ndarray, k_w: np.ndarray,
-                     p3_inliers: np.ndarray, t_pnp: np.ndarray, extra: dict) -> np.ndarray | None:
-    """Tracked corners (N, 2) in both frames and the PnP solution (its inlier points (M, 3),
-    T_cur_prev) -> T_cur_prev with the essential matrix's rotation and direction and PnP's
-    length, or None where PnP's motion is kept (see essential.py). ``extra`` gets the figures."""
+def essential_choice(cfg: PoseEstimatorConfig, uv_prev: np.ndarray, uv_cur: np.ndarray, z_prev: np.ndarray,
+                     has_z: np.ndarray, k_w: np.ndarray, p3_inliers: np.ndarray, t_pnp: np.ndarray, extra: dict
+                     ) -> np.ndarray | None:
+    """Tracked corners (N, 2) in both frames with the previous frame's depth ((N,) m, (N,) valid)
+    and the PnP solution (its inlier points (M, 3), T_cur_prev) -> T_cur_prev with the essential
+    matrix's rotation and direction and the depth's length (``essential_length``: PnP's, or each
+    inlier's weighted by its parallax), or None where PnP's motion is kept (see essential.py).
+    ``extra`` gets the figures."""
     parallax = translation_parallax(p3_inliers, t_pnp, k_w)
     extra["parallax_px"] = parallax
     if parallax < cfg.essential_min_parallax_px:
@@ -32,7 +35,14 @@ def essential_choice(cfg: PoseEstimatorConfig, uv_prev: np.ndarray, uv_cur: np.n
         return None
     out = np.eye(4)
     out[:3, :3] = res.rotation
-    out[:3, 3] = res.direction * np.linalg.norm(t_pnp[:3, 3])
+    length = float(np.linalg.norm(t_pnp[:3, 3]))
+    if cfg.essential_length == "parallax":
+        use = res.inliers & has_z
+        by_points = length_from_depth(uv_prev[use], uv_cur[use], z_prev[use], res.rotation, res.direction, k_w,
+                                      cfg.min_inliers)
+        if by_points is not None:
+            extra["length_pnp_m"], length = length, by_points
+    out[:3, 3] = res.direction * length
     if math.degrees(rotation_angle(invert_se3(out) @ t_pnp)) > cfg.essential_max_rot_diff_deg:
         return None
     extra["essential_inliers"] = int(res.inliers.sum())
