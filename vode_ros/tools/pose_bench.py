@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequences", default="", help="comma list of folder names (default: all with poses)")
     ap.add_argument("--work-width", type=int, default=PoseEstimatorConfig.work_width)
     ap.add_argument("--max-features", type=int, default=PoseEstimatorConfig.max_features)
+    ap.add_argument("--ransac-threshold", type=float, default=PoseEstimatorConfig.ransac_threshold,
+                    help="PnP-RANSAC inlier threshold, px at the working resolution")
+    ap.add_argument("--fb-threshold", type=float, default=PoseEstimatorConfig.fb_threshold,
+                    help="LK forward-backward check, px at the working resolution (0: off)")
     ap.add_argument("--keyframes", action="store_true", help="track from kept reference frames (see PoseEstimatorConfig)")
     ap.add_argument("--sgbm-div", type=int, default=None,
                     help="stereo mode: SGBM at 1/N resolution (default: the odometry node's, about 416 px wide)")
@@ -305,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     needs_net = any(s != "geometric" for s in sources) or "mono" in modes
     nets = NetRunner.load(args.models_dir, args.threads) if needs_net else None
     base = PoseEstimatorConfig(work_width=args.work_width, max_features=args.max_features, keyframes=args.keyframes,
+                               ransac_threshold=args.ransac_threshold, fb_threshold=args.fb_threshold,
                                matcher=args.matcher, plausibility=not args.no_plausibility,
                                descriptor_flow_px=args.descriptor_flow_px, plausible_net=not args.no_net_length_check,
                                length_smoothing_dt=args.length_smoothing_dt, essential_length=args.essential_length,
