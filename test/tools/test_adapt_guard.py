@@ -80,3 +80,28 @@ def test_adapt_starts_from_the_shipped_model_of_its_domain():
     assert folder == default_model_dir("driving") and ckpt.parent == folder
     assert _resolve_init("", "")[0] == ckpt
     assert _resolve_init(str(default_model_dir("indoor")), "driving")[1] == default_model_dir("indoor")
+
+
+def test_the_pose_score_is_the_mono_odometry_the_node_publishes():
+    """The adaptation's pose score (what the guard judges) is the odometry node's mono pipeline with the
+    model (hybrid: the pose net's motion as prior, tracking and PnP / essential matrix on the depth
+    net's depth), not the pose net chained alone: on 12 frames of the shipped KITTI 06 clip with the
+    shipped models it follows the truth closer (ATE-5 0.038 against 0.061 m, path 1.13 against 0.57 of
+    the truth's)."""
+    import dataclasses
+
+    import numpy as np
+
+    from vode_ros.core.kitti import load_sequence, read_image
+    from vode_ros.core.resources import demo_clip
+    from vode_ros.runtime.inference import default_model_dir
+    from vode_ros.tools.adaptation.score import pose_scores, predict_depths, predict_odometry, predict_trajectory
+
+    seq = load_sequence(demo_clip(), max_frames=12)
+    seq = dataclasses.replace(seq, left=[read_image(p) for p in seq.left])   # in memory, as from a bag
+    models = default_model_dir()
+    truth = np.linalg.inv(seq.poses[0]) @ seq.poses
+    odometry = pose_scores(predict_odometry(models, seq, predict_depths(models, seq)), truth)
+    net_alone = pose_scores(predict_trajectory(models, seq), truth)
+    assert odometry["pose_ate5"] < 0.8 * net_alone["pose_ate5"]
+    assert abs(odometry["path_length_ratio"] - 1.0) < abs(net_alone["path_length_ratio"] - 1.0)

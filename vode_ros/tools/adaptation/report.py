@@ -40,7 +40,7 @@ def headline(report: dict[str, Any]) -> str:
         parts.append(f"depth Abs Rel vs {report['depth_reference']} {b['depth_abs_rel']:.3f} -> {a['depth_abs_rel']:.3f} "
                      f"(median-scaled; constant {a['constant_abs_rel']:.3f})")
     if "pose_ate5" in b and "pose_ate5" in a:
-        parts.append(f"ATE-5 {b['pose_ate5']:.4f} -> {a['pose_ate5']:.4f} m")
+        parts.append(f"mono odometry ATE-5 {b['pose_ate5']:.4f} -> {a['pose_ate5']:.4f} m")
     verdict = "installed" if report["installed"] else "not installed"
     return f"{verdict}: " + ", ".join(parts)
 
@@ -55,6 +55,7 @@ def write_figure(path: Path, held_seq, before_extras: dict, after_extras: dict, 
     trajectories = None
     if "trajectory_gt" in after_extras:
         trajectories = {"reference (bag odometry)": after_extras["trajectory_gt"],
-                        "before": before_extras["trajectory"], "after": after_extras["trajectory"]}
+                        "mono odometry before": before_extras["trajectory"],
+                        "mono odometry after": after_extras["trajectory"]}
     return plot_adaptation(images, [before_extras["samples"][i] for i in picks],
                            [after_extras["samples"][i] for i in picks], refs, path, headline(report), trajectories)

@@ -7,8 +7,10 @@
   the best reference the bag has: a depth topic, else the stereo pair's SGBM (pseudo ground
   truth at the camera's resolution); Abs Rel median-scaled and metric, the median scale
   pred/true, and a constant depth (the reference's median) beside it;
-- pose (pose.onnx chained over the held-out frames) against the bag's odometry / ground truth:
-  ATE-5 (SfMLearner protocol) and the path length ratio (its metric scale).
+- pose against the bag's odometry / ground truth: ATE-5 (SfMLearner protocol) and the path length
+  ratio (its metric scale) of the odometry the node publishes from a mono camera with this model
+  (``pose_*``: the runtime's OdometryPipeline, hybrid, on the depth net's depth: both nets at work,
+  what the guard judges), and of the pose net alone chained (``pose_net_*``, for the report).
 """
 from __future__ import annotations
 
@@ -108,6 +110,26 @@ def predict_trajectory(model_dir: Path, seq) -> np.ndarray:
     return integrate_relative(rel)
 
 
+def predict_odometry(model_dir: Path, seq, depths: list[np.ndarray]) -> np.ndarray:
+    """The odometry node's mono pipeline over ``seq`` -> camera poses (N, 4, 4), first = identity:
+    pose source hybrid (the pose net's motion as prior and fallback, tracking + PnP / essential
+    matrix on ``depths``, the depth net's (h, w) metres per frame), the node's mono defaults."""
+    from vode_ros.runtime.inference import OnnxModel
+    from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, integrate_sequence
+    from vode_ros.runtime.pose.config import PoseEstimatorConfig
+    from vode_ros.runtime.pose.depth_input import resolve_length_smoothing, use_essential
+
+    model = OnnxModel(Path(model_dir) / "pose.onnx", ["CPUExecutionProvider"], expected_kind="pose")
+    config = PoseEstimatorConfig(pose_source="hybrid", essential=use_essential("auto", "mono"),
+                                 length_smoothing=resolve_length_smoothing(-1.0, "mono"))
+    pipeline = OdometryPipeline(model, OdometrySettings(config, geometry_depth="given"))
+    stamps = np.rint(np.asarray(seq.times, dtype=np.float64) * 1e9).astype(np.int64)
+    frames = [{"image": img, "encoding": _encoding(img), "stamp_ns": int(ns), "k": seq.k, "depth": d}
+              for img, d, ns in zip(seq.left, depths, stamps)]
+    poses, _ = integrate_sequence(pipeline, frames)
+    return poses
+
+
 def depth_scores(depths: list[np.ndarray], references: list[np.ndarray | None]) -> dict[str, float]:
     """Abs Rel median-scaled and metric, pred/true scale, and the constant baseline, over the frames
     with a reference (max depth: 80 m outdoors, 10 m indoors, from the reference)."""
@@ -150,10 +172,13 @@ def score_model(model_dir: Path, method, held: HeldOut, snippets) -> tuple[dict[
         scores.update(depth_scores(depths, held.references))
     extras: dict[str, Any] = {}
     if held.seq.poses is not None:
-        traj = predict_trajectory(model_dir, held.seq)
         gt = np.linalg.inv(held.seq.poses[0]) @ held.seq.poses
-        scores.update(pose_scores(traj, gt))
-        extras["trajectory"], extras["trajectory_gt"] = traj, gt
+        odometry = predict_odometry(model_dir, held.seq, depths)
+        scores.update(pose_scores(odometry, gt))
+        net_alone = predict_trajectory(model_dir, held.seq)
+        scores.update({k.replace("pose_", "pose_net_", 1) if k.startswith("pose_") else f"pose_net_{k}": v
+                       for k, v in pose_scores(net_alone, gt).items() if k not in ("pose_frames", "pose_snippets")})
+        extras["trajectory"], extras["trajectory_gt"] = odometry, gt
     picks = sorted({0, len(depths) // 2, len(depths) - 1})[:SAMPLE_FRAMES]
     extras["samples"] = {i: depths[i] for i in picks}
     return scores, extras
