@@ -398,5 +398,13 @@ def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti
         executor.shutdown()
         probe.destroy_node()
         ctx.try_shutdown()
-    assert code == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    for name in ("depth_node", "odometry_node"):     # SIGINT stops the nodes cleanly, whatever launch does next
+        assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", text), text[-3000:]
+    # launch itself exits 0; once in a while (seen in a full CI run, never when run alone) it hangs after
+    # every process it started has finished cleanly, a known launch_ros bug (ros2/launch_ros#199), and
+    # stop() ends it with SIGTERM. Any other status, or a node that did not finish cleanly, fails.
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    hung_after_clean_stop = code == -signal.SIGTERM and "process has finished cleanly [pid" in last
+    assert code == 0 or hung_after_clean_stop, text[-3000:]
 
