@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from launch_helpers import launch_stop_problem
 from vode_ros.cli import run as run_cli
 from vode_ros.tools import launch_runner
 
@@ -348,6 +349,18 @@ def test_stop_sends_sigint_to_the_group_and_returns_its_status():
     assert time.monotonic() - t0 < 5
 
 
+def test_a_launch_is_judged_stopped_by_its_nodes_clean_finish_and_its_status():
+    clean = ("[WARNING] [launch]: user interrupted with ctrl-c (SIGINT)\n"
+             "[INFO] [odometry_node-2]: process has finished cleanly [pid 11]\n"
+             "[INFO] [depth_node-1]: process has finished cleanly [pid 10]\n")
+    assert launch_stop_problem(0, clean) is None
+    assert launch_stop_problem(-signal.SIGTERM, clean) is None          # launch hung after (ros2/launch_ros#199)
+    assert "status 1" in launch_stop_problem(1, clean)
+    assert "status -15" in launch_stop_problem(-signal.SIGTERM, clean + "[ERROR] [launch]: still waiting\n")
+    died = clean.replace("depth_node-1]: process has finished cleanly", "depth_node-1]: process has died")
+    assert "depth_node did not finish cleanly" in launch_stop_problem(0, died)
+
+
 # -- the real thing, where launch is installed ------------------------------------------------
 @pytest.mark.skipif(not (launch_runner.ros2_launch_available() or launch_runner.launch_importable()),
                     reason="ROS 2 launch is not installed (not among the ROS 2 wheels on PyPI; scripts/test.sh "
@@ -398,13 +411,6 @@ def test_launch_starts_namespaced_nodes_that_publish_and_sigint_stops_them(kitti
         executor.shutdown()
         probe.destroy_node()
         ctx.try_shutdown()
-    text = log.read_text()
-    for name in ("depth_node", "odometry_node"):     # SIGINT stops the nodes cleanly, whatever launch does next
-        assert re.search(rf"\[{name}-\d+\]: process has finished cleanly", text), text[-3000:]
-    # launch itself exits 0; once in a while (seen in a full CI run, never when run alone) it hangs after
-    # every process it started has finished cleanly, a known launch_ros bug (ros2/launch_ros#199), and
-    # stop() ends it with SIGTERM. Any other status, or a node that did not finish cleanly, fails.
-    last = [line for line in text.splitlines() if line.strip()][-1]
-    hung_after_clean_stop = code == -signal.SIGTERM and "process has finished cleanly [pid" in last
-    assert code == 0 or hung_after_clean_stop, text[-3000:]
+    problem = launch_stop_problem(code, log.read_text())
+    assert problem is None, problem
 

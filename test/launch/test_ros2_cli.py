@@ -14,6 +14,7 @@ import sys
 import time
 import pytest
 
+from launch_helpers import launch_stop_problem
 from vode_ros.tools import launch_runner
 
 pytestmark = [
@@ -85,7 +86,8 @@ def launched(kitti_dir, models_dir, tmp_path_factory):
     finally:
         launch_runner.stop(player, timeout=10)
         code = launch_runner.stop(launch, timeout=20)
-    assert code == 0, f"ros2 launch did not stop cleanly on SIGINT ({code}):\n{log.read_text()[-3000:]}"
+    problem = launch_stop_problem(code, log.read_text())
+    assert problem is None, problem
 
 
 def _sections(info: str) -> dict[str, set[str]]:
