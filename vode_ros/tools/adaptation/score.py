@@ -113,21 +113,18 @@ def predict_trajectory(model_dir: Path, seq) -> np.ndarray:
 def predict_odometry(model_dir: Path, seq, depths: list[np.ndarray]) -> np.ndarray:
     """The odometry node's mono pipeline over ``seq`` -> camera poses (N, 4, 4), first = identity:
     pose source hybrid (the pose net's motion as prior and fallback, tracking + PnP / essential
-    matrix on ``depths``, the depth net's (h, w) metres per frame), the node's mono defaults."""
+    matrix on ``depths``, the depth net's (h, w) metres per frame), the node's mono defaults; run
+    as `vode eval pose --depth mono` runs it (pose_bench.run_source)."""
     from vode_ros.runtime.inference import OnnxModel
-    from vode_ros.runtime.odometry_pipeline import OdometryPipeline, OdometrySettings, integrate_sequence
     from vode_ros.runtime.pose.config import PoseEstimatorConfig
     from vode_ros.runtime.pose.depth_input import resolve_length_smoothing, use_essential
+    from vode_ros.tools.pose_bench import run_source
 
     model = OnnxModel(Path(model_dir) / "pose.onnx", ["CPUExecutionProvider"], expected_kind="pose")
-    config = PoseEstimatorConfig(pose_source="hybrid", essential=use_essential("auto", "mono"),
+    config = PoseEstimatorConfig(essential=use_essential("auto", "mono"),
                                  length_smoothing=resolve_length_smoothing(-1.0, "mono"))
-    pipeline = OdometryPipeline(model, OdometrySettings(config, geometry_depth="given"))
-    stamps = np.rint(np.asarray(seq.times, dtype=np.float64) * 1e9).astype(np.int64)
-    frames = [{"image": img, "encoding": _encoding(img), "stamp_ns": int(ns), "k": seq.k, "depth": d}
-              for img, d, ns in zip(seq.left, depths, stamps)]
-    poses, _ = integrate_sequence(pipeline, frames)
-    return poses
+    frames = {"images": list(seq.left), "depths": list(depths), "pose_model": model}
+    return run_source(seq, frames, "hybrid", config, progress=False)["poses"]
 
 
 def depth_scores(depths: list[np.ndarray], references: list[np.ndarray | None]) -> dict[str, float]:
@@ -176,8 +173,8 @@ def score_model(model_dir: Path, method, held: HeldOut, snippets) -> tuple[dict[
         odometry = predict_odometry(model_dir, held.seq, depths)
         scores.update(pose_scores(odometry, gt))
         net_alone = predict_trajectory(model_dir, held.seq)
-        scores.update({k.replace("pose_", "pose_net_", 1) if k.startswith("pose_") else f"pose_net_{k}": v
-                       for k, v in pose_scores(net_alone, gt).items() if k not in ("pose_frames", "pose_snippets")})
+        scores.update({f"pose_net_{k.removeprefix('pose_')}": v for k, v in pose_scores(net_alone, gt).items()
+                       if k not in ("pose_frames", "pose_snippets")})
         extras["trajectory"], extras["trajectory_gt"] = odometry, gt
     picks = sorted({0, len(depths) // 2, len(depths) - 1})[:SAMPLE_FRAMES]
     extras["samples"] = {i: depths[i] for i in picks}
