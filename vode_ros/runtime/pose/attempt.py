@@ -66,7 +66,8 @@ def solve(cfg: PoseEstimatorConfig, pnp: PnpConfig, attempt: Attempt, uv0: np.nd
         if t_two is not None:
             result.t_cur_prev = invert_se3(t_two)
     if cfg.essential:
-        # The covariance stays PnP's: the same correspondences, and the length is PnP's.
+        # The covariance stays PnP's: the same correspondences, and the length is PnP's (by default;
+        # essential_length parallax: each inlier's, see motion_choice.py).
         t_e = essential_choice(cfg, uv0, uv1, z, has_z, k_w, p3[result.inliers], result.t_cur_prev, attempt.extra)
         if t_e is not None:
             result.t_cur_prev = t_e
